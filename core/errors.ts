@@ -1,0 +1,127 @@
+/**
+ * Typed errors. API errors carry their HTTP status and a stable `code`, and serialise to the API's
+ * error shape `{error: {code, message, details}}`. Anything else that reaches a handler is a 500.
+ */
+
+export interface ErrorBody {
+  error: { code: string; message: string; details?: unknown };
+}
+
+export class ApiError extends Error {
+  readonly status: number;
+  readonly code: string;
+  readonly details?: unknown;
+
+  constructor(status: number, code: string, message: string, details?: unknown) {
+    super(message);
+    this.name = 'ApiError';
+    this.status = status;
+    this.code = code;
+    this.details = details;
+  }
+
+  toBody(): ErrorBody {
+    return {
+      error: {
+        code: this.code,
+        message: this.message,
+        ...(this.details === undefined ? {} : { details: this.details }),
+      },
+    };
+  }
+}
+
+export class BadRequestError extends ApiError {
+  constructor(message: string, details?: unknown, code = 'BAD_REQUEST') {
+    super(400, code, message, details);
+    this.name = 'BadRequestError';
+  }
+}
+
+export class ValidationError extends ApiError {
+  constructor(message: string, details?: unknown) {
+    super(400, 'VALIDATION_ERROR', message, details);
+    this.name = 'ValidationError';
+  }
+}
+
+export class UnauthorizedError extends ApiError {
+  constructor(message = 'Missing or invalid bearer token: send `Authorization: Bearer <token>`.') {
+    super(401, 'UNAUTHORIZED', message);
+    this.name = 'UnauthorizedError';
+  }
+}
+
+export class ForbiddenError extends ApiError {
+  constructor(message: string) {
+    super(403, 'FORBIDDEN', message);
+    this.name = 'ForbiddenError';
+  }
+}
+
+export class NotFoundError extends ApiError {
+  constructor(message: string, code = 'NOT_FOUND') {
+    super(404, code, message);
+    this.name = 'NotFoundError';
+  }
+}
+
+export class MethodNotAllowedError extends ApiError {
+  constructor(message: string) {
+    super(405, 'METHOD_NOT_ALLOWED', message);
+    this.name = 'MethodNotAllowedError';
+  }
+}
+
+export class ConflictError extends ApiError {
+  constructor(message: string, code = 'CONFLICT', details?: unknown) {
+    super(409, code, message, details);
+    this.name = 'ConflictError';
+  }
+}
+
+export class PayloadTooLargeError extends ApiError {
+  constructor(message: string) {
+    super(413, 'PAYLOAD_TOO_LARGE', message);
+    this.name = 'PayloadTooLargeError';
+  }
+}
+
+export class UnsupportedMediaTypeError extends ApiError {
+  constructor(message: string) {
+    super(415, 'UNSUPPORTED_MEDIA_TYPE', message);
+    this.name = 'UnsupportedMediaTypeError';
+  }
+}
+
+export class TooManyRequestsError extends ApiError {
+  constructor(message: string) {
+    super(429, 'TOO_MANY_REQUESTS', message);
+    this.name = 'TooManyRequestsError';
+  }
+}
+
+/** Thrown by an `ObjectStore` when an `ifMatch` / `ifNoneMatch` precondition fails. */
+export class PreconditionFailedError extends Error {
+  readonly key: string;
+  constructor(key: string, message = `precondition failed for ${key}`) {
+    super(message);
+    this.name = 'PreconditionFailedError';
+    this.key = key;
+  }
+}
+
+/**
+ * A training failure that retrying cannot fix (bad data, a spec the trainer cannot build): the job
+ * fails at once with this code and message. Any other error in the worker is treated as temporary.
+ */
+export class UnrecoverableError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = 'UnrecoverableError';
+    this.code = code;
+  }
+}
+
+export const isApiError = (error: unknown): error is ApiError => error instanceof ApiError;
