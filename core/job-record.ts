@@ -1,0 +1,112 @@
+/**
+ * The job record (`tenants/{t}/jobs/{id}/job.json`): the single source of truth for a job, and the
+ * state machine that every change goes through.
+ */
+import { z } from 'zod';
+import { ConflictError } from './errors.ts';
+import { resolvedJobSpec } from './job-spec.ts';
+
+export const JOB_STATUSES = ['QUEUED', 'RUNNING', 'CANCELLING', 'SUCCEEDED', 'FAILED', 'CANCELLED'] as const;
+export const jobStatus = z.enum(JOB_STATUSES);
+export type JobStatus = z.infer<typeof jobStatus>;
+
+export const TERMINAL_STATUSES: readonly JobStatus[] = ['SUCCEEDED', 'FAILED', 'CANCELLED'];
+export const isTerminal = (status: JobStatus): boolean => TERMINAL_STATUSES.includes(status);
+
+/** Which status may follow which. RUNNING → RUNNING is a new attempt after a redelivery. */
+const TRANSITIONS: Record<JobStatus, readonly JobStatus[]> = {
+  QUEUED: ['RUNNING', 'CANCELLED', 'FAILED'],
+  RUNNING: ['RUNNING', 'CANCELLING', 'SUCCEEDED', 'FAILED'],
+  CANCELLING: ['CANCELLED', 'FAILED'],
+  SUCCEEDED: [],
+  FAILED: [],
+  CANCELLED: [],
+};
+
+export const canTransition = (from: JobStatus, to: JobStatus): boolean => TRANSITIONS[from].includes(to);
+
+export const jobError = z.object({ code: z.string(), message: z.string() });
+export type JobError = z.infer<typeof jobError>;
+
+export const jobRecord = z.object({
+  id: z.string(),
+  name: z.string(),
+  status: jobStatus,
+  createdAt: z.string(),
+  updatedAt: z.string(),
+  startedAt: z.string().optional(),
+  finishedAt: z.string().optional(),
+  /** How many times a worker has started this job (1 on the first run). */
+  attempt: z.int(),
+  progress: z.object({
+    epoch: z.int(),
+    epochs: z.int(),
+    loss: z.number().optional(),
+    valLoss: z.number().optional(),
+  }),
+  error: jobError.optional(),
+  spec: resolvedJobSpec,
+  /** Classification: the classes in output-unit order (sorted labels, numerically when all are numbers). */
+  classes: z.array(z.union([z.string(), z.number()])).optional(),
+  /** The TensorFlow.js backend that trained the job (`tensorflow`, `wasm`, `cpu`). */
+  backend: z.string().optional(),
+  resources: z
+    .object({
+      trainingSeconds: z.number(),
+      samplesPerSecond: z.number(),
+      rows: z.object({ training: z.int(), validation: z.int() }),
+      parameters: z.int(),
+    })
+    .optional(),
+  cancelRequestedAt: z.string().optional(),
+});
+export type JobRecord = z.infer<typeof jobRecord>;
+
+/** Returns the record moved to `to` with `patch` applied, or throws a 409 naming both states. */
+export function transition(
+  record: JobRecord,
+  to: JobStatus,
+  now: Date,
+  patch: Partial<JobRecord> = {},
+): JobRecord {
+  if (!canTransition(record.status, to)) {
+    throw new ConflictError(
+      `Job ${record.id} is ${record.status} and cannot become ${to}.`,
+      'INVALID_STATE',
+      {
+        status: record.status,
+      },
+    );
+  }
+  const stamp = now.toISOString();
+  return {
+    ...record,
+    ...patch,
+    status: to,
+    updatedAt: stamp,
+    ...(to === 'RUNNING' && !record.startedAt ? { startedAt: stamp } : {}),
+    ...(isTerminal(to) ? { finishedAt: stamp } : {}),
+  };
+}
+
+export const jobEvent = z.object({
+  at: z.string(),
+  type: z.enum(['state', 'warning', 'info']),
+  status: jobStatus.optional(),
+  message: z.string(),
+  attempt: z.int().optional(),
+});
+export type JobEvent = z.infer<typeof jobEvent>;
+
+export const epochMetrics = z
+  .object({
+    epoch: z.int(),
+    loss: z.number(),
+    valLoss: z.number().optional(),
+  })
+  .catchall(z.number());
+export type EpochMetrics = z.infer<typeof epochMetrics>;
+
+/** The queue message of a job: just enough to find its record. */
+export const jobMessage = z.strictObject({ tenant: z.string(), jobId: z.string() });
+export type JobMessage = z.infer<typeof jobMessage>;

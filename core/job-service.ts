@@ -1,0 +1,427 @@
+/**
+ * What the API does, as plain functions over injected ports: the handlers in `functions/` only
+ * parse requests and map results. No AWS or TensorFlow.js here.
+ */
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import {
+  BadRequestError,
+  ConflictError,
+  NotFoundError,
+  PayloadTooLargeError,
+  PreconditionFailedError,
+  ValidationError,
+} from './errors.ts';
+import { ulid } from './ids.ts';
+import {
+  isTerminal,
+  type JobEvent,
+  type JobRecord,
+  type JobStatus,
+  jobStatus,
+  transition,
+} from './job-record.ts';
+import { createDatasetRequest, type DatasetFormat, type JobSpec, jobSpec } from './job-spec.ts';
+import { fromJson, JobStore, toJson } from './job-store.ts';
+import { datasetKeys, isValidId, jobKeys, tenantPrefix } from './keys.ts';
+import type { JobQueue, ObjectStore } from './ports.ts';
+import { peekColumns } from './tabular.ts';
+import { parseOrThrow } from './validate.ts';
+
+export interface Limits {
+  /** Largest dataset upload, in bytes. */
+  readonly maxDatasetBytes: number;
+  /** How long presigned upload URLs stay valid. */
+  readonly uploadUrlSeconds: number;
+  /** How long presigned artifact download URLs stay valid. */
+  readonly downloadUrlSeconds: number;
+}
+
+export const DEFAULT_LIMITS: Limits = {
+  maxDatasetBytes: 256 * 1024 * 1024,
+  uploadUrlSeconds: 3600,
+  downloadUrlSeconds: 3600,
+};
+
+export interface Services {
+  readonly store: ObjectStore;
+  readonly queue: JobQueue;
+  readonly now: () => Date;
+  readonly newId: () => string;
+  readonly limits: Limits;
+}
+
+export function createServices(
+  store: ObjectStore,
+  queue: JobQueue,
+  overrides: Partial<Services> = {},
+): Services {
+  return {
+    store,
+    queue,
+    now: () => new Date(),
+    newId: () => ulid(),
+    limits: DEFAULT_LIMITS,
+    ...overrides,
+  };
+}
+
+export const datasetMeta = z.object({
+  id: z.string(),
+  name: z.string(),
+  format: z.enum(['csv', 'jsonl']),
+  createdAt: z.string(),
+});
+export type DatasetMeta = z.infer<typeof datasetMeta>;
+
+const CONTENT_TYPES: Record<DatasetFormat, string> = { csv: 'text/csv', jsonl: 'application/x-ndjson' };
+
+export async function createDataset(s: Services, tenant: string, body: unknown) {
+  const request = parseOrThrow(createDatasetRequest, body, 'dataset request');
+  const id = s.newId();
+  const keys = datasetKeys(tenant, id);
+  const meta: DatasetMeta = {
+    id,
+    name: request.name,
+    format: request.format,
+    createdAt: s.now().toISOString(),
+  };
+  await s.store.put(keys.meta, toJson(meta), { ifNoneMatch: '*', contentType: 'application/json' });
+  const expiresIn = s.limits.uploadUrlSeconds;
+  const uploadUrl = await s.store.presignPut(keys.data, {
+    expiresInSeconds: expiresIn,
+    contentType: CONTENT_TYPES[request.format],
+  });
+  return {
+    datasetId: id,
+    name: meta.name,
+    format: meta.format,
+    uploadUrl,
+    uploadMethod: 'PUT' as const,
+    uploadHeaders: { 'content-type': CONTENT_TYPES[request.format] },
+    maxBytes: s.limits.maxDatasetBytes,
+    expiresAt: new Date(s.now().getTime() + expiresIn * 1000).toISOString(),
+  };
+}
+
+export async function getDatasetMeta(s: Services, tenant: string, datasetId: string): Promise<DatasetMeta> {
+  const object = isValidId(datasetId) ? await s.store.get(datasetKeys(tenant, datasetId).meta) : undefined;
+  if (!object) {
+    throw new BadRequestError(
+      `dataset.id: no dataset ${datasetId} in this account; create one with POST /datasets.`,
+      { path: 'dataset.id' },
+      'UNKNOWN_DATASET',
+    );
+  }
+  return datasetMeta.parse(fromJson(object.body));
+}
+
+/** Checks at submit what can be checked cheaply: the data was uploaded, fits, and has the columns. */
+async function checkDataset(s: Services, tenant: string, spec: JobSpec, meta: DatasetMeta): Promise<void> {
+  const keys = datasetKeys(tenant, meta.id);
+  const info = await s.store.head(keys.data);
+  if (!info) {
+    throw new BadRequestError(
+      `dataset.id: dataset ${meta.id} has no data yet; PUT the file to its uploadUrl first.`,
+      { path: 'dataset.id' },
+      'DATASET_NOT_UPLOADED',
+    );
+  }
+  if (info.size === 0)
+    throw new BadRequestError(
+      `dataset.id: dataset ${meta.id} is empty.`,
+      { path: 'dataset.id' },
+      'EMPTY_DATASET',
+    );
+  if (info.size > s.limits.maxDatasetBytes) {
+    throw new PayloadTooLargeError(
+      `Dataset ${meta.id} is ${info.size} bytes; the limit is ${s.limits.maxDatasetBytes}.`,
+    );
+  }
+  const head = await s.store.get(keys.data, { range: { start: 0, end: 64 * 1024 - 1 } });
+  const columns = head ? peekColumns(head.body, meta.format) : undefined;
+  if (!columns) return;
+  const wanted = [spec.dataset.label, ...(spec.dataset.features ?? [])];
+  const missing = wanted.filter((c) => !columns.includes(c));
+  if (missing.length > 0) {
+    throw new ValidationError(
+      `The dataset has no column${missing.length > 1 ? 's' : ''} ${missing.map((m) => `"${m}"`).join(', ')}; its columns are ${columns.map((c) => `"${c}"`).join(', ')}.`,
+      { missing, columns },
+    );
+  }
+  if (spec.dataset.features?.includes(spec.dataset.label)) {
+    throw new ValidationError(`dataset.features must not include the label "${spec.dataset.label}".`);
+  }
+}
+
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+
+/** Canonical JSON (sorted keys), so that the same body in another key order is the same request. */
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) =>
+      a < b ? -1 : a > b ? 1 : 0,
+    );
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+export const IDEMPOTENCY_KEY_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
+
+export interface SubmitResult {
+  record: JobRecord;
+  /** True when an `Idempotency-Key` replay returned the job created earlier. */
+  replayed: boolean;
+}
+
+export async function submitJob(
+  s: Services,
+  tenant: string,
+  body: unknown,
+  idempotencyKey?: string,
+): Promise<SubmitResult> {
+  const parsed = parseOrThrow(jobSpec, body, 'job spec');
+  const jobs = new JobStore(s.store);
+
+  let idempotencyObject: string | undefined;
+  const requestHash = sha256(canonical(body));
+  if (idempotencyKey !== undefined) {
+    if (!IDEMPOTENCY_KEY_PATTERN.test(idempotencyKey)) {
+      throw new BadRequestError('Idempotency-Key must be 1–128 characters of letters, digits, _ . : -');
+    }
+    idempotencyObject = `${tenantPrefix(tenant)}idempotency/${sha256(idempotencyKey)}.json`;
+    const earlier = await s.store.get(idempotencyObject);
+    if (earlier)
+      return replay(
+        jobs,
+        tenant,
+        fromJson(earlier.body) as { jobId: string; requestHash: string },
+        requestHash,
+      );
+  }
+
+  const id = s.newId();
+  const spec: JobSpec = {
+    ...parsed,
+    name: parsed.name ?? `${parsed.task}-${id.slice(-6).toLowerCase()}`,
+    training: { ...parsed.training, seed: parsed.training.seed ?? Math.floor(Math.random() * 2 ** 31) },
+  };
+  const meta = await getDatasetMeta(s, tenant, spec.dataset.id);
+  await checkDataset(s, tenant, spec, meta);
+
+  if (idempotencyObject) {
+    try {
+      await s.store.put(idempotencyObject, toJson({ jobId: id, requestHash }), { ifNoneMatch: '*' });
+    } catch (error) {
+      if (!(error instanceof PreconditionFailedError)) throw error;
+      const earlier = await s.store.get(idempotencyObject);
+      if (earlier)
+        return replay(
+          jobs,
+          tenant,
+          fromJson(earlier.body) as { jobId: string; requestHash: string },
+          requestHash,
+        );
+      throw error;
+    }
+  }
+
+  const now = s.now().toISOString();
+  const record: JobRecord = {
+    id,
+    name: spec.name,
+    status: 'QUEUED',
+    createdAt: now,
+    updatedAt: now,
+    attempt: 0,
+    progress: { epoch: 0, epochs: spec.training.epochs },
+    spec,
+  };
+  await jobs.create(tenant, record);
+  await jobs.appendEvent(tenant, id, {
+    at: now,
+    type: 'state',
+    status: 'QUEUED',
+    message: 'Job submitted and queued.',
+  });
+  await s.queue.send(JSON.stringify({ tenant, jobId: id }));
+  return { record, replayed: false };
+}
+
+async function replay(
+  jobs: JobStore,
+  tenant: string,
+  earlier: { jobId: string; requestHash: string },
+  requestHash: string,
+): Promise<SubmitResult> {
+  if (earlier.requestHash !== requestHash) {
+    throw new ConflictError(
+      'This Idempotency-Key was already used with a different request body; use a new key for a new job.',
+      'IDEMPOTENCY_KEY_REUSED',
+      { jobId: earlier.jobId },
+    );
+  }
+  // The earlier request may still be between storing the key and storing the job: wait briefly.
+  for (let i = 0; i < 20; i++) {
+    try {
+      return { record: (await jobs.get(tenant, earlier.jobId)).record, replayed: true };
+    } catch (error) {
+      if (!(error instanceof NotFoundError)) throw error;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  throw new ConflictError(
+    'An earlier request with this Idempotency-Key is still being processed; retry shortly.',
+    'IDEMPOTENCY_IN_PROGRESS',
+  );
+}
+
+export const listJobsQuery = z.strictObject({
+  status: jobStatus.optional(),
+  limit: z.coerce.number().int().min(1).max(100).default(20),
+  cursor: z.string().max(1024).optional(),
+});
+
+export async function listJobs(s: Services, tenant: string, query: unknown) {
+  const q = parseOrThrow(listJobsQuery, query, 'query');
+  const jobs = new JobStore(s.store);
+  const found: JobRecord[] = [];
+  let cursor = q.cursor ? decodeCursor(q.cursor) : undefined;
+  // Scan index pages until the page is full; with a status filter a page may need several reads.
+  for (let scanned = 0; found.length < q.limit && scanned < 20; scanned++) {
+    const page = await jobs.listIds(tenant, { limit: q.limit - found.length, ...(cursor ? { cursor } : {}) });
+    const records = await Promise.all(
+      page.ids.map((id) =>
+        jobs.get(tenant, id).then(
+          (v) => v.record,
+          () => undefined,
+        ),
+      ),
+    );
+    for (const record of records) if (record && (!q.status || record.status === q.status)) found.push(record);
+    cursor = page.nextCursor;
+    if (!cursor) break;
+  }
+  return { jobs: found, nextCursor: cursor ? encodeCursor(cursor) : null };
+}
+
+const encodeCursor = (raw: string) => Buffer.from(raw).toString('base64url');
+function decodeCursor(cursor: string): string {
+  const raw = Buffer.from(cursor, 'base64url').toString();
+  if (!raw || Buffer.from(raw).toString('base64url') !== cursor) {
+    throw new BadRequestError(
+      'cursor: not a cursor returned by GET /jobs.',
+      { path: 'cursor' },
+      'INVALID_CURSOR',
+    );
+  }
+  return raw;
+}
+
+export async function getJob(s: Services, tenant: string, jobId: string): Promise<JobRecord> {
+  return (await new JobStore(s.store).get(tenant, jobId)).record;
+}
+
+export async function getMetrics(s: Services, tenant: string, jobId: string) {
+  const jobs = new JobStore(s.store);
+  await jobs.get(tenant, jobId);
+  return { epochs: await jobs.metrics(tenant, jobId) };
+}
+
+export async function getEvents(s: Services, tenant: string, jobId: string) {
+  const jobs = new JobStore(s.store);
+  await jobs.get(tenant, jobId);
+  return { events: await jobs.events(tenant, jobId) };
+}
+
+export async function cancelJob(s: Services, tenant: string, jobId: string): Promise<JobRecord> {
+  const jobs = new JobStore(s.store);
+  const now = s.now();
+  let from: JobStatus | undefined;
+  const { record } = await jobs.update(tenant, jobId, (current) => {
+    from = current.status;
+    if (current.status === 'QUEUED')
+      return transition(current, 'CANCELLED', now, { cancelRequestedAt: now.toISOString() });
+    if (current.status === 'RUNNING')
+      return transition(current, 'CANCELLING', now, { cancelRequestedAt: now.toISOString() });
+    if (current.status === 'CANCELLING') return current;
+    throw new ConflictError(
+      `Job ${jobId} is ${current.status}; only QUEUED or RUNNING jobs can be cancelled.`,
+      'INVALID_STATE',
+      {
+        status: current.status,
+      },
+    );
+  });
+  if (from !== 'CANCELLING') {
+    const event: JobEvent = {
+      at: now.toISOString(),
+      type: 'state',
+      status: record.status,
+      message:
+        record.status === 'CANCELLED'
+          ? 'Cancelled before it started.'
+          : 'Cancel requested; stopping after the current epoch.',
+    };
+    await jobs.appendEvent(tenant, jobId, event);
+  }
+  return record;
+}
+
+export async function deleteJob(s: Services, tenant: string, jobId: string) {
+  const jobs = new JobStore(s.store);
+  const { record } = await jobs.get(tenant, jobId);
+  if (!isTerminal(record.status)) {
+    throw new ConflictError(
+      `Job ${jobId} is ${record.status}; cancel it and wait until it has ended before deleting it.`,
+      'INVALID_STATE',
+      {
+        status: record.status,
+      },
+    );
+  }
+  const deletedObjects = await jobs.purge(tenant, jobId);
+  return { id: jobId, deleted: true, deletedObjects };
+}
+
+export async function getResult(s: Services, tenant: string, jobId: string) {
+  const jobs = new JobStore(s.store);
+  const { record } = await jobs.get(tenant, jobId);
+  if (record.status !== 'SUCCEEDED') {
+    throw new ConflictError(
+      `Job ${jobId} is ${record.status}; a result exists once it has SUCCEEDED.`,
+      'NOT_READY',
+      {
+        status: record.status,
+      },
+    );
+  }
+  const keys = jobKeys(tenant, jobId);
+  const report = await jobs.readJson<Record<string, unknown>>(keys.report, {});
+  const expiresInSeconds = s.limits.downloadUrlSeconds;
+  const sign = (key: string) => s.store.presignGet(key, { expiresInSeconds });
+  const [modelJson, weights, reportUrl, lossCurve] = await Promise.all([
+    sign(keys.modelJson),
+    sign(keys.weights),
+    sign(keys.report),
+    sign(keys.lossCurve),
+  ]);
+  // The headline figures: the validation set's scalar metrics (the training set's without one).
+  const evaluated = (report.validation ?? report.training ?? {}) as Record<string, unknown>;
+  const metrics = Object.fromEntries(Object.entries(evaluated).filter(([, v]) => typeof v === 'number'));
+  return {
+    id: jobId,
+    status: record.status,
+    metrics,
+    report,
+    artifacts: {
+      'model.json': modelJson,
+      'weights.bin': weights,
+      'report.json': reportUrl,
+      'loss-curve.svg': lossCurve,
+    },
+    expiresAt: new Date(s.now().getTime() + expiresInSeconds * 1000).toISOString(),
+  };
+}

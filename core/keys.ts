@@ -1,0 +1,47 @@
+/**
+ * Storage keys. Every key is built here from validated parts, so no caller-controlled string can add
+ * a path segment or reach another tenant's prefix.
+ */
+import { ULID_PATTERN } from './ids.ts';
+
+export const TENANT_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
+function checkTenant(tenant: string): string {
+  if (!TENANT_PATTERN.test(tenant)) throw new Error(`invalid tenant id ${JSON.stringify(tenant)}`);
+  return tenant;
+}
+
+function checkId(id: string): string {
+  if (!ULID_PATTERN.test(id)) throw new Error(`invalid id ${JSON.stringify(id)}`);
+  return id;
+}
+
+export const isValidId = (id: string): boolean => ULID_PATTERN.test(id);
+
+export const tenantPrefix = (tenant: string): string => `tenants/${checkTenant(tenant)}/`;
+
+export const jobPrefix = (tenant: string, jobId: string): string =>
+  `${tenantPrefix(tenant)}jobs/${checkId(jobId)}/`;
+
+export const jobKeys = (tenant: string, jobId: string) => {
+  const p = jobPrefix(tenant, jobId);
+  return {
+    prefix: p,
+    record: `${p}job.json`,
+    metrics: `${p}metrics.json`,
+    events: `${p}events.json`,
+    report: `${p}report.json`,
+    lossCurve: `${p}loss-curve.svg`,
+    modelJson: `${p}model/model.json`,
+    weights: `${p}model/weights.bin`,
+    checkpoints: `${p}checkpoints/`,
+  };
+};
+
+/** Newest-first listing: one empty marker per job under a key that sorts in reverse time order. */
+export const jobIndexPrefix = (tenant: string): string => `${tenantPrefix(tenant)}job-index/`;
+
+export const datasetKeys = (tenant: string, datasetId: string) => {
+  const p = `${tenantPrefix(tenant)}datasets/${checkId(datasetId)}/`;
+  return { prefix: p, meta: `${p}dataset.json`, data: `${p}data` };
+};

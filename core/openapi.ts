@@ -1,0 +1,95 @@
+/** The OpenAPI 3.1 document, generated from the route table and the same zod schemas that validate requests. */
+import { z } from 'zod';
+import { routes } from '../functions/routes.ts';
+import { jobRecord } from './job-record.ts';
+import { createDatasetRequest, jobSpec } from './job-spec.ts';
+
+const errorBody = z.object({
+  error: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() }),
+});
+
+const schema = (s: z.ZodType, io: 'input' | 'output') =>
+  z.toJSONSchema(s, { io, target: 'draft-2020-12', unrepresentable: 'any' });
+
+const REQUEST_BODIES: Record<string, string> = {
+  'POST /jobs': 'JobSpec',
+  'POST /datasets': 'CreateDatasetRequest',
+};
+const RESPONSES: Record<string, string> = {
+  'POST /jobs': 'JobRecord',
+  'GET /jobs/{id}': 'JobRecord',
+  'POST /jobs/{id}/cancel': 'JobRecord',
+};
+
+export function openApiDocument(): Record<string, unknown> {
+  const paths: Record<string, Record<string, unknown>> = {};
+  for (const route of routes) {
+    const key = `${route.method} ${route.path}`;
+    const parameters = [...route.path.matchAll(/\{(\w+)\}/g)].map((m) => ({
+      name: m[1],
+      in: 'path',
+      required: true,
+      schema: { type: 'string' },
+    }));
+    if (key === 'GET /jobs') {
+      parameters.push(
+        { name: 'status', in: 'query', required: false, schema: { type: 'string' } },
+        { name: 'limit', in: 'query', required: false, schema: { type: 'string' } },
+        { name: 'cursor', in: 'query', required: false, schema: { type: 'string' } },
+      );
+    }
+    if (key === 'POST /jobs') {
+      parameters.push({ name: 'Idempotency-Key', in: 'header', required: false, schema: { type: 'string' } });
+    }
+    const body = REQUEST_BODIES[key];
+    const response = RESPONSES[key];
+    const okStatus = route.method === 'POST' && !route.path.endsWith('/cancel') ? '201' : '200';
+    paths[route.path] ??= {};
+    (paths[route.path] as Record<string, unknown>)[route.method.toLowerCase()] = {
+      operationId: route.handler.replace(/-(\w)/g, (_, c: string) => c.toUpperCase()),
+      summary: route.summary,
+      ...(route.scope ? { security: [{ bearer: [route.scope] }] } : { security: [] }),
+      ...(parameters.length ? { parameters } : {}),
+      ...(body
+        ? {
+            requestBody: {
+              required: true,
+              content: { 'application/json': { schema: { $ref: `#/components/schemas/${body}` } } },
+            },
+          }
+        : {}),
+      responses: {
+        [okStatus]: {
+          description: 'Success',
+          content: {
+            'application/json': {
+              schema: response ? { $ref: `#/components/schemas/${response}` } : { type: 'object' },
+            },
+          },
+        },
+        '4XX': {
+          description: 'The request was wrong; the message says what to fix',
+          content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+        },
+      },
+    };
+  }
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'descent',
+      version: '0.1.0',
+      description: 'Submit TensorFlow.js training jobs, follow them, fetch the trained model.',
+    },
+    components: {
+      securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
+      schemas: {
+        JobSpec: schema(jobSpec, 'input'),
+        CreateDatasetRequest: schema(createDatasetRequest, 'input'),
+        JobRecord: schema(jobRecord, 'output'),
+        Error: schema(errorBody, 'output'),
+      },
+    },
+    paths,
+  };
+}

@@ -1,0 +1,9 @@
+import { cancelJob, type Services } from '../core/job-service.ts';
+import { api, json, pathParam, tenantOf } from './http.ts';
+import { lambda } from './lambda.ts';
+
+/** POST /jobs/{id}/cancel → QUEUED becomes CANCELLED, RUNNING becomes CANCELLING. */
+export const create = (s: Services) =>
+  api(async (event) => json(200, await cancelJob(s, tenantOf(event), pathParam(event, 'id'))));
+
+export const handler = lambda(create);

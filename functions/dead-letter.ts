@@ -1,0 +1,25 @@
+/** SQS event source on the dead-letter queue: marks each dead-lettered job FAILED with MAX_ATTEMPTS. */
+import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import { ENV, intEnv } from '../core/config.ts';
+import { handleDeadLetter } from '../core/dead-letter.ts';
+import { log } from '../core/log.ts';
+import { awsServices } from './lambda.ts';
+
+export const handler = async (event: SQSEvent): Promise<SQSBatchResponse> => {
+  const { store } = await awsServices();
+  const maxAttempts = intEnv(ENV.maxAttempts, 3, { min: 1, max: 1000 });
+  const batchItemFailures: SQSBatchResponse['batchItemFailures'] = [];
+  for (const record of event.Records) {
+    try {
+      const outcome = await handleDeadLetter(store, record.body, new Date(), maxAttempts);
+      log.info('dead-lettered job handled', { messageId: record.messageId, outcome });
+    } catch (error) {
+      log.error('dead-letter handling failed; will retry', {
+        messageId: record.messageId,
+        error: String(error),
+      });
+      batchItemFailures.push({ itemIdentifier: record.messageId });
+    }
+  }
+  return { batchItemFailures };
+};

@@ -1,0 +1,9 @@
+import { deleteJob, type Services } from '../core/job-service.ts';
+import { api, json, pathParam, tenantOf } from './http.ts';
+import { lambda } from './lambda.ts';
+
+/** DELETE /jobs/{id} → purges a finished job's objects. */
+export const create = (s: Services) =>
+  api(async (event) => json(200, await deleteJob(s, tenantOf(event), pathParam(event, 'id'))));
+
+export const handler = lambda(create);

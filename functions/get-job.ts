@@ -1,0 +1,9 @@
+import { getJob, type Services } from '../core/job-service.ts';
+import { api, json, pathParam, tenantOf } from './http.ts';
+import { lambda } from './lambda.ts';
+
+/** GET /jobs/{id} → the job record. */
+export const create = (s: Services) =>
+  api(async (event) => json(200, await getJob(s, tenantOf(event), pathParam(event, 'id'))));
+
+export const handler = lambda(create);

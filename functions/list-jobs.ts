@@ -1,0 +1,9 @@
+import { listJobs, type Services } from '../core/job-service.ts';
+import { api, json, queryOf, tenantOf } from './http.ts';
+import { lambda } from './lambda.ts';
+
+/** GET /jobs?status=&limit=&cursor= → newest first. */
+export const create = (s: Services) =>
+  api(async (event) => json(200, await listJobs(s, tenantOf(event), queryOf(event))));
+
+export const handler = lambda(create);

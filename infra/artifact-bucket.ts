@@ -1,0 +1,97 @@
+import { type CfnElement, Stack, Validations } from 'aws-cdk-lib';
+import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { type IKey, Key } from 'aws-cdk-lib/aws-kms';
+import type { Function as LambdaFunction } from 'aws-cdk-lib/aws-lambda';
+import { Bucket, type BucketProps, type IBucket } from 'aws-cdk-lib/aws-s3';
+import { Construct } from 'constructs';
+import { ENV } from '../core/config.ts';
+import {
+  accessLogsBucketDefaults,
+  artifactBucketDefaults,
+  encryptionKeyDefaults,
+  withDefaults,
+} from './secure-defaults.ts';
+
+/** Every object descent writes lives under this prefix (see `core/keys.ts`); grants stop there. */
+export const OBJECT_PREFIX = 'tenants/';
+
+export interface ArtifactBucketProps {
+  /**
+   * The KMS key that encrypts the objects.
+   * @default - a new customer-managed key with yearly rotation
+   */
+  readonly encryptionKey?: IKey;
+  /**
+   * Where S3 writes the bucket's server access logs.
+   * @default - a new SSE-S3 encrypted, private, TLS-only bucket that keeps logs for a year
+   */
+  readonly serverAccessLogsBucket?: IBucket;
+  /**
+   * Origins allowed to PUT (upload) and GET (download) through presigned URLs from a browser.
+   * @default ['*'] - any origin: the presigned URL itself is the credential, and it expires
+   */
+  readonly corsAllowedOrigins?: readonly string[];
+  /**
+   * Overrides of the bucket's secure defaults (`artifactBucketDefaults` in `secure-defaults.ts`).
+   * @default - none
+   */
+  readonly bucketProps?: BucketProps;
+}
+
+/**
+ * The S3 bucket that holds datasets, job records, checkpoints, models and reports: SSE-KMS, TLS only,
+ * no public access, versioned (so a bad compare-and-swap write can be undone), with server access logs.
+ */
+export class ArtifactBucket extends Construct {
+  /** The artifact bucket. */
+  public readonly bucket: Bucket;
+  /** The key that encrypts the artifact bucket's objects. */
+  public readonly encryptionKey: IKey;
+  /** The bucket that receives the artifact bucket's server access logs. */
+  public readonly accessLogsBucket: IBucket;
+
+  constructor(scope: Construct, id: string, props: ArtifactBucketProps = {}) {
+    super(scope, id);
+    this.encryptionKey =
+      props.encryptionKey ??
+      new Key(this, 'Key', encryptionKeyDefaults('Encrypts the descent artifact bucket'));
+    this.accessLogsBucket =
+      props.serverAccessLogsBucket ?? new Bucket(this, 'AccessLogs', accessLogsBucketDefaults());
+    this.bucket = new Bucket(
+      this,
+      'Bucket',
+      withDefaults(
+        artifactBucketDefaults(this.encryptionKey, this.accessLogsBucket, props.corsAllowedOrigins ?? ['*']),
+        props.bucketProps,
+      ),
+    );
+  }
+
+  /**
+   * Lets `fn` read, write, list and delete objects under `tenants/` (and sign URLs that do the same),
+   * with the KMS permissions that needs, and sets `DESCENT_BUCKET` on it. Object versions stay out of
+   * reach: no `s3:DeleteObjectVersion`, so a purged object can still be recovered for 30 days.
+   */
+  grantReadWriteTo(fn: LambdaFunction): void {
+    fn.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject', 's3:AbortMultipartUpload'],
+        resources: [this.bucket.arnForObjects(`${OBJECT_PREFIX}*`)],
+      }),
+    );
+    fn.addToRolePolicy(
+      new PolicyStatement({ actions: ['s3:ListBucket'], resources: [this.bucket.bucketArn] }),
+    );
+    // GenerateDataKey to write (and to sign presigned PUTs), Decrypt to read and to finish multipart uploads.
+    this.encryptionKey.grant(fn, 'kms:Decrypt', 'kms:GenerateDataKey');
+    fn.addEnvironment(ENV.bucket, this.bucket.bucketName);
+
+    const bucketId = Stack.of(this).getLogicalId(this.bucket.node.defaultChild as CfnElement);
+    if (fn.role) {
+      Validations.of(fn.role).acknowledge({
+        id: `AwsSolutions-IAM5[Resource::<${bucketId}.Arn>/${OBJECT_PREFIX}*]`,
+        reason: `Job and dataset keys are created at run time under ${OBJECT_PREFIX}; the grant stops at that prefix.`,
+      });
+    }
+  }
+}

@@ -1,0 +1,149 @@
+import { Validations } from 'aws-cdk-lib';
+import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
+import {
+  HttpApi,
+  HttpMethod,
+  type HttpRoute,
+  type HttpStage,
+  LogGroupLogDestination,
+  type ThrottleSettings,
+} from 'aws-cdk-lib/aws-apigatewayv2';
+import { HttpUserPoolAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
+import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
+import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+import { type Route, routes as routeTable } from '../functions/routes.ts';
+import type { ArtifactBucket } from './artifact-bucket.ts';
+import { DescentFunction } from './descent-function.ts';
+import type { JobQueue } from './job-queue.ts';
+import { apiThrottleDefaults, withDefaults } from './secure-defaults.ts';
+import type { TenantUserPool } from './tenant-user-pool.ts';
+
+/** One line of JSON per request; `$context.requestId` is required by API Gateway. */
+const ACCESS_LOG_FORMAT = AccessLogFormat.custom(
+  JSON.stringify({
+    requestId: '$context.requestId',
+    requestTime: '$context.requestTime',
+    sourceIp: '$context.identity.sourceIp',
+    routeKey: '$context.routeKey',
+    status: '$context.status',
+    responseLength: '$context.responseLength',
+    latencyMs: '$context.responseLatency',
+    clientId: '$context.authorizer.claims.client_id',
+    authorizerError: '$context.authorizer.error',
+    integrationError: '$context.integrationErrorMessage',
+  }),
+);
+
+export interface JobsApiProps {
+  /** The bucket every handler reads and writes. */
+  readonly artifacts: ArtifactBucket;
+  /** The queue that submitted jobs are sent to. */
+  readonly jobQueue: JobQueue;
+  /** The user pool whose access tokens the JWT authorizer accepts (one app client per tenant). */
+  readonly tenants: TenantUserPool;
+  /**
+   * The routes to serve, each with its own Lambda function running `functions/<handler>.ts`.
+   * @default - the route table of `functions/routes.ts`
+   */
+  readonly routes?: readonly Route[];
+  /**
+   * Request rate limits of the API's stage.
+   * @default - 50 requests per second, bursts of 100
+   */
+  readonly throttle?: ThrottleSettings;
+  /**
+   * How long the access logs are kept.
+   * @default RetentionDays.ONE_YEAR
+   */
+  readonly accessLogRetention?: RetentionDays;
+}
+
+/**
+ * The HTTP API of descent: one Lambda function per route of the route table, a JWT authorizer that
+ * checks the tenant's Cognito access token and the route's scope (routes without a scope are public),
+ * throttling, and JSON access logs.
+ *
+ * Every handler may read and write the artifact bucket (under `tenants/`) and send to the jobs queue:
+ * handlers build the same AWS adapters from the same environment at start-up, and the permissions are
+ * already scoped to descent's own bucket prefix and queue. Narrowing them per route (only submit-job
+ * sends, only the read routes go without s3:PutObject) is possible later without changing a handler.
+ */
+export class JobsApi extends Construct {
+  /** The HTTP API. */
+  public readonly api: HttpApi;
+  /** The `$default` stage, with throttling and access logs. */
+  public readonly stage: HttpStage;
+  /** The API's base URL. */
+  public readonly url: string;
+  /** The function of each route, by the route's handler file name. */
+  public readonly functions: ReadonlyMap<string, DescentFunction>;
+  /** The log group of the access logs. */
+  public readonly accessLogs: LogGroup;
+
+  constructor(scope: Construct, id: string, props: JobsApiProps) {
+    super(scope, id);
+    this.api = new HttpApi(this, 'Api', {
+      description: 'descent: submit training jobs, read their results',
+      createDefaultStage: false,
+    });
+    this.accessLogs = new LogGroup(this, 'AccessLogs', {
+      retention: props.accessLogRetention ?? RetentionDays.ONE_YEAR,
+    });
+    this.stage = this.api.addStage('DefaultStage', {
+      stageName: '$default',
+      autoDeploy: true,
+      throttle: withDefaults<ThrottleSettings>(apiThrottleDefaults, props.throttle),
+      accessLogSettings: {
+        destination: new LogGroupLogDestination(this.accessLogs),
+        format: ACCESS_LOG_FORMAT,
+      },
+    });
+    this.url = this.stage.url;
+
+    const authorizer = new HttpUserPoolAuthorizer('TenantToken', props.tenants.userPool, {
+      userPoolClients: [...props.tenants.clients],
+    });
+
+    const functions = new Map<string, DescentFunction>();
+    const integrations = new Map<string, HttpLambdaIntegration>();
+    for (const route of props.routes ?? routeTable) {
+      let integration = integrations.get(route.handler);
+      if (!integration) {
+        const fn = new DescentFunction(this, pascalCase(route.handler), {
+          handlerFile: route.handler,
+          description: `descent ${route.method} ${route.path}: ${route.summary}`,
+        });
+        props.artifacts.grantReadWriteTo(fn);
+        props.jobQueue.grantSendTo(fn);
+        integration = new HttpLambdaIntegration(`${pascalCase(route.handler)}Integration`, fn);
+        functions.set(route.handler, fn);
+        integrations.set(route.handler, integration);
+      }
+      const added: HttpRoute[] = this.api.addRoutes({
+        path: route.path,
+        methods: [HttpMethod[route.method]],
+        integration,
+        ...(route.scope && { authorizer, authorizationScopes: [route.scope] }),
+      });
+      if (!route.scope) {
+        for (const r of added) {
+          Validations.of(r).acknowledge({
+            id: 'AwsSolutions-APIG4',
+            reason: `${route.method} ${route.path} is public by design (no scope in the route table): ${route.summary}.`,
+          });
+        }
+      }
+    }
+    this.functions = functions;
+  }
+}
+
+/** `get-job-metrics` → `GetJobMetrics`, for construct ids. */
+function pascalCase(name: string): string {
+  return name
+    .split(/[^a-zA-Z0-9]+/)
+    .filter(Boolean)
+    .map((part) => part.charAt(0).toUpperCase() + part.slice(1))
+    .join('');
+}

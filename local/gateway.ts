@@ -1,0 +1,184 @@
+/**
+ * The local stand-in for API Gateway: turns HTTP requests into HTTP API (payload v2) events, checks
+ * the bearer token as the JWT authorizer would, and calls the very handlers Lambda runs, from the
+ * same route table the CDK stack uses. It also serves the local presigned storage URLs.
+ */
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  type ApiError,
+  MethodNotAllowedError,
+  NotFoundError,
+  PayloadTooLargeError,
+  UnauthorizedError,
+} from '../core/errors.ts';
+import type { Services } from '../core/job-service.ts';
+import type { Logger } from '../core/log.ts';
+import { type ApiEvent, type ApiHandler, type ApiResult, MAX_BODY_BYTES } from '../functions/http.ts';
+import { matchPath, type Route, routes } from '../functions/routes.ts';
+import { handleStorageRequest, readBody } from './storage-route.ts';
+import type { TenantTokens } from './tenants.ts';
+
+export interface GatewayOptions {
+  readonly services: Services;
+  readonly tokens: TenantTokens;
+  /** Signs and verifies the local presigned URLs. */
+  readonly storageSecret: string;
+  readonly log: Logger;
+}
+
+type HandlerModule = { create: (s: Services) => ApiHandler };
+
+function send(response: ServerResponse, result: ApiResult): void {
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(result.headers ?? {})) headers[k] = String(v);
+  response.writeHead(result.statusCode ?? 200, headers);
+  response.end(
+    result.isBase64Encoded && result.body ? Buffer.from(result.body, 'base64') : (result.body ?? ''),
+  );
+}
+
+const errorResult = (error: ApiError): ApiResult => ({
+  statusCode: error.status,
+  headers: { 'content-type': 'application/json; charset=utf-8' },
+  body: JSON.stringify(error.toBody()),
+});
+
+export function toEvent(
+  request: IncomingMessage,
+  url: URL,
+  route: Route,
+  params: Record<string, string>,
+  body: Buffer,
+  tenant?: string,
+): ApiEvent {
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(request.headers))
+    if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(',') : v;
+  const query: Record<string, string> = {};
+  for (const [k, v] of url.searchParams) query[k] = k in query ? `${query[k]},${v}` : v;
+  const now = new Date();
+  const routeKey = `${route.method} ${route.path}`;
+  return {
+    version: '2.0',
+    routeKey,
+    rawPath: url.pathname,
+    rawQueryString: url.search.slice(1),
+    headers,
+    ...(url.search ? { queryStringParameters: query } : {}),
+    ...(Object.keys(params).length ? { pathParameters: params } : {}),
+    ...(body.length ? { body: body.toString('utf8') } : {}),
+    isBase64Encoded: false,
+    requestContext: {
+      accountId: 'local',
+      apiId: 'local',
+      domainName: headers.host ?? 'localhost',
+      domainPrefix: 'localhost',
+      http: {
+        method: route.method,
+        path: url.pathname,
+        protocol: `HTTP/${request.httpVersion}`,
+        sourceIp: request.socket.remoteAddress ?? '127.0.0.1',
+        userAgent: headers['user-agent'] ?? '',
+      },
+      requestId: randomUUID(),
+      routeKey,
+      stage: '$default',
+      time: now.toISOString(),
+      timeEpoch: now.getTime(),
+      ...(tenant ? { authorizer: { lambda: { tenant } } } : {}),
+    },
+  };
+}
+
+export function createGateway(options: GatewayOptions): Server {
+  const { services, tokens, log } = options;
+  const handlers = new Map<string, Promise<ApiHandler>>();
+  const handlerFor = (route: Route) => {
+    let handler = handlers.get(route.handler);
+    if (!handler) {
+      handler = (import(`../functions/${route.handler}.ts`) as Promise<HandlerModule>).then((m) =>
+        m.create(services),
+      );
+      handlers.set(route.handler, handler);
+    }
+    return handler;
+  };
+
+  const serve = async (request: IncomingMessage, response: ServerResponse) => {
+    const url = new URL(request.url ?? '/', 'http://localhost');
+    if (url.pathname.startsWith('/_storage/')) {
+      return handleStorageRequest(services.store, options.storageSecret, request, response, {
+        maxUploadBytes: services.limits.maxDatasetBytes,
+      });
+    }
+    const candidates = routes
+      .map((route) => ({ route, params: matchPath(route.path, url.pathname) }))
+      .filter((c) => c.params);
+    if (candidates.length === 0) {
+      request.resume();
+      return send(
+        response,
+        errorResult(
+          new NotFoundError(
+            `No route ${request.method} ${url.pathname}; see GET /openapi.json for the API.`,
+            'ROUTE_NOT_FOUND',
+          ),
+        ),
+      );
+    }
+    const match = candidates.find((c) => c.route.method === request.method);
+    if (!match?.params) {
+      request.resume();
+      const allowed = candidates.map((c) => c.route.method).join(', ');
+      return send(
+        response,
+        errorResult(new MethodNotAllowedError(`${url.pathname} accepts ${allowed}, not ${request.method}.`)),
+      );
+    }
+    let tenant: string | undefined;
+    if (match.route.scope) {
+      const auth = request.headers.authorization ?? '';
+      const token = /^Bearer\s+(\S+)$/i.exec(auth)?.[1];
+      tenant = token ? tokens.tenantFor(token) : undefined;
+      if (!tenant && token) {
+        await tokens.reload();
+        tenant = tokens.tenantFor(token);
+      }
+      if (!tenant) {
+        request.resume();
+        return send(response, errorResult(new UnauthorizedError()));
+      }
+    }
+    const body = await readBody(request, MAX_BODY_BYTES);
+    if (!body) {
+      request.resume();
+      return send(
+        response,
+        errorResult(new PayloadTooLargeError(`The body is larger than ${MAX_BODY_BYTES} bytes.`)),
+      );
+    }
+    const started = performance.now();
+    const handler = await handlerFor(match.route);
+    const result = await handler(toEvent(request, url, match.route, match.params, body, tenant));
+    send(response, result);
+    log.debug('request', {
+      route: match.route.path,
+      method: request.method,
+      status: result.statusCode,
+      ms: +(performance.now() - started).toFixed(1),
+    });
+  };
+
+  return createServer((request, response) => {
+    serve(request, response).catch((error: unknown) => {
+      log.error('gateway error', { error: String((error as Error)?.stack ?? error) });
+      if (!response.headersSent)
+        send(response, {
+          statusCode: 500,
+          body: JSON.stringify({ error: { code: 'INTERNAL', message: 'Internal error.' } }),
+        });
+      else response.destroy();
+    });
+  });
+}

@@ -1,0 +1,135 @@
+/**
+ * The embedded default: gateway + trainer worker processes + dead-letter loop, with all state under
+ * one data folder. `npm start` runs it; the end-to-end tests start it on an ephemeral port.
+ */
+import { type ChildProcess, fork } from 'node:child_process';
+import { mkdir } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { handleDeadLetter } from '../core/dead-letter.ts';
+import { createServices, DEFAULT_LIMITS, type Limits } from '../core/job-service.ts';
+import { createLogger, type Logger } from '../core/log.ts';
+import { createGateway } from './gateway.ts';
+import { openDeadLetterQueue, openJobQueue, openLocalStore } from './layout.ts';
+import { ensureDefaultToken, ensureSecret, TenantTokens } from './tenants.ts';
+
+export interface LocalStackOptions {
+  readonly dataDir: string;
+  /** 0 = any free port. */
+  readonly port: number;
+  readonly workers: number;
+  /** The default tenant's token; default: kept in `$dataDir/token`. */
+  readonly token?: string;
+  readonly maxAttempts?: number;
+  readonly limits?: Partial<Limits>;
+  /** Extra environment for worker processes (e.g. `DESCENT_BACKEND`). */
+  readonly workerEnv?: Record<string, string>;
+  readonly log?: Logger;
+}
+
+export interface LocalStack {
+  readonly url: string;
+  readonly token: string;
+  readonly tokens: TenantTokens;
+  /** Stops workers (they checkpoint and release their jobs), the gateway and the loops. Idempotent. */
+  stop(): Promise<void>;
+}
+
+const WORKER_ENTRY = fileURLToPath(new URL('./worker-process.ts', import.meta.url));
+
+export async function startLocalStack(options: LocalStackOptions): Promise<LocalStack> {
+  const log = options.log ?? createLogger({ component: 'local' });
+  const { dataDir } = options;
+  await mkdir(dataDir, { recursive: true });
+  const tokens = await TenantTokens.open(dataDir);
+  const token = await ensureDefaultToken(dataDir, tokens, options.token);
+  const secret = await ensureSecret(dataDir, 'storage-secret');
+  const maxAttempts = options.maxAttempts ?? 3;
+
+  let baseUrl = '';
+  const store = openLocalStore(dataDir, secret, () => baseUrl);
+  const queue = openJobQueue(dataDir, maxAttempts);
+  const deadLetters = openDeadLetterQueue(dataDir);
+  const services = createServices(store, queue, { limits: { ...DEFAULT_LIMITS, ...options.limits } });
+  const server = createGateway({ services, tokens, storageSecret: secret, log });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, '127.0.0.1', resolve);
+  });
+  const { port } = server.address() as AddressInfo;
+  baseUrl = `http://127.0.0.1:${port}`;
+
+  // Worker processes, restarted with a backoff if one dies.
+  let stopping = false;
+  const children = new Set<ChildProcess>();
+  const spawnWorker = (index: number, restarts = 0) => {
+    const child = fork(WORKER_ENTRY, [], {
+      env: {
+        ...process.env,
+        ...options.workerEnv,
+        DESCENT_DATA_DIR: dataDir,
+        DESCENT_PUBLIC_URL: baseUrl,
+        DESCENT_MAX_ATTEMPTS: String(maxAttempts),
+      },
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    children.add(child);
+    child.once('exit', (code, signal) => {
+      children.delete(child);
+      if (stopping) return;
+      const delay = Math.min(30_000, 1000 * 2 ** Math.min(restarts, 5));
+      log.error('worker exited; restarting', { worker: index, code, signal, inMs: delay });
+      setTimeout(() => {
+        if (!stopping) spawnWorker(index, restarts + 1);
+      }, delay).unref();
+    });
+  };
+  for (let i = 0; i < options.workers; i++) spawnWorker(i);
+
+  // The dead-letter loop: the local twin of the dead-letter Lambda.
+  const abort = new AbortController();
+  const deadLetterLoop = (async () => {
+    while (!abort.signal.aborted) {
+      try {
+        const messages = await deadLetters.receive({ waitSeconds: 5, signal: abort.signal });
+        for (const message of messages) {
+          const outcome = await handleDeadLetter(store, message.body, new Date(), maxAttempts);
+          log.warn('dead-lettered job handled', { outcome, body: message.body });
+          await deadLetters.delete(message.receiptHandle);
+        }
+      } catch (error) {
+        if (!abort.signal.aborted) log.error('dead-letter loop error', { error: String(error) });
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+  })();
+
+  let stopped: Promise<void> | undefined;
+  const stop = () => {
+    stopped ??= (async () => {
+      stopping = true;
+      abort.abort();
+      await Promise.all(
+        [...children].map(
+          (child) =>
+            new Promise<void>((resolve) => {
+              if (child.exitCode !== null || child.signalCode !== null) return resolve();
+              const kill = setTimeout(() => child.kill('SIGKILL'), 15_000);
+              child.once('exit', () => {
+                clearTimeout(kill);
+                resolve();
+              });
+              child.kill('SIGTERM');
+            }),
+        ),
+      );
+      await deadLetterLoop;
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      queue.close();
+      deadLetters.close();
+    })();
+    return stopped;
+  };
+  return { url: baseUrl, token, tokens, stop };
+}

@@ -1,0 +1,46 @@
+/** Real local adapters in a temporary folder, for tests of code that talks to the ports. */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FsObjectStore } from '../../local/fs-object-store.ts';
+import { SqliteJobQueue } from '../../local/sqlite-job-queue.ts';
+
+export interface LocalPorts {
+  dir: string;
+  store: FsObjectStore;
+  queue: SqliteJobQueue;
+  deadLetters: SqliteJobQueue;
+  cleanup(): Promise<void>;
+}
+
+export async function localPorts(
+  options: { visibilityTimeoutSeconds?: number; maxReceiveCount?: number } = {},
+): Promise<LocalPorts> {
+  const dir = await mkdtemp(join(tmpdir(), 'descent-ports-'));
+  const store = new FsObjectStore({
+    root: join(dir, 'objects'),
+    secret: 'test-secret',
+    baseUrl: 'http://127.0.0.1:1',
+  });
+  const path = join(dir, 'queue.db');
+  const queue = new SqliteJobQueue({
+    path,
+    queueName: 'jobs',
+    visibilityTimeoutSeconds: options.visibilityTimeoutSeconds ?? 30,
+    maxReceiveCount: options.maxReceiveCount ?? 3,
+    deadLetterQueueName: 'dlq',
+    pollIntervalMs: 20,
+  });
+  const deadLetters = new SqliteJobQueue({ path, queueName: 'dlq', pollIntervalMs: 20 });
+  return {
+    dir,
+    store,
+    queue,
+    deadLetters,
+    cleanup: async () => {
+      queue.close();
+      deadLetters.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,303 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { App, type CfnElement, Stack } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { BlockPublicAccess } from 'aws-cdk-lib/aws-s3';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { ENV } from '../../core/config.ts';
+import { routes } from '../../functions/routes.ts';
+import { ArtifactBucket } from '../../infra/artifact-bucket.ts';
+import { DescentStack, type DescentStackProps } from '../../infra/descent-stack.ts';
+
+interface CfnResource {
+  readonly Type: string;
+  readonly Properties: Record<string, unknown>;
+}
+
+interface PolicyStatement {
+  readonly Effect: string;
+  readonly Action: string | string[];
+  readonly Resource: unknown;
+}
+
+const cdkJson = JSON.parse(readFileSync(new URL('../../cdk.json', import.meta.url), 'utf8')) as {
+  context: Record<string, unknown>;
+};
+
+/** An app with cdk.json's feature flags, as `cdk synth` builds it, but with asset bundling skipped (fast). */
+function newApp(): App {
+  return new App({ context: { ...cdkJson.context, 'aws:cdk:bundling-stacks': [] } });
+}
+
+function synthesize(props?: DescentStackProps) {
+  const app = newApp();
+  const stack = new DescentStack(app, 'DescentStack', props);
+  const template = Template.fromStack(stack);
+  const resources = template.toJSON().Resources as Record<string, CfnResource>;
+  const logicalId = (element: { node: { defaultChild?: unknown } }) =>
+    stack.getLogicalId(element.node.defaultChild as CfnElement);
+  return { app, stack, template, resources, logicalId };
+}
+
+function resourcesOfType(resources: Record<string, CfnResource>, type: string): [string, CfnResource][] {
+  return Object.entries(resources).filter(([, r]) => r.Type === type);
+}
+
+const { app, stack, template, resources, logicalId } = synthesize();
+const handlerFiles = [...new Set(routes.map((r) => r.handler))];
+
+describe('DescentStack functions', () => {
+  it('creates one Lambda function per handler of the route table, plus the dead-letter handler', () => {
+    template.resourceCountIs('AWS::Lambda::Function', handlerFiles.length + 1);
+    assert.deepEqual([...stack.jobsApi.functions.keys()].sort(), [...handlerFiles].sort());
+    assert.equal(stack.jobQueue.deadLetterHandler.handlerFile, 'dead-letter');
+  });
+
+  it('runs every function on Node.js 24, arm64, with active tracing, source maps and its own log group', () => {
+    template.allResourcesProperties('AWS::Lambda::Function', {
+      Runtime: 'nodejs24.x',
+      Architectures: ['arm64'],
+      Handler: 'index.handler',
+      TracingConfig: { Mode: 'Active' },
+      Environment: { Variables: Match.objectLike({ NODE_OPTIONS: '--enable-source-maps' }) },
+      LoggingConfig: { LogGroup: { Ref: Match.anyValue() } },
+    });
+    template.allResourcesProperties('AWS::Logs::LogGroup', { RetentionInDays: Match.anyValue() });
+  });
+
+  it('gives every function the bucket and queue under the environment names of core/config.ts', () => {
+    const bucketRef = { Ref: logicalId(stack.artifacts.bucket) };
+    template.allResourcesProperties('AWS::Lambda::Function', {
+      Environment: {
+        Variables: Match.objectLike({
+          [ENV.bucket]: bucketRef,
+          [ENV.queueUrl]: { Ref: logicalId(stack.jobQueue.queue) },
+          [ENV.deadLetterQueueUrl]: { Ref: logicalId(stack.jobQueue.deadLetterQueue) },
+          [ENV.maxAttempts]: '3',
+        }),
+      },
+    });
+  });
+
+  it('grants no wildcard action, and bucket object access only under tenants/', () => {
+    const bucketArn = { 'Fn::GetAtt': [logicalId(stack.artifacts.bucket), 'Arn'] };
+    for (const [id, policy] of resourcesOfType(resources, 'AWS::IAM::Policy')) {
+      const statements = (policy.Properties.PolicyDocument as { Statement: PolicyStatement[] }).Statement;
+      for (const statement of statements) {
+        const actions = [statement.Action].flat();
+        assert.ok(!actions.some((a) => a.includes('*')), `${id} allows a wildcard action: ${actions}`);
+        if (actions.some((a) => a.startsWith('s3:') && a !== 's3:ListBucket')) {
+          assert.deepEqual(statement.Resource, { 'Fn::Join': ['', [bucketArn, '/tenants/*']] }, id);
+        }
+      }
+    }
+  });
+});
+
+describe('DescentStack API', () => {
+  it('serves every route of the route table under its route key, with its own function behind it', () => {
+    template.resourceCountIs('AWS::ApiGatewayV2::Route', routes.length);
+    const apiRoutes = resourcesOfType(resources, 'AWS::ApiGatewayV2::Route').map(([, r]) => r.Properties);
+    for (const route of routes) {
+      const routeKey = `${route.method} ${route.path}`;
+      const found = apiRoutes.find((r) => r.RouteKey === routeKey);
+      assert.ok(found, `no API route for ${routeKey}`);
+      const target = found.Target as { 'Fn::Join': [string, [string, { Ref: string }]] };
+      const integration = resources[target['Fn::Join'][1][1].Ref];
+      const fn = stack.jobsApi.functions.get(route.handler);
+      assert.ok(fn, `no function for ${route.handler}`);
+      assert.deepEqual(
+        integration?.Properties.IntegrationUri,
+        { 'Fn::GetAtt': [logicalId(fn), 'Arn'] },
+        routeKey,
+      );
+    }
+  });
+
+  it('checks the route scope with the JWT authorizer, and leaves routes without a scope public', () => {
+    const authorizers = resourcesOfType(resources, 'AWS::ApiGatewayV2::Authorizer');
+    assert.equal(authorizers.length, 1);
+    const [authorizerId] = authorizers[0] as [string, CfnResource];
+    for (const route of routes) {
+      template.hasResourceProperties(
+        'AWS::ApiGatewayV2::Route',
+        route.scope
+          ? {
+              RouteKey: `${route.method} ${route.path}`,
+              AuthorizationType: 'JWT',
+              AuthorizerId: { Ref: authorizerId },
+              AuthorizationScopes: [route.scope],
+            }
+          : {
+              RouteKey: `${route.method} ${route.path}`,
+              AuthorizationType: 'NONE',
+              AuthorizerId: Match.absent(),
+            },
+      );
+    }
+  });
+
+  it("accepts only access tokens that the tenants' user pool issued to one of its app clients", () => {
+    const userPoolId = logicalId(stack.tenants.userPool);
+    template.hasResourceProperties('AWS::ApiGatewayV2::Authorizer', {
+      AuthorizerType: 'JWT',
+      IdentitySource: ['$request.header.Authorization'],
+      JwtConfiguration: {
+        Issuer: Match.objectLike({ 'Fn::Join': ['', Match.arrayWith([{ Ref: userPoolId }])] }),
+        Audience: stack.tenants.clients.map((c) => ({ Ref: logicalId(c) })),
+      },
+    });
+    const routeScopes = new Set(routes.flatMap((r) => (r.scope ? [r.scope] : [])));
+    const [server] = resourcesOfType(resources, 'AWS::Cognito::UserPoolResourceServer').map(
+      ([, r]) => r.Properties,
+    );
+    assert.ok(server, 'no resource server');
+    const serverScopes = (server.Scopes as { ScopeName: string }[]).map(
+      (s) => `${server.Identifier}/${s.ScopeName}`,
+    );
+    assert.deepEqual(new Set(serverScopes), routeScopes);
+    template.hasResourceProperties('AWS::Cognito::UserPoolClient', {
+      AllowedOAuthFlows: ['client_credentials'],
+      GenerateSecret: true,
+    });
+    template.hasResourceProperties('AWS::Cognito::UserPool', {
+      AdminCreateUserConfig: { AllowAdminCreateUserOnly: true },
+    });
+  });
+
+  it('throttles requests and writes JSON access logs on the $default stage', () => {
+    template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
+      StageName: '$default',
+      AutoDeploy: true,
+      DefaultRouteSettings: { ThrottlingRateLimit: Match.anyValue(), ThrottlingBurstLimit: Match.anyValue() },
+      AccessLogSettings: {
+        DestinationArn: Match.anyValue(),
+        Format: Match.stringLikeRegexp('context.requestId'),
+      },
+    });
+  });
+});
+
+describe('DescentStack storage', () => {
+  it('keeps artifacts in a KMS-encrypted, versioned bucket with all public access blocked', () => {
+    template.hasResourceProperties('AWS::S3::Bucket', {
+      BucketEncryption: {
+        ServerSideEncryptionConfiguration: [
+          {
+            BucketKeyEnabled: true,
+            ServerSideEncryptionByDefault: {
+              SSEAlgorithm: 'aws:kms',
+              KMSMasterKeyID: { 'Fn::GetAtt': [logicalId(stack.artifacts.encryptionKey), 'Arn'] },
+            },
+          },
+        ],
+      },
+      PublicAccessBlockConfiguration: {
+        BlockPublicAcls: true,
+        BlockPublicPolicy: true,
+        IgnorePublicAcls: true,
+        RestrictPublicBuckets: true,
+      },
+      VersioningConfiguration: { Status: 'Enabled' },
+      LoggingConfiguration: { DestinationBucketName: { Ref: logicalId(stack.artifacts.accessLogsBucket) } },
+    });
+    template.hasResourceProperties('AWS::KMS::Key', { EnableKeyRotation: true });
+  });
+
+  it('denies every request to the artifact bucket that does not use TLS', () => {
+    template.hasResourceProperties('AWS::S3::BucketPolicy', {
+      Bucket: { Ref: logicalId(stack.artifacts.bucket) },
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Effect: 'Deny',
+            Action: 's3:*',
+            Principal: { AWS: '*' },
+            Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+          }),
+        ]),
+      },
+    });
+  });
+
+  it('aborts incomplete multipart uploads and lets browsers PUT through presigned URLs', () => {
+    template.hasResourceProperties('AWS::S3::Bucket', {
+      LifecycleConfiguration: {
+        Rules: Match.arrayWith([
+          Match.objectLike({ AbortIncompleteMultipartUpload: { DaysAfterInitiation: 7 }, Status: 'Enabled' }),
+        ]),
+      },
+      CorsConfiguration: {
+        CorsRules: [Match.objectLike({ AllowedMethods: Match.arrayWith(['PUT']), ExposedHeaders: ['ETag'] })],
+      },
+    });
+  });
+});
+
+describe('DescentStack queue', () => {
+  it('moves a job message to the KMS-encrypted dead-letter queue after three receives', () => {
+    template.hasResourceProperties('AWS::SQS::Queue', {
+      KmsMasterKeyId: { 'Fn::GetAtt': [logicalId(stack.jobQueue.encryptionKey), 'Arn'] },
+      RedrivePolicy: {
+        deadLetterTargetArn: { 'Fn::GetAtt': [logicalId(stack.jobQueue.deadLetterQueue), 'Arn'] },
+        maxReceiveCount: 3,
+      },
+    });
+    template.allResourcesProperties('AWS::SQS::Queue', { KmsMasterKeyId: Match.anyValue() });
+    template.resourcePropertiesCountIs(
+      'AWS::SQS::QueuePolicy',
+      {
+        PolicyDocument: {
+          Statement: Match.arrayWith([
+            Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+          ]),
+        },
+      },
+      2,
+    );
+  });
+
+  it('feeds the dead-letter queue to the dead-letter handler with partial batch responses', () => {
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      EventSourceArn: { 'Fn::GetAtt': [logicalId(stack.jobQueue.deadLetterQueue), 'Arn'] },
+      FunctionName: { Ref: logicalId(stack.jobQueue.deadLetterHandler) },
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+    });
+  });
+
+  it('uses maxAttempts both as the redrive limit and as DESCENT_MAX_ATTEMPTS', () => {
+    const five = synthesize({ maxAttempts: 5 });
+    five.template.hasResourceProperties('AWS::SQS::Queue', {
+      RedrivePolicy: Match.objectLike({ maxReceiveCount: 5 }),
+    });
+    five.template.allResourcesProperties('AWS::Lambda::Function', {
+      Environment: { Variables: Match.objectLike({ [ENV.maxAttempts]: '5' }) },
+    });
+  });
+});
+
+describe('cdk-nag AwsSolutions', () => {
+  it('finds nothing in DescentStack that is not acknowledged with a reason', () => {
+    const report = new AwsSolutionsChecks().validateScope(app);
+    const findings = report.violations.map(
+      (v) => `${v.severity} ${v.ruleName}: ${v.violatingResources.map((r) => r.constructPath).join(', ')}`,
+    );
+    assert.deepEqual(findings, []);
+  });
+
+  it('reports a weakened secure default (an artifact bucket that allows a public bucket policy)', () => {
+    const weakApp = newApp();
+    const weak = new Stack(weakApp, 'Weak');
+    const blockPublicAccess = new BlockPublicAccess({
+      blockPublicAcls: true,
+      ignorePublicAcls: true,
+      blockPublicPolicy: false,
+      restrictPublicBuckets: false,
+    });
+    new ArtifactBucket(weak, 'Artifacts', { bucketProps: { blockPublicAccess } });
+    Template.fromStack(weak);
+    const rules = new AwsSolutionsChecks().validateScope(weakApp).violations.map((v) => v.ruleName);
+    assert.deepEqual(rules, ['AwsSolutions-S2']);
+  });
+});
