@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { jobIndexPrefix } from '../../core/keys.ts';
+import { routes } from '../../functions/routes.ts';
 import { startTestStack, type TestStack } from '../helpers/local-stack.ts';
 
 const CSV = 'x1,x2,label\n1,2,a\n2,3,b\n3,4,a\n4,5,b\n';
@@ -74,6 +75,15 @@ describe('API routes reject bad requests with a 4xx that says what to fix', () =
       const { status, body } = await stack.call('GET', '/openapi.json', { token: null });
       assert.equal(status, 200);
       assert.equal(body.openapi, '3.1.0');
+      for (const route of routes) {
+        assert.ok(
+          body.paths[route.path]?.[route.method.toLowerCase()],
+          `${route.method} ${route.path} documented`,
+        );
+      }
+      const spec = body.components.schemas.JobSpec;
+      assert.equal(spec.additionalProperties, false, 'unknown fields are rejected, as documented');
+      assert.deepEqual(spec.properties.task.enum, ['classification', 'regression']);
     });
   });
 

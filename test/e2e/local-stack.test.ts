@@ -141,3 +141,63 @@ describe('local stack end to end', { timeout: 180_000 }, () => {
     assert.ok(listed.body.jobs.every((j: { status: string }) => j.status === 'SUCCEEDED'));
   });
 });
+
+describe('local stack restarts', { timeout: 180_000 }, () => {
+  it('runs jobs that were queued before a restart, from a JSON Lines dataset', async () => {
+    let stack = await startTestStack({ workers: 0 });
+    const { dataDir } = stack;
+    try {
+      const lines = csvRows(irisCsv).map(([a, b, c, d, species]) =>
+        JSON.stringify({
+          sepal_length: +(a as string),
+          sepal_width: +(b as string),
+          petal_length: +(c as string),
+          petal_width: +(d as string),
+          species,
+        }),
+      );
+      const datasetId = await stack.upload(`${lines.join('\n')}\n`, 'jsonl');
+      const submitted = await stack.call('POST', '/jobs', {
+        body: {
+          task: 'classification',
+          dataset: { id: datasetId, label: 'species' },
+          training: { epochs: 5, seed: 1 },
+        },
+      });
+      assert.equal(submitted.status, 201, JSON.stringify(submitted.body));
+      await stack.stop();
+
+      stack = await startTestStack({ dataDir, workers: 1 });
+      const job = await stack.waitFor(submitted.body.id);
+      assert.equal(job.status, 'SUCCEEDED', JSON.stringify(job.error));
+      assert.equal(job.progress.epoch, 5);
+    } finally {
+      await stack.destroy();
+    }
+  });
+
+  it('releases a job that was training when the stack stopped, and finishes it on the next start', async () => {
+    let stack = await startTestStack({ workers: 1 });
+    const { dataDir } = stack;
+    try {
+      const datasetId = await stack.upload(irisCsv);
+      const submitted = await stack.call('POST', '/jobs', {
+        body: {
+          task: 'classification',
+          dataset: { id: datasetId, label: 'species' },
+          training: { epochs: 150, batchSize: 4, seed: 1 },
+        },
+      });
+      await stack.waitFor(submitted.body.id, (job) => job.status === 'RUNNING' && job.progress.epoch >= 1);
+      await stack.stop();
+      stack = await startTestStack({ dataDir, workers: 1 });
+      const job = await stack.waitFor(submitted.body.id);
+      assert.equal(job.status, 'SUCCEEDED', JSON.stringify(job.error));
+      assert.equal(job.attempt, 2);
+      const events = await stack.call('GET', `/jobs/${job.id}/events`);
+      assert.ok(events.body.events.some((e: { message: string }) => /interrupted/.test(e.message)));
+    } finally {
+      await stack.destroy();
+    }
+  });
+});

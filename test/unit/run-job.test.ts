@@ -1,0 +1,193 @@
+/**
+ * One delivery of a job against the real local store and the wasm backend: failures say why in the
+ * record, a cancel stops training within an epoch, and a fenced attempt overwrites nothing.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { handleDeadLetter } from '../../core/dead-letter.ts';
+import { createServices, type Services, submitJob } from '../../core/job-service.ts';
+import { JobStore } from '../../core/job-store.ts';
+import { datasetKeys } from '../../core/keys.ts';
+import { createLogger } from '../../core/log.ts';
+import { selectBackend } from '../../trainer/backend.ts';
+import { runJob, type TrainerDeps } from '../../trainer/run-job.ts';
+import { type LocalPorts, localPorts } from '../helpers/local-ports.ts';
+
+const TENANT = 'acme';
+const quiet = createLogger({}, () => {}, 'error');
+const blobs = `a,b,label\n${Array.from({ length: 80 }, (_, i) => `${(i % 2) * 2 - 1 + Math.sin(i) * 0.3},${Math.cos(i)},${i % 2 ? 'pos' : 'neg'}`).join('\n')}\n`;
+
+describe('runJob', () => {
+  let ports: LocalPorts;
+  let services: Services;
+  let deps: TrainerDeps;
+  let jobs: JobStore;
+
+  /** Stores a dataset directly (as an upload would) and submits a job on it. */
+  const submit = async (csv: string, training: Record<string, unknown> = {}) => {
+    const id = services.newId();
+    const keys = datasetKeys(TENANT, id);
+    await ports.store.put(
+      keys.meta,
+      JSON.stringify({ id, name: 'd', format: 'csv', createdAt: new Date().toISOString() }),
+    );
+    await ports.store.put(keys.data, csv);
+    const { record } = await submitJob(services, TENANT, {
+      task: 'classification',
+      dataset: { id, label: 'label' },
+      training: { seed: 1, ...training },
+    });
+    return record.id;
+  };
+  const message = (jobId: string) => ({ tenant: TENANT, jobId });
+
+  before(async () => {
+    ports = await localPorts();
+    services = createServices(ports.store, ports.queue);
+    const backend = await selectBackend('wasm');
+    deps = {
+      store: ports.store,
+      tf: backend.tf,
+      backend: backend.name,
+      now: () => new Date(),
+      log: quiet,
+      progressIntervalMs: 0,
+    };
+    jobs = new JobStore(ports.store);
+  });
+  after(async () => {
+    await ports.cleanup();
+  });
+
+  it('fails a job with bad data at once, naming the row and column', async () => {
+    const jobId = await submit('a,b,label\n1,2,x\n3,oops,y\n4,5,x\n6,7,y\n');
+    assert.equal(await runJob(deps, message(jobId), new AbortController().signal), 'done');
+    const { record } = await jobs.get(TENANT, jobId);
+    assert.equal(record.status, 'FAILED');
+    assert.equal(record.error?.code, 'INVALID_DATA');
+    assert.match(record.error?.message ?? '', /Row 2, column "b": "oops" is not a number/);
+    const events = await jobs.events(TENANT, jobId);
+    assert.deepEqual(
+      events.map((e) => e.status),
+      ['QUEUED', 'RUNNING', 'FAILED'],
+    );
+  });
+
+  it('stops a running job within one epoch of a cancel and ends CANCELLED', async () => {
+    const jobId = await submit(blobs, { epochs: 5000, batchSize: 4 });
+    const run = runJob(deps, message(jobId), new AbortController().signal);
+    let record = (await jobs.get(TENANT, jobId)).record;
+    while (record.progress.epoch < 2) {
+      await new Promise((r) => setTimeout(r, 10));
+      record = (await jobs.get(TENANT, jobId)).record;
+    }
+    const cancelled = await (await import('../../core/job-service.ts')).cancelJob(services, TENANT, jobId);
+    assert.equal(cancelled.status, 'CANCELLING');
+    const epochAtCancel = cancelled.progress.epoch;
+    assert.equal(await run, 'done');
+    const final = (await jobs.get(TENANT, jobId)).record;
+    assert.equal(final.status, 'CANCELLED');
+    assert.ok(
+      final.progress.epoch <= epochAtCancel + 2,
+      `stopped at ${final.progress.epoch}, cancel at ${epochAtCancel}`,
+    );
+    const metrics = await jobs.metrics(TENANT, jobId);
+    assert.equal(metrics.length, final.progress.epoch, 'partial metrics kept');
+  });
+
+  it('drops its work without overwriting anything when another attempt takes the job over', async () => {
+    const jobId = await submit(blobs, { epochs: 5000, batchSize: 4 });
+    const run = runJob(deps, message(jobId), new AbortController().signal);
+    let record = (await jobs.get(TENANT, jobId)).record;
+    while (record.progress.epoch < 1) {
+      await new Promise((r) => setTimeout(r, 10));
+      record = (await jobs.get(TENANT, jobId)).record;
+    }
+    // Another worker claims the job (as after a redelivery).
+    await jobs.update(TENANT, jobId, (r) => ({ ...r, attempt: r.attempt + 1 }));
+    assert.equal(await run, 'fenced');
+    const after = (await jobs.get(TENANT, jobId)).record;
+    assert.equal(after.status, 'RUNNING');
+    assert.equal(after.attempt, 2);
+  });
+
+  it('releases the job (interrupted) when the worker is stopping', async () => {
+    const jobId = await submit(blobs, { epochs: 5000, batchSize: 4 });
+    const abort = new AbortController();
+    const run = runJob(deps, message(jobId), abort.signal);
+    setTimeout(() => abort.abort(), 200);
+    assert.equal(await run, 'interrupted');
+    const { record } = await jobs.get(TENANT, jobId);
+    assert.equal(record.status, 'RUNNING', 'stays RUNNING until the redelivery claims it');
+    const events = await jobs.events(TENANT, jobId);
+    assert.match(events.at(-1)?.message ?? '', /interrupted/);
+  });
+
+  it('a dead-lettered job is marked FAILED with MAX_ATTEMPTS; a finished one is left alone', async () => {
+    const jobId = await submit(blobs, { epochs: 1 });
+    assert.equal(
+      await handleDeadLetter(ports.store, JSON.stringify(message(jobId)), new Date(), 3),
+      'failed',
+    );
+    const { record } = await jobs.get(TENANT, jobId);
+    assert.equal(record.status, 'FAILED');
+    assert.equal(record.error?.code, 'MAX_ATTEMPTS');
+    assert.match(record.error?.message ?? '', /3 times/);
+    assert.equal(
+      await handleDeadLetter(ports.store, JSON.stringify(message(jobId)), new Date(), 3),
+      'already-finished',
+    );
+    assert.equal(await handleDeadLetter(ports.store, 'not json', new Date()), 'malformed');
+    assert.equal(
+      await handleDeadLetter(
+        ports.store,
+        JSON.stringify({ tenant: TENANT, jobId: '01M8JH2TQYPMBNJ50HMGRP3N6M' }),
+        new Date(),
+      ),
+      'unknown-job',
+    );
+  });
+
+  it('does nothing with a job that has already ended', async () => {
+    const jobId = await submit(blobs, { epochs: 1 });
+    await (await import('../../core/job-service.ts')).cancelJob(services, TENANT, jobId);
+    assert.equal(await runJob(deps, message(jobId), new AbortController().signal), 'done');
+    const { record } = await jobs.get(TENANT, jobId);
+    assert.equal(record.status, 'CANCELLED');
+    assert.equal(record.attempt, 0);
+  });
+});
+
+describe('JobStore.update', () => {
+  it('applies every one of many concurrent read-modify-writes (compare-and-swap with retry)', async () => {
+    const ports = await localPorts();
+    try {
+      const services = createServices(ports.store, ports.queue);
+      const id = services.newId();
+      const keys = datasetKeys(TENANT, id);
+      await ports.store.put(
+        keys.meta,
+        JSON.stringify({ id, name: 'd', format: 'csv', createdAt: new Date().toISOString() }),
+      );
+      await ports.store.put(keys.data, 'a,label\n1,x\n2,y\n');
+      const { record } = await submitJob(services, TENANT, {
+        task: 'classification',
+        dataset: { id, label: 'label' },
+      });
+      const jobs = new JobStore(ports.store);
+      await Promise.all(
+        Array.from({ length: 12 }, () =>
+          jobs.update(
+            TENANT,
+            record.id,
+            (r) => ({ ...r, progress: { ...r.progress, epoch: r.progress.epoch + 1 } }),
+            50,
+          ),
+        ),
+      );
+      assert.equal((await jobs.get(TENANT, record.id)).record.progress.epoch, 12);
+    } finally {
+      await ports.cleanup();
+    }
+  });
+});
