@@ -141,6 +141,17 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
+  async getStream(key: string): Promise<AsyncIterable<Uint8Array> | undefined> {
+    try {
+      const result = await this.#client.send(new GetObjectCommand({ Bucket: this.#bucket, Key: key }));
+      // In Node the SDK's body is a Readable, which is an async iterable of Buffers.
+      return (result.Body as unknown as AsyncIterable<Uint8Array> | undefined) ?? (async function* () {})();
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+  }
+
   async head(key: string): Promise<ObjectInfo | undefined> {
     try {
       const result = await this.#client.send(new HeadObjectCommand({ Bucket: this.#bucket, Key: key }));

@@ -1,27 +1,35 @@
 /**
- * From a parsed table and a job spec to numeric training data: feature matrix, targets, classes and
- * the seeded (stratified) validation split. Pure: no TensorFlow.js.
+ * From a parsed table and a job spec to what training needs: the feature columns, the targets, the
+ * classes, and the seeded splits (test, hold-out or k-fold). Pure: no TensorFlow.js.
  */
 import { UnrecoverableError } from './errors.ts';
-import type { JobSpec } from './job-spec.ts';
-import { seededRng, shuffleInPlace } from './random.ts';
-import type { Cell, Table } from './tabular.ts';
+import { featureName, type JobSpec } from './job-spec.ts';
+import { applyMissingRules, describeFeatures, type FeatureColumn } from './preprocess.ts';
+import { seededRng } from './random.ts';
+import { groupsOf, holdout, kfold } from './splits.ts';
+import { cellAt, type Table } from './tabular.ts';
 
 export interface PreparedData {
-  features: string[];
-  /** Row-major, `rows × features.length`. */
-  x: Float32Array;
-  /** Regression: the target; classification: the class index of each row. */
+  table: Table;
+  features: FeatureColumn[];
+  /** Per table row: the class index (classification) or the target (regression). */
   y: Float32Array;
-  rows: number;
   /** Classification only, in output-unit order. */
   classes?: (string | number)[];
+  /** Rows kept after the missing-value rules. */
+  rows: Int32Array;
+  /** Rows set aside for `report.test`. */
+  testRows: Int32Array;
+  /** Rows the delivered model trains on. */
   trainRows: Int32Array;
+  /** Hold-out validation rows (empty for `kfold` and `none`). */
   validationRows: Int32Array;
+  /** k-fold: each fold's training and validation rows. */
+  folds?: { train: Int32Array; validation: Int32Array }[];
 }
 
 const dataError = (message: string) => new UnrecoverableError('INVALID_DATA', message);
-const show = (v: Cell) =>
+const show = (v: unknown) =>
   typeof v === 'string' ? `"${v.length > 40 ? `${v.slice(0, 40)}…` : v}"` : String(v);
 
 /** Classes sorted numerically when every label is a number, else as strings. */
@@ -38,92 +46,125 @@ export function prepareData(table: Table, spec: JobSpec): PreparedData {
     throw dataError(
       `The dataset has no label column "${label}"; its columns are ${table.columns.join(', ')}.`,
     );
-  const features = spec.dataset.features ?? table.columns.filter((c) => c !== label);
-  if (features.length === 0) throw dataError('The dataset has no feature columns besides the label.');
-  const featureIndex = features.map((name) => {
-    const i = table.columns.indexOf(name);
-    if (i < 0)
-      throw dataError(
-        `The dataset has no feature column "${name}"; its columns are ${table.columns.join(', ')}.`,
-      );
-    if (i === labelIndex) throw dataError(`The label "${label}" cannot also be a feature.`);
-    return i;
-  });
-  const rows = table.rows.length;
-  if (rows < 2)
-    throw dataError(`The dataset has ${rows} data row${rows === 1 ? '' : 's'}; training needs at least 2.`);
+  const featureSpecs = (spec.dataset.features ?? table.columns.filter((c) => c !== label)).map((f) =>
+    typeof f === 'string' ? { name: f } : { name: f.name, shape: f.shape },
+  );
+  if (featureSpecs.length === 0) throw dataError('The dataset has no feature columns besides the label.');
+  if (featureSpecs.some((f) => f.name === label))
+    throw dataError(`The label "${label}" cannot also be a feature.`);
+  const features = describeFeatures(table, featureSpecs, spec.preprocessing);
 
-  const x = new Float32Array(rows * features.length);
-  table.rows.forEach((row, r) => {
-    featureIndex.forEach((c, f) => {
-      const v = row[c] ?? null;
-      let n: number;
-      if (typeof v === 'number') n = v;
-      else if (typeof v === 'boolean') n = v ? 1 : 0;
-      else if (v === null) throw dataError(`Row ${r + 1}, column "${features[f]}": the value is missing.`);
-      else throw dataError(`Row ${r + 1}, column "${features[f]}": ${show(v)} is not a number.`);
-      if (!Number.isFinite(n))
-        throw dataError(`Row ${r + 1}, column "${features[f]}": ${show(v)} is not a finite number.`);
-      x[r * features.length + f] = n;
-    });
-  });
+  // Rows: missing features by their rule, missing labels dropped only when the label's rule says so.
+  const labelMissing = spec.preprocessing.columns[label]?.missing ?? spec.preprocessing.missing;
+  const all = Int32Array.from({ length: table.rowCount }, (_, i) => i);
+  const labelled: number[] = [];
+  for (const r of all) {
+    const v = cellAt(table, labelIndex, r);
+    if (v !== null) labelled.push(r);
+    else if (labelMissing !== 'drop')
+      throw dataError(`Row ${r + 1}, column "${label}": the label is missing.`);
+  }
+  const rows = applyMissingRules(table, features, Int32Array.from(labelled));
+  if (rows.length < 2)
+    throw dataError(
+      `The dataset has ${rows.length} usable row${rows.length === 1 ? '' : 's'}; training needs at least 2.`,
+    );
 
-  const y = new Float32Array(rows);
+  const y = new Float32Array(table.rowCount).fill(Number.NaN);
   let classes: (string | number)[] | undefined;
-  const labels = table.rows.map((row, r) => {
-    const v = row[labelIndex] ?? null;
-    if (v === null) throw dataError(`Row ${r + 1}, column "${label}": the label is missing.`);
-    return v;
-  });
   if (spec.task === 'classification') {
-    const normal = labels.map((v) => (typeof v === 'boolean' ? String(v) : v));
-    classes = sortClasses(normal);
+    const labels = Array.from(rows, (r) => {
+      const v = cellAt(table, labelIndex, r);
+      if (Array.isArray(v)) throw dataError(`Row ${r + 1}, column "${label}": a label cannot be an array.`);
+      return typeof v === 'boolean' ? String(v) : (v as string | number);
+    });
+    classes = sortClasses(labels);
     if (classes.length < 2)
       throw dataError(
-        `Column "${label}" has only one class (${show(classes[0] ?? null)}); classification needs at least two.`,
+        `Column "${label}" has only one class (${show(classes[0])}); classification needs at least two.`,
       );
     if (classes.length > 1000)
       throw dataError(`Column "${label}" has ${classes.length} classes; at most 1000 are supported.`);
     const numeric = typeof classes[0] === 'number';
     const index = new Map(classes.map((c, i) => [c, i] as const));
-    normal.forEach((v, r) => {
-      y[r] = index.get(numeric ? (v as number) : String(v)) as number;
+    rows.forEach((r, i) => {
+      y[r] = index.get(numeric ? (labels[i] as number) : String(labels[i])) as number;
     });
   } else {
-    labels.forEach((v, r) => {
-      if (typeof v !== 'number' || !Number.isFinite(v))
+    for (const r of rows) {
+      const v = cellAt(table, labelIndex, r);
+      // A column with one text cell is stored as text: its other cells are still numbers as text.
+      const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : Number.NaN;
+      if (!Number.isFinite(n)) {
         throw dataError(
           `Row ${r + 1}, column "${label}": ${show(v)} is not a number; regression needs a numeric label.`,
         );
-      y[r] = v;
-    });
+      }
+      y[r] = n;
+    }
   }
 
-  const { trainRows, validationRows } = split(spec, y, rows, classes?.length);
-  return { features, x, y, rows, ...(classes ? { classes } : {}), trainRows, validationRows };
-}
-
-/** Seeded hold-out split; for classification each class is split in the same proportion. */
-function split(spec: JobSpec, y: Float32Array, rows: number, classCount?: number) {
-  const v = spec.training.validation;
-  if (v.type === 'none')
-    return { trainRows: Int32Array.from({ length: rows }, (_, i) => i), validationRows: new Int32Array(0) };
+  // Splits, all from the job's seed: test first, then hold-out or k-fold on the rest.
   const rng = seededRng(spec.training.seed ^ 0x5eed);
-  const groups: number[][] = classCount ? Array.from({ length: classCount }, () => []) : [[]];
-  for (let r = 0; r < rows; r++) (groups[classCount ? (y[r] as number) : 0] as number[]).push(r);
-  const train: number[] = [];
-  const validation: number[] = [];
-  for (const group of groups) {
-    shuffleInPlace(group, rng);
-    const take = Math.min(Math.round(group.length * v.fraction), group.length - 1);
-    validation.push(...group.slice(0, Math.max(take, 0)));
-    train.push(...group.slice(Math.max(take, 0)));
+  const classCount = classes?.length;
+  let rest = rows;
+  let testRows: Int32Array = new Int32Array(0);
+  if (spec.training.testFraction !== undefined) {
+    const split = holdout(groupsOf(rows, y, classCount), spec.training.testFraction, rng);
+    rest = split.kept;
+    testRows = split.heldOut;
+    if (testRows.length === 0)
+      throw dataError(
+        `testFraction ${spec.training.testFraction} of ${rows.length} rows leaves no test rows.`,
+      );
   }
-  if (validation.length === 0)
-    throw dataError(
-      `A validation fraction of ${v.fraction} of ${rows} rows leaves no validation rows; give more rows, a larger fraction, or validation {"type": "none"}.`,
-    );
-  train.sort((a, b) => a - b);
-  validation.sort((a, b) => a - b);
-  return { trainRows: Int32Array.from(train), validationRows: Int32Array.from(validation) };
+  const v = spec.training.validation;
+  if (v.type === 'holdout') {
+    const split = holdout(groupsOf(rest, y, classCount), v.fraction, rng);
+    if (split.heldOut.length === 0) {
+      throw dataError(
+        `A validation fraction of ${v.fraction} of ${rest.length} rows leaves no validation rows; give more rows, a larger fraction, or validation {"type": "none"}.`,
+      );
+    }
+    return {
+      table,
+      features,
+      y,
+      ...(classes ? { classes } : {}),
+      rows,
+      testRows,
+      trainRows: split.kept,
+      validationRows: split.heldOut,
+    };
+  }
+  if (v.type === 'kfold') {
+    if (rest.length < v.k)
+      throw dataError(`k-fold with k = ${v.k} needs at least ${v.k} rows; the dataset has ${rest.length}.`);
+    const folds = kfold(groupsOf(rest, y, classCount), v.k, rng);
+    return {
+      table,
+      features,
+      y,
+      ...(classes ? { classes } : {}),
+      rows,
+      testRows,
+      trainRows: rest,
+      validationRows: new Int32Array(0),
+      folds,
+    };
+  }
+  return {
+    table,
+    features,
+    y,
+    ...(classes ? { classes } : {}),
+    rows,
+    testRows,
+    trainRows: rest,
+    validationRows: new Int32Array(0),
+  };
 }
+
+/** Names of the spec's features, or every column but the label. */
+export const featureNames = (spec: JobSpec, columns: string[]): string[] =>
+  spec.dataset.features?.map(featureName) ?? columns.filter((c) => c !== spec.dataset.label);

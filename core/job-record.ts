@@ -43,6 +43,8 @@ export const jobRecord = z.object({
     epochs: z.int(),
     loss: z.number().optional(),
     valLoss: z.number().optional(),
+    /** k-fold runs: `fold 2/5`, then `final model`. */
+    phase: z.string().optional(),
   }),
   error: jobError.optional(),
   spec: resolvedJobSpec,
@@ -50,14 +52,39 @@ export const jobRecord = z.object({
   classes: z.array(z.union([z.string(), z.number()])).optional(),
   /** The TensorFlow.js backend that trained the job (`tensorflow`, `wasm`, `cpu`). */
   backend: z.string().optional(),
+  /** What the run cost (the article's "resource consumption"). */
   resources: z
     .object({
+      wallSeconds: z.number(),
+      queueSeconds: z.number(),
       trainingSeconds: z.number(),
+      epochsRun: z.int(),
       samplesPerSecond: z.number(),
-      rows: z.object({ training: z.int(), validation: z.int() }),
+      peakRssBytes: z.number(),
+      peakTensorBytes: z.number(),
+      backend: z.string(),
+      device: z.string(),
+      estimatedCostUsd: z.number(),
+      hourlyPriceUsd: z.number(),
+      rows: z.object({ training: z.int(), validation: z.int(), test: z.int() }),
       parameters: z.int(),
     })
+    .partial()
     .optional(),
+  /** What a run needs to be reproduced and compared. */
+  lineage: z
+    .object({
+      datasetSha256: z.string(),
+      datasetBytes: z.int(),
+      seed: z.int(),
+      backend: z.string(),
+      serviceVersion: z.string(),
+      baseModel: z.object({ jobId: z.string().optional(), datasetId: z.string().optional() }).optional(),
+    })
+    .partial()
+    .optional(),
+  /** Diagnostics in words: a learning rate too small, overfitting, a slow backend for the model. */
+  warnings: z.array(z.string()).optional(),
   cancelRequestedAt: z.string().optional(),
 });
 export type JobRecord = z.infer<typeof jobRecord>;

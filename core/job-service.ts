@@ -21,7 +21,7 @@ import {
   jobStatus,
   transition,
 } from './job-record.ts';
-import { createDatasetRequest, type DatasetFormat, type JobSpec, jobSpec } from './job-spec.ts';
+import { createDatasetRequest, type DatasetFormat, featureName, type JobSpec, jobSpec } from './job-spec.ts';
 import { fromJson, JobStore, toJson } from './job-store.ts';
 import { datasetKeys, isValidId, jobKeys, tenantPrefix } from './keys.ts';
 import type { JobQueue, ObjectStore } from './ports.ts';
@@ -69,12 +69,15 @@ export function createServices(
 export const datasetMeta = z.object({
   id: z.string(),
   name: z.string(),
-  format: z.enum(['csv', 'jsonl']),
+  format: z.enum(['csv', 'jsonl', 'tfjs-model']),
   createdAt: z.string(),
 });
 export type DatasetMeta = z.infer<typeof datasetMeta>;
 
-const CONTENT_TYPES: Record<DatasetFormat, string> = { csv: 'text/csv', jsonl: 'application/x-ndjson' };
+const CONTENT_TYPES: Record<Exclude<DatasetFormat, 'tfjs-model'>, string> = {
+  csv: 'text/csv',
+  jsonl: 'application/x-ndjson',
+};
 
 export async function createDataset(s: Services, tenant: string, body: unknown) {
   const request = parseOrThrow(createDatasetRequest, body, 'dataset request');
@@ -87,21 +90,39 @@ export async function createDataset(s: Services, tenant: string, body: unknown) 
     createdAt: s.now().toISOString(),
   };
   await s.store.put(keys.meta, toJson(meta), { ifNoneMatch: '*', contentType: 'application/json' });
-  const expiresIn = s.limits.uploadUrlSeconds;
-  const uploadUrl = await s.store.presignPut(keys.data, {
-    expiresInSeconds: expiresIn,
-    contentType: CONTENT_TYPES[request.format],
-  });
-  return {
+  const expiresInSeconds = s.limits.uploadUrlSeconds;
+  const expiresAt = new Date(s.now().getTime() + expiresInSeconds * 1000).toISOString();
+  const common = {
     datasetId: id,
     name: meta.name,
     format: meta.format,
-    uploadUrl,
     uploadMethod: 'PUT' as const,
-    uploadHeaders: { 'content-type': CONTENT_TYPES[request.format] },
     maxBytes: s.limits.maxDatasetBytes,
-    expiresAt: new Date(s.now().getTime() + expiresIn * 1000).toISOString(),
+    expiresAt,
   };
+  if (request.format === 'tfjs-model') {
+    // A TensorFlow.js layers model for fine-tuning: two files, each with its own URL.
+    const contentType = { 'model.json': 'application/json', 'weights.bin': 'application/octet-stream' };
+    const [modelJson, weights] = await Promise.all([
+      s.store.presignPut(keys.modelJson, { expiresInSeconds, contentType: contentType['model.json'] }),
+      s.store.presignPut(keys.weights, { expiresInSeconds, contentType: contentType['weights.bin'] }),
+    ]);
+    return {
+      ...common,
+      uploadUrl: modelJson,
+      uploadHeaders: { 'content-type': contentType['model.json'] },
+      uploadUrls: { 'model.json': modelJson, 'weights.bin': weights },
+      uploadHeadersByFile: {
+        'model.json': { 'content-type': contentType['model.json'] },
+        'weights.bin': { 'content-type': contentType['weights.bin'] },
+      },
+    };
+  }
+  const uploadUrl = await s.store.presignPut(keys.data, {
+    expiresInSeconds,
+    contentType: CONTENT_TYPES[request.format],
+  });
+  return { ...common, uploadUrl, uploadHeaders: { 'content-type': CONTENT_TYPES[request.format] } };
 }
 
 export async function getDatasetMeta(s: Services, tenant: string, datasetId: string): Promise<DatasetMeta> {
@@ -119,6 +140,13 @@ export async function getDatasetMeta(s: Services, tenant: string, datasetId: str
 /** Checks at submit what can be checked cheaply: the data was uploaded, fits, and has the columns. */
 async function checkDataset(s: Services, tenant: string, spec: JobSpec, meta: DatasetMeta): Promise<void> {
   const keys = datasetKeys(tenant, meta.id);
+  if (meta.format === 'tfjs-model') {
+    throw new BadRequestError(
+      `dataset.id: dataset ${meta.id} is a TensorFlow.js model; use it as model.baseModel.datasetId, and give a CSV or JSON Lines dataset here.`,
+      { path: 'dataset.id' },
+      'WRONG_DATASET_FORMAT',
+    );
+  }
   const info = await s.store.head(keys.data);
   if (!info) {
     throw new BadRequestError(
@@ -141,7 +169,7 @@ async function checkDataset(s: Services, tenant: string, spec: JobSpec, meta: Da
   const head = await s.store.get(keys.data, { range: { start: 0, end: 64 * 1024 - 1 } });
   const columns = head ? peekColumns(head.body, meta.format) : undefined;
   if (!columns) return;
-  const wanted = [spec.dataset.label, ...(spec.dataset.features ?? [])];
+  const wanted = [spec.dataset.label, ...(spec.dataset.features ?? []).map(featureName)];
   const missing = wanted.filter((c) => !columns.includes(c));
   if (missing.length > 0) {
     throw new ValidationError(
@@ -149,8 +177,50 @@ async function checkDataset(s: Services, tenant: string, spec: JobSpec, meta: Da
       { missing, columns },
     );
   }
-  if (spec.dataset.features?.includes(spec.dataset.label)) {
+  if (spec.dataset.features?.map(featureName).includes(spec.dataset.label)) {
     throw new ValidationError(`dataset.features must not include the label "${spec.dataset.label}".`);
+  }
+}
+
+/** A fine-tuning base must be this tenant's SUCCEEDED job or uploaded model, and stand alone. */
+async function checkBaseModel(s: Services, tenant: string, spec: JobSpec): Promise<void> {
+  const base = spec.model.baseModel;
+  if (!base) {
+    if (spec.model.freeze !== undefined || spec.model.replaceHead !== undefined) {
+      throw new ValidationError(
+        'model.freeze and model.replaceHead apply to fine-tuning: give model.baseModel too.',
+      );
+    }
+    return;
+  }
+  if (spec.model.layers.length > 0) {
+    throw new ValidationError(
+      'model.layers cannot be combined with model.baseModel: the base model brings its layers (use replaceHead for a new output layer).',
+    );
+  }
+  if ('jobId' in base) {
+    const found = await new JobStore(s.store).get(tenant, base.jobId).catch(() => undefined);
+    if (found?.record.status !== 'SUCCEEDED') {
+      throw new BadRequestError(
+        `model.baseModel.jobId: no SUCCEEDED job ${base.jobId} in this account${found ? ` (it is ${found.record.status})` : ''}.`,
+        { path: 'model.baseModel.jobId' },
+        'UNKNOWN_BASE_MODEL',
+      );
+    }
+    return;
+  }
+  const meta = await getDatasetMeta(s, tenant, base.datasetId).catch(() => undefined);
+  const keys = datasetKeys(tenant, base.datasetId);
+  const uploaded =
+    meta?.format === 'tfjs-model' &&
+    (await s.store.head(keys.modelJson)) &&
+    (await s.store.head(keys.weights));
+  if (!uploaded) {
+    throw new BadRequestError(
+      `model.baseModel.datasetId: no uploaded tfjs-model dataset ${base.datasetId} in this account (create one with format "tfjs-model" and PUT model.json and weights.bin).`,
+      { path: 'model.baseModel.datasetId' },
+      'UNKNOWN_BASE_MODEL',
+    );
   }
 }
 
@@ -210,6 +280,7 @@ export async function submitJob(
   };
   const meta = await getDatasetMeta(s, tenant, spec.dataset.id);
   await checkDataset(s, tenant, spec, meta);
+  await checkBaseModel(s, tenant, spec);
 
   if (idempotencyObject) {
     try {

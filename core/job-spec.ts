@@ -26,19 +26,137 @@ export const ACTIVATIONS = [
 ] as const;
 export const activation = z.enum(ACTIVATIONS);
 
+export const INITIALIZERS = [
+  'glorotUniform',
+  'glorotNormal',
+  'heUniform',
+  'heNormal',
+  'leCunUniform',
+  'leCunNormal',
+  'randomUniform',
+  'randomNormal',
+  'truncatedNormal',
+  'orthogonal',
+  'zeros',
+  'ones',
+] as const;
+export const initializer = z.enum(INITIALIZERS);
+
+/** L1, L2 or both (elastic net): the penalty added to the loss for this layer's weights. */
+export const regularizer = z
+  .strictObject({ l1: z.number().min(0).max(100).optional(), l2: z.number().min(0).max(100).optional() })
+  .refine((r) => r.l1 !== undefined || r.l2 !== undefined, 'give l1, l2 or both');
+export type RegularizerSpec = z.infer<typeof regularizer>;
+
+const size = (max: number) => z.int().min(1).max(max);
+const size2d = z.union([size(64), z.tuple([size(64), size(64)])]);
+const padding = z.enum(['valid', 'same']);
+const weights = {
+  kernelInitializer: initializer.optional(),
+  biasInitializer: initializer.optional(),
+  kernelRegularizer: regularizer.optional(),
+  biasRegularizer: regularizer.optional(),
+  useBias: z.boolean().default(true),
+};
+
 const denseLayer = z.strictObject({
   type: z.literal('dense'),
-  units: z.int().min(1).max(4096),
+  units: size(8192),
   activation: activation.default('relu'),
-  useBias: z.boolean().default(true),
+  ...weights,
+});
+const dropoutLayer = z.strictObject({ type: z.literal('dropout'), rate: z.number().min(0).lt(1) });
+const batchNormalizationLayer = z.strictObject({
+  type: z.literal('batchNormalization'),
+  momentum: z.number().gt(0).lt(1).default(0.99),
+  epsilon: z.number().positive().max(1).default(0.001),
+});
+const conv1dLayer = z.strictObject({
+  type: z.literal('conv1d'),
+  filters: size(1024),
+  kernelSize: size(64),
+  strides: size(64).default(1),
+  padding: padding.default('valid'),
+  dilationRate: size(64).default(1),
+  activation: activation.default('relu'),
+  ...weights,
+});
+const conv2dLayer = z.strictObject({
+  type: z.literal('conv2d'),
+  filters: size(1024),
+  kernelSize: size2d,
+  strides: size2d.default(1),
+  padding: padding.default('valid'),
+  dilationRate: size2d.default(1),
+  activation: activation.default('relu'),
+  ...weights,
+});
+const pooling1d = (type: 'maxPooling1d' | 'averagePooling1d') =>
+  z.strictObject({
+    type: z.literal(type),
+    poolSize: size(64).default(2),
+    strides: size(64).optional(),
+    padding: padding.default('valid'),
+  });
+const pooling2d = (type: 'maxPooling2d' | 'averagePooling2d') =>
+  z.strictObject({
+    type: z.literal(type),
+    poolSize: size2d.default(2),
+    strides: size2d.optional(),
+    padding: padding.default('valid'),
+  });
+const flattenLayer = z.strictObject({ type: z.literal('flatten') });
+const reshapeLayer = z.strictObject({
+  type: z.literal('reshape'),
+  targetShape: z
+    .array(
+      z
+        .int()
+        .min(-1)
+        .max(1_000_000)
+        .refine((d) => d !== 0, 'dimensions are positive (or one -1)'),
+    )
+    .min(1)
+    .max(4)
+    .refine((dims) => dims.filter((d) => d === -1).length <= 1, 'at most one dimension may be -1'),
+});
+const recurrent = (type: 'lstm' | 'gru') =>
+  z.strictObject({
+    type: z.literal(type),
+    units: size(2048),
+    activation: activation.default('tanh'),
+    recurrentActivation: activation.default('sigmoid'),
+    returnSequences: z.boolean().default(false),
+    dropout: z.number().min(0).lt(1).default(0),
+    recurrentInitializer: initializer.optional(),
+    recurrentRegularizer: regularizer.optional(),
+    ...weights,
+  });
+const embeddingLayer = z.strictObject({
+  type: z.literal('embedding'),
+  /** Vocabulary size: inputs are integer ids from 0 to inputDim − 1. */
+  inputDim: size(1_000_000),
+  outputDim: size(4096),
+  embeddingsInitializer: initializer.optional(),
+  embeddingsRegularizer: regularizer.optional(),
 });
 
-const dropoutLayer = z.strictObject({
-  type: z.literal('dropout'),
-  rate: z.number().min(0).lt(1),
-});
-
-export const hiddenLayer = z.discriminatedUnion('type', [denseLayer, dropoutLayer]);
+export const hiddenLayer = z.discriminatedUnion('type', [
+  denseLayer,
+  dropoutLayer,
+  batchNormalizationLayer,
+  conv1dLayer,
+  conv2dLayer,
+  pooling1d('maxPooling1d'),
+  pooling1d('averagePooling1d'),
+  pooling2d('maxPooling2d'),
+  pooling2d('averagePooling2d'),
+  flattenLayer,
+  reshapeLayer,
+  recurrent('lstm'),
+  recurrent('gru'),
+  embeddingLayer,
+]);
 export type HiddenLayer = z.infer<typeof hiddenLayer>;
 
 const learningRate = positive(1e4);
@@ -94,13 +212,61 @@ export type OptimizerSpec = z.infer<typeof optimizer>;
 export const validation = z.discriminatedUnion('type', [
   z.strictObject({
     type: z.literal('holdout'),
-    /** Share of the rows held out for validation (stratified for classification). */
+    /** Share of the rows held out for validation (stratified by class for classification). */
     fraction: z.number().gt(0).lt(1).default(0.2),
+  }),
+  z.strictObject({
+    type: z.literal('kfold'),
+    /** Each of k folds is validated on once by a model trained on the others; the delivered model is retrained on all rows. */
+    k: z.int().min(2).max(20).default(5),
   }),
   z.strictObject({ type: z.literal('none') }),
 ]);
 
 export const MAX_EPOCHS = 100_000;
+
+/** Per-epoch metrics a stopping rule or schedule may watch. */
+export const MONITORS = ['loss', 'valLoss', 'accuracy', 'valAccuracy', 'mae', 'valMae'] as const;
+export const monitor = z.enum(MONITORS);
+export type Monitor = z.infer<typeof monitor>;
+
+export const LOSSES = [
+  'meanSquaredError',
+  'meanAbsoluteError',
+  'huber',
+  'binaryCrossentropy',
+  'categoricalCrossentropy',
+  'sparseCategoricalCrossentropy',
+] as const;
+export const lossName = z.enum(LOSSES);
+export type LossName = z.infer<typeof lossName>;
+
+export const schedule = z.discriminatedUnion('type', [
+  /** lr · gamma^floor(epoch / stepSize) */
+  z.strictObject({
+    type: z.literal('step'),
+    stepSize: z.int().min(1).max(MAX_EPOCHS),
+    gamma: z.number().gt(0).max(1).default(0.5),
+  }),
+  /** lr · gamma^epoch */
+  z.strictObject({ type: z.literal('exponential'), gamma: z.number().gt(0).max(1) }),
+  /** From lr down to minLearningRate along half a cosine over the run (or `periodEpochs`). */
+  z.strictObject({
+    type: z.literal('cosine'),
+    minLearningRate: z.number().min(0).default(0),
+    periodEpochs: z.int().min(1).max(MAX_EPOCHS).optional(),
+  }),
+  /** Multiply by `factor` when `monitor` has not improved by `minDelta` for `patience` epochs. */
+  z.strictObject({
+    type: z.literal('reduceOnPlateau'),
+    monitor: monitor.default('valLoss'),
+    factor: z.number().gt(0).lt(1).default(0.5),
+    patience: z.int().min(1).max(10_000).default(5),
+    minDelta: z.number().min(0).default(0),
+    minLearningRate: z.number().min(0).default(0),
+  }),
+]);
+export type ScheduleSpec = z.infer<typeof schedule>;
 
 export const trainingSpec = z.strictObject({
   optimizer: optimizer.default({
@@ -114,15 +280,79 @@ export const trainingSpec = z.strictObject({
   /** Rows per gradient step; `"full"` = the whole training set (plain full-batch gradient descent). */
   batchSize: z.union([z.int().min(1).max(65_536), z.literal('full')]).default(32),
   validation: validation.default({ type: 'holdout', fraction: 0.2 }),
-  /** Stop as soon as the epoch's training loss falls below this. */
-  lossThreshold: z.number().positive().optional(),
-  /** Seeds weight initialisation, the validation split and shuffling. Chosen and recorded when absent. */
+  /** A share of the rows set aside before anything else and reported apart as `report.test`. */
+  testFraction: z.number().gt(0).lt(1).optional(),
+  /** Default from the task: categoricalCrossentropy (classification), meanSquaredError (regression). */
+  loss: lossName.optional(),
+  /** Per-class loss weights: `"balanced"` (inverse frequency) or `{"class": weight}`. */
+  classWeights: z
+    .union([z.literal('balanced'), z.record(z.string().max(256), z.number().positive().max(1e6))])
+    .optional(),
+  learningRateSchedule: schedule.optional(),
+  /** Rescale gradients whose global norm exceeds `clipNorm`, or clip each value to ±`clipValue`. */
+  gradientClipping: z
+    .strictObject({ clipNorm: z.number().positive().optional(), clipValue: z.number().positive().optional() })
+    .refine(
+      (c) => (c.clipNorm === undefined) !== (c.clipValue === undefined),
+      'give either clipNorm or clipValue',
+    )
+    .optional(),
+  /** Stop as soon as the epoch's training loss falls below this number, or a named metric crosses a value. */
+  lossThreshold: z
+    .union([
+      z.number().positive(),
+      z.strictObject({ metric: monitor, value: z.number(), mode: z.enum(['below', 'above']).optional() }),
+    ])
+    .optional(),
+  earlyStopping: z
+    .strictObject({
+      monitor: monitor.default('valLoss'),
+      patience: z.int().min(1).max(10_000).default(10),
+      minDelta: z.number().min(0).default(0),
+      restoreBestWeights: z.boolean().default(true),
+    })
+    .optional(),
+  /** Seeds weight initialisation, the splits, shuffling and dropout. Chosen and recorded when absent. */
   seed: z
     .int()
     .min(0)
     .max(2 ** 31 - 1)
     .optional(),
 });
+
+const columnPreprocessing = z.strictObject({
+  /** Numeric columns: rescale with statistics of the training rows. */
+  scale: z.enum(['none', 'standardize', 'minMax']).optional(),
+  /** Text columns: one column per category, or the category's index (1-based; 0 = unseen). */
+  categorical: z.enum(['oneHot', 'index']).optional(),
+  /** What to do with an empty cell. */
+  missing: z.enum(['error', 'drop', 'mean', 'mostFrequent']).optional(),
+  /** Treat a numeric column as categorical (e.g. codes). */
+  type: z.enum(['numeric', 'categorical']).optional(),
+});
+
+export const preprocessing = z.strictObject({
+  scale: z.enum(['none', 'standardize', 'minMax']).default('none'),
+  categorical: z.enum(['oneHot', 'index']).default('oneHot'),
+  missing: z.enum(['error', 'drop', 'mean', 'mostFrequent']).default('error'),
+  columns: z.record(z.string().min(1).max(256), columnPreprocessing).default({}),
+});
+export type PreprocessingSpec = z.infer<typeof preprocessing>;
+
+/** A feature is a column name, or `{name, shape}` for a column whose cells are numeric arrays (images, sequences). */
+export const featureSpec = z.union([
+  columnName,
+  z.strictObject({ name: columnName, shape: z.array(z.int().min(1).max(100_000)).min(1).max(4) }),
+]);
+export type FeatureSpec = z.infer<typeof featureSpec>;
+export const featureName = (f: FeatureSpec): string => (typeof f === 'string' ? f : f.name);
+
+export const baseModel = z.union([
+  z.strictObject({ jobId: z.string().regex(ULID_PATTERN, 'must be the id of an earlier SUCCEEDED job') }),
+  z.strictObject({
+    datasetId: z.string().regex(ULID_PATTERN, 'must be the id of an uploaded tfjs-model dataset'),
+  }),
+]);
 
 export const TASKS = ['classification', 'regression'] as const;
 
@@ -135,10 +365,10 @@ export const jobSpec = z.strictObject({
     label: columnName,
     /** Input columns; default: every column but the label. */
     features: z
-      .array(columnName)
+      .array(featureSpec)
       .min(1)
-      .max(1024)
-      .refine((f) => new Set(f).size === f.length, 'must not repeat a column')
+      .max(4096)
+      .refine((f) => new Set(f.map(featureName)).size === f.length, 'must not repeat a column')
       .optional(),
   }),
   model: z
@@ -147,8 +377,20 @@ export const jobSpec = z.strictObject({
       layers: z.array(hiddenLayer).max(64).default([]),
       /** Overrides the derived output layer's activation. */
       outputActivation: activation.optional(),
+      /** Start from an earlier job's model, or an uploaded tfjs layers model (fine-tuning). */
+      baseModel: baseModel.optional(),
+      /** Fine-tuning: keep the first N layers (or the named ones) of the base model fixed. */
+      freeze: z.union([z.int().min(0).max(1000), z.array(z.string().min(1).max(256)).max(1000)]).optional(),
+      /** Fine-tuning: replace the base model's output layer with one for this task (default true). */
+      replaceHead: z.boolean().optional(),
     })
     .default({ layers: [] }),
+  preprocessing: preprocessing.default({
+    scale: 'none',
+    categorical: 'oneHot',
+    missing: 'error',
+    columns: {},
+  }),
   training: trainingSpec.default({
     optimizer: { type: 'adam', learningRate: 0.001, beta1: 0.9, beta2: 0.999, epsilon: 1e-7 },
     epochs: 100,
@@ -170,7 +412,7 @@ export const resolvedJobSpec = jobSpec.extend({
 });
 export type JobSpec = z.output<typeof resolvedJobSpec>;
 
-export const datasetFormat = z.enum(['csv', 'jsonl']);
+export const datasetFormat = z.enum(['csv', 'jsonl', 'tfjs-model']);
 export type DatasetFormat = z.infer<typeof datasetFormat>;
 
 export const createDatasetRequest = z.strictObject({

@@ -31,6 +31,7 @@ export const jobKeys = (tenant: string, jobId: string) => {
     metrics: `${p}metrics.json`,
     events: `${p}events.json`,
     report: `${p}report.json`,
+    preprocessing: `${p}preprocessing.json`,
     lossCurve: `${p}loss-curve.svg`,
     modelJson: `${p}model/model.json`,
     weights: `${p}model/weights.bin`,
@@ -43,5 +44,11 @@ export const jobIndexPrefix = (tenant: string): string => `${tenantPrefix(tenant
 
 export const datasetKeys = (tenant: string, datasetId: string) => {
   const p = `${tenantPrefix(tenant)}datasets/${checkId(datasetId)}/`;
-  return { prefix: p, meta: `${p}dataset.json`, data: `${p}data` };
+  return {
+    prefix: p,
+    meta: `${p}dataset.json`,
+    data: `${p}data`,
+    modelJson: `${p}model.json`,
+    weights: `${p}weights.bin`,
+  };
 };

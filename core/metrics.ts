@@ -71,3 +71,52 @@ export function regressionMetrics(
   const mse = n ? sq / n : 0;
   return { rows: n, mae: n ? abs / n : 0, mse, rmse: Math.sqrt(mse), r2: total > 0 ? 1 - sq / total : 0 };
 }
+
+/** Mean negative log-likelihood of the true classes; `probabilities` is row-major [n × k]. */
+export function logLoss(probabilities: ArrayLike<number>, actual: ArrayLike<number>, k: number): number {
+  const n = actual.length;
+  let sum = 0;
+  for (let i = 0; i < n; i++) {
+    const p = probabilities[i * k + (actual[i] as number)] as number;
+    sum -= Math.log(Math.min(Math.max(p, 1e-15), 1 - 1e-15));
+  }
+  return n ? sum / n : 0;
+}
+
+/**
+ * Area under the ROC curve for a binary task: the probability that a random positive scores above a
+ * random negative (ties count half), computed from ranks in O(n log n).
+ */
+export function rocAuc(scores: ArrayLike<number>, positive: ArrayLike<boolean>): number | undefined {
+  const n = scores.length;
+  const order = Array.from({ length: n }, (_, i) => i).sort(
+    (a, b) => (scores[a] as number) - (scores[b] as number),
+  );
+  const ranks = new Float64Array(n);
+  for (let i = 0; i < n; ) {
+    let j = i;
+    while (j + 1 < n && scores[order[j + 1] as number] === scores[order[i] as number]) j++;
+    const rank = (i + j) / 2 + 1;
+    for (let t = i; t <= j; t++) ranks[order[t] as number] = rank;
+    i = j + 1;
+  }
+  let positives = 0;
+  let rankSum = 0;
+  for (let i = 0; i < n; i++) {
+    if (positive[i]) {
+      positives++;
+      rankSum += ranks[i] as number;
+    }
+  }
+  const negatives = n - positives;
+  if (positives === 0 || negatives === 0) return undefined;
+  return (rankSum - (positives * (positives + 1)) / 2) / (positives * negatives);
+}
+
+/** Mean and population standard deviation. */
+export function meanStd(values: number[]): { mean: number; std: number } {
+  const n = values.length;
+  const mean = n ? values.reduce((a, b) => a + b, 0) / n : 0;
+  const std = n ? Math.sqrt(values.reduce((a, b) => a + (b - mean) ** 2, 0) / n) : 0;
+  return { mean, std };
+}

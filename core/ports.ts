@@ -53,6 +53,8 @@ export interface ObjectStore {
   /** The object, or `undefined` when there is none. */
   get(key: string, options?: GetOptions): Promise<StoredObject | undefined>;
   head(key: string): Promise<ObjectInfo | undefined>;
+  /** The object's bytes as a stream of chunks (large datasets are parsed as they arrive), or `undefined`. */
+  getStream(key: string): Promise<AsyncIterable<Uint8Array> | undefined>;
   list(prefix: string, options?: ListOptions): Promise<ListPage>;
   /** Deleting a missing key is not an error. */
   delete(key: string): Promise<void>;

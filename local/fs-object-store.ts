@@ -310,6 +310,19 @@ export class FsObjectStore implements ObjectStore {
     }
   }
 
+  async getStream(key: string): Promise<AsyncIterable<Uint8Array> | undefined> {
+    assertKey(key);
+    let handle: fs.FileHandle;
+    try {
+      handle = await fs.open(this.#dataPath(key), 'r');
+    } catch (error) {
+      if (isMissing(error)) return undefined;
+      throw error;
+    }
+    // The open handle keeps reading the same file even if a writer renames a new one into place.
+    return handle.createReadStream({ highWaterMark: 1024 * 1024 });
+  }
+
   async head(key: string): Promise<ObjectInfo | undefined> {
     assertKey(key);
     return this.#info(key);

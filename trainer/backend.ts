@@ -3,6 +3,8 @@
  * The native packages are optional dependencies: their absence (or a missing native library) is
  * normal and only moves on to the next candidate. A backend counts only once a tiny op ran on it.
  */
+import { registerMissingWasmKernels } from './wasm-kernels.ts';
+
 export type TF = typeof import('@tensorflow/tfjs');
 
 export interface SelectedBackend {
@@ -33,7 +35,10 @@ const CANDIDATES: Candidate[] = [
     backend: 'wasm',
     load: async () => {
       await import('@tensorflow/tfjs-backend-wasm');
-      return import('@tensorflow/tfjs');
+      const tf = await import('@tensorflow/tfjs');
+      // wasm lacks the gradients of convolutions and embeddings: supply them so every layer trains.
+      registerMissingWasmKernels(tf);
+      return tf;
     },
   },
   { package: '@tensorflow/tfjs', backend: 'cpu', load: () => import('@tensorflow/tfjs') },

@@ -1,69 +1,89 @@
 /**
- * The training engine: builds the model a spec declares and trains it with a custom loop (seeded
- * initialisation and shuffling, so the same spec, data and backend give the same weights).
+ * The training loop: seeded initialisation, shuffling and dropout (the same spec, data, seed and
+ * backend give bitwise the same weights), per-step gradient clipping, learning-rate schedules,
+ * early stopping, the loss threshold, class weights, and divergence detection. State that a resume
+ * needs (epoch, history, RNG, schedule, early stopping) is kept in one `TrainState`.
  */
-import type { Scalar, Sequential, Tensor, Tensor2D } from '@tensorflow/tfjs';
-import type { PreparedData } from '../core/dataset-prep.ts';
+import type { LayersModel, Optimizer, Scalar, Tensor, Variable } from '@tensorflow/tfjs';
+
+/** A named tensor, as optimizers save their state. */
+export type NamedTensor = { name: string; tensor: Tensor };
+
+import { divergence } from '../core/diagnostics.ts';
 import { UnrecoverableError } from '../core/errors.ts';
 import type { EpochMetrics } from '../core/job-record.ts';
-import type { JobSpec, OptimizerSpec } from '../core/job-spec.ts';
+import type { JobSpec, LossName, OptimizerSpec } from '../core/job-spec.ts';
 import { seededRng, shuffleInPlace } from '../core/random.ts';
+import {
+  EarlyStopping,
+  type EarlyStoppingState,
+  LearningRateSchedule,
+  type ScheduleState,
+  thresholdReached,
+} from '../core/training-rules.ts';
 import type { TF } from './backend.ts';
+import { defaultLoss, meanLoss } from './losses.ts';
 
-export type StopReason = 'epochs' | 'lossThreshold' | 'cancelled';
+export type StopReason = 'epochs' | 'lossThreshold' | 'earlyStopping' | 'cancelled';
+
+/** Inputs and targets of a set of rows. */
+export interface DataSet {
+  /** [n, ...inputShape] */
+  x: Tensor;
+  /** One-hot [n, k] (categorical losses), [n, 1] class index (binary) or target (regression). */
+  y: Tensor;
+  /** Class index of each row (classification), for accuracy. */
+  labels?: Tensor;
+  /** Per-row loss weights (class weights). */
+  weights?: Tensor;
+}
+
+export interface TrainState {
+  /** Epochs completed. */
+  epoch: number;
+  history: EpochMetrics[];
+  rngState: number;
+  schedule: ScheduleState;
+  earlyStopping?: EarlyStoppingState;
+}
 
 export interface TrainOutcome {
-  model: Sequential;
+  model: LayersModel;
   history: EpochMetrics[];
   stoppedBy: StopReason;
+  /** Epoch whose weights the model holds when early stopping restored the best ones. */
+  bestEpoch?: number;
   trainingSeconds: number;
   samplesPerSecond: number;
 }
 
+export interface EpochContext {
+  model: LayersModel;
+  optimizer: Optimizer;
+  state: TrainState;
+}
+
 export interface TrainHooks {
-  /** Called after every epoch; return `'stop'` to end training (cancel). */
-  onEpoch?: (metrics: EpochMetrics) => Promise<'stop' | undefined> | 'stop' | undefined;
+  /** After every epoch; return `'stop'` to end training (cancel, shutdown). */
+  onEpoch?: (
+    metrics: EpochMetrics,
+    context: EpochContext,
+  ) => Promise<'stop' | undefined> | 'stop' | undefined;
+  /** Things worth an event (a learning rate reduced on plateau). */
+  onInfo?: (message: string) => void;
 }
 
-export function buildModel(tf: TF, spec: JobSpec, inputs: number, outputs: number): Sequential {
-  const seed = spec.training.seed;
-  const model = tf.sequential();
-  let first = true;
-  const input = () => {
-    const shape = first ? { inputShape: [inputs] } : {};
-    first = false;
-    return shape;
-  };
-  spec.model.layers.forEach((layer, i) => {
-    if (layer.type === 'dense') {
-      model.add(
-        tf.layers.dense({
-          ...input(),
-          units: layer.units,
-          activation: layer.activation,
-          useBias: layer.useBias,
-          kernelInitializer: tf.initializers.glorotUniform({ seed: seed + i }),
-          name: `dense_${i + 1}`,
-        }),
-      );
-    } else {
-      model.add(tf.layers.dropout({ ...input(), rate: layer.rate, name: `dropout_${i + 1}` }));
-    }
-  });
-  const classification = spec.task === 'classification';
-  model.add(
-    tf.layers.dense({
-      ...input(),
-      units: outputs,
-      activation: spec.model.outputActivation ?? (classification ? 'softmax' : 'linear'),
-      kernelInitializer: tf.initializers.glorotUniform({ seed: seed + 1000 }),
-      name: 'output',
-    }),
-  );
-  return model;
+export interface TrainOptions {
+  spec: JobSpec;
+  model: LayersModel;
+  /** Classification: the number of classes (accuracy is tracked per epoch). */
+  classCount?: number;
+  hooks?: TrainHooks;
+  /** Continue a run from a checkpoint: weights are already in `model`. */
+  resume?: { state: TrainState; optimizerWeights: NamedTensor[] };
 }
 
-export function buildOptimizer(tf: TF, o: OptimizerSpec) {
+export function buildOptimizer(tf: TF, o: OptimizerSpec): Optimizer {
   switch (o.type) {
     case 'gd':
     case 'sgd':
@@ -83,151 +103,225 @@ export function buildOptimizer(tf: TF, o: OptimizerSpec) {
   }
 }
 
-/** Mean loss of predictions: cross-entropy over softmax outputs, or mean squared error. */
-function lossOf(tf: TF, task: JobSpec['task'], yTrue: Tensor, yPred: Tensor): Tensor {
-  if (task === 'classification') {
-    const p = tf.clipByValue(yPred, 1e-7, 1 - 1e-7);
-    return tf.neg(tf.mean(tf.sum(tf.mul(yTrue, tf.log(p)), -1)));
+/** SGD and momentum cache the rate in a tensor (`setLearningRate`); the others read the field each step. */
+function setLearningRate(optimizer: Optimizer, rate: number): void {
+  const o = optimizer as Optimizer & { learningRate: number; setLearningRate?: (r: number) => void };
+  if (o.setLearningRate) o.setLearningRate(rate);
+  else o.learningRate = rate;
+}
+
+/**
+ * Runs `fn` with `Math.random` drawn from the job's generator: tfjs seeds each unseeded dropout mask
+ * from `Math.random()`, so this makes dropout reproducible. Only synchronous code runs inside.
+ */
+function withRandom<T>(rng: () => number, fn: () => T): T {
+  const original = Math.random;
+  Math.random = rng;
+  try {
+    return fn();
+  } finally {
+    Math.random = original;
   }
-  return tf.mean(tf.square(tf.sub(yTrue, yPred)));
 }
 
-export interface Tensors {
-  x: Tensor2D;
-  /** One-hot (classification) or a column (regression). */
-  y: Tensor2D;
-}
-
-/** Tensors of the given rows of the prepared data. */
-export function tensorsFor(tf: TF, data: PreparedData, rows: Int32Array): Tensors {
-  const f = data.features.length;
-  const x = new Float32Array(rows.length * f);
-  rows.forEach((r, i) => {
-    x.set(data.x.subarray(r * f, (r + 1) * f), i * f);
-  });
-  const labels = Float32Array.from(rows, (r) => data.y[r] as number);
-  const y = data.classes
-    ? tf.tidy(
-        () =>
-          tf.oneHot(tf.tensor1d(labels, 'int32'), (data.classes as unknown[]).length).toFloat() as Tensor2D,
-      )
-    : tf.tensor2d(labels, [rows.length, 1]);
-  return { x: tf.tensor2d(x, [rows.length, f]), y };
-}
-
-/** Mean loss over a set, in slices so that large sets fit in memory. */
-export function evaluateLoss(
+/** Mean loss and accuracy / MAE of a set, in slices so that large sets fit in memory. */
+export function evaluateSet(
   tf: TF,
-  model: Sequential,
-  task: JobSpec['task'],
-  set: Tensors,
-  slice = 4096,
-): number {
-  const n = set.x.shape[0];
-  let total = 0;
+  model: LayersModel,
+  loss: LossName,
+  set: DataSet,
+  classCount?: number,
+  slice = 2048,
+) {
+  const n = set.x.shape[0] as number;
+  let lossSum = 0;
+  let metricSum = 0;
   for (let start = 0; start < n; start += slice) {
     const size = Math.min(slice, n - start);
-    const part = tf.tidy(() => {
-      const pred = model.predict(set.x.slice([start, 0], [size, -1])) as Tensor;
-      return lossOf(tf, task, set.y.slice([start, 0], [size, -1]), pred).mul(size);
+    const [l, m] = tf.tidy(() => {
+      const x = set.x.slice(start, size);
+      const y = set.y.slice(start, size);
+      const pred = model.predict(x) as Tensor;
+      const total = tf.mul(meanLoss(tf, loss, y, pred), size);
+      return [total, sideMetric(tf, pred, y, set.labels?.slice(start, size), classCount)];
     });
-    total += part.dataSync()[0] as number;
-    part.dispose();
+    lossSum += scalarOf(l) as number;
+    metricSum += scalarOf(m) as number;
+    tf.dispose([l, m] as Tensor[]);
   }
-  return total / n;
+  return { loss: lossSum / n, metric: metricSum / n };
+}
+
+const scalarOf = (t: Tensor | undefined): number => (t ? (t.dataSync()[0] as number) : 0);
+
+/** Sum over the batch of correct predictions (classification) or absolute errors (regression). */
+function sideMetric(
+  tf: TF,
+  pred: Tensor,
+  y: Tensor,
+  labels: Tensor | undefined,
+  classCount?: number,
+): Tensor {
+  if (classCount && labels) {
+    const predicted =
+      pred.shape[1] === 1 ? tf.cast(tf.greater(pred.reshape([-1]), 0.5), 'int32') : tf.argMax(pred, -1);
+    return tf.sum(tf.cast(tf.equal(predicted, tf.cast(labels, 'int32')), 'float32'));
+  }
+  return tf.sum(tf.abs(tf.sub(y, pred)));
+}
+
+function clip(
+  tf: TF,
+  grads: Record<string, Tensor>,
+  spec: JobSpec['training']['gradientClipping'],
+): Record<string, Tensor> {
+  if (!spec) return grads;
+  const names = Object.keys(grads);
+  if (spec.clipValue !== undefined) {
+    const v = spec.clipValue;
+    return Object.fromEntries(names.map((n) => [n, tf.clipByValue(grads[n] as Tensor, -v, v)]));
+  }
+  const norm = tf.sqrt(tf.addN(names.map((n) => tf.sum(tf.square(grads[n] as Tensor)))));
+  const scale = tf.minimum(1, tf.div(spec.clipNorm as number, tf.maximum(norm, 1e-12)));
+  return Object.fromEntries(names.map((n) => [n, tf.mul(grads[n] as Tensor, scale)]));
 }
 
 export async function train(
   tf: TF,
-  spec: JobSpec,
-  data: PreparedData,
-  hooks: TrainHooks = {},
+  options: TrainOptions,
+  trainSet: DataSet,
+  validationSet?: DataSet,
 ): Promise<TrainOutcome> {
-  const outputs = data.classes ? data.classes.length : 1;
-  const model = buildModel(tf, spec, data.features.length, outputs);
-  const optimizer = buildOptimizer(tf, spec.training.optimizer);
-  const trainSet = tensorsFor(tf, data, data.trainRows);
-  const validationSet =
-    data.validationRows.length > 0 ? tensorsFor(tf, data, data.validationRows) : undefined;
-  const n = data.trainRows.length;
-  const batchSize = spec.training.batchSize === 'full' ? n : Math.min(spec.training.batchSize, n);
-  const rng = seededRng(spec.training.seed);
+  const { spec, model, classCount, hooks = {} } = options;
+  const training = spec.training;
+  const loss = defaultLoss(spec);
+  const optimizer = buildOptimizer(tf, training.optimizer);
+  const n = trainSet.x.shape[0] as number;
+  const batchSize = training.batchSize === 'full' ? n : Math.min(training.batchSize, n);
+  const metricName = classCount ? 'accuracy' : 'mae';
+
+  const resumed = options.resume?.state;
+  const rng = seededRng(resumed?.rngState ?? training.seed);
+  const schedule = new LearningRateSchedule(
+    training.optimizer.learningRate,
+    training.learningRateSchedule,
+    training.epochs,
+    resumed?.schedule,
+  );
+  const stopping = training.earlyStopping
+    ? new EarlyStopping(training.earlyStopping, resumed?.earlyStopping)
+    : undefined;
+  if (options.resume) await optimizer.setWeights(options.resume.optimizerWeights);
+  const history: EpochMetrics[] = [...(resumed?.history ?? [])];
   const order = Int32Array.from({ length: n }, (_, i) => i);
-  const history: EpochMetrics[] = [];
+  const variables = () => model.trainableWeights.map((w) => w.read() as Variable);
   let stoppedBy: StopReason = 'epochs';
+  let bestWeights: Tensor[] | undefined;
+  let bestEpoch: number | undefined;
   const started = performance.now();
   let samples = 0;
+
   try {
-    for (let epoch = 1; epoch <= spec.training.epochs; epoch++) {
-      // Full batch: no shuffling needed (the gradient is over every row); else a seeded permutation.
+    for (let epoch = (resumed?.epoch ?? 0) + 1; epoch <= training.epochs; epoch++) {
+      const rate = schedule.rateFor(epoch);
+      setLearningRate(optimizer, rate);
+      // Full batch: every step sees every row, so no shuffling; else a seeded permutation per epoch.
       if (batchSize < n) shuffleInPlace(order, rng);
       const perm = tf.tensor1d(order, 'int32');
-      let sum: Tensor = tf.scalar(0);
+      let lossSum: Tensor = tf.scalar(0);
+      let metricSum: Tensor = tf.scalar(0);
+      const vars = variables();
       for (let start = 0; start < n; start += batchSize) {
         const size = Math.min(batchSize, n - start);
-        const cost = tf.tidy(() => {
-          const idx = perm.slice(start, size);
-          const xb = batchSize === n ? trainSet.x : tf.gather(trainSet.x, idx);
-          const yb = batchSize === n ? trainSet.y : tf.gather(trainSet.y, idx);
-          const c = optimizer.minimize(
-            () => lossOf(tf, spec.task, yb, model.apply(xb, { training: true }) as Tensor) as Scalar,
-            true,
-          );
-          return (c as Tensor).mul(size);
-        });
-        const next = tf.add(sum, cost);
-        sum.dispose();
-        cost.dispose();
-        sum = next;
+        const [batchLoss, batchMetric] = withRandom(rng, () =>
+          tf.tidy(() => {
+            const whole = batchSize === n;
+            const idx = whole ? undefined : perm.slice(start, size);
+            const pick = (t: Tensor | undefined) => (t && idx ? tf.gather(t, idx) : t);
+            const xb = pick(trainSet.x) as Tensor;
+            const yb = pick(trainSet.y) as Tensor;
+            const wb = pick(trainSet.weights);
+            const lb = pick(trainSet.labels);
+            let side: Tensor | undefined;
+            const { value, grads } = tf.variableGrads(() => {
+              const pred = model.apply(xb, { training: true }) as Tensor;
+              side = tf.keep(sideMetric(tf, pred, yb, lb, classCount));
+              const dataLoss = meanLoss(tf, loss, yb, pred, wb);
+              const penalties = model.calculateLosses();
+              return (penalties.length ? tf.addN([dataLoss, ...penalties]) : dataLoss) as Scalar;
+            }, vars);
+            optimizer.applyGradients(clip(tf, grads, training.gradientClipping));
+            return [tf.mul(value, size), side as Tensor];
+          }),
+        ) as [Tensor, Tensor];
+        const nextLoss = tf.add(lossSum, batchLoss);
+        const nextMetric = tf.add(metricSum, batchMetric);
+        tf.dispose([lossSum, metricSum, batchLoss, batchMetric]);
+        lossSum = nextLoss;
+        metricSum = nextMetric;
       }
       perm.dispose();
-      const loss = ((await sum.data())[0] as number) / n;
-      sum.dispose();
+      const epochLoss = ((await lossSum.data())[0] as number) / n;
+      const epochMetric = ((await metricSum.data())[0] as number) / n;
+      tf.dispose([lossSum, metricSum]);
       samples += n;
-      if (!Number.isFinite(loss)) {
-        throw new UnrecoverableError(
-          'TRAINING_DIVERGED',
-          `The training loss became ${loss} at epoch ${epoch}: lower the learning rate (now ${spec.training.optimizer.learningRate}) or scale the features.`,
-        );
+
+      const metrics: EpochMetrics = { epoch, loss: epochLoss, [metricName]: epochMetric, learningRate: rate };
+      if (validationSet) {
+        const v = evaluateSet(tf, model, loss, validationSet, classCount);
+        metrics.valLoss = v.loss;
+        metrics[classCount ? 'valAccuracy' : 'valMae'] = v.metric;
       }
-      const metrics: EpochMetrics = { epoch, loss };
-      if (validationSet) metrics.valLoss = evaluateLoss(tf, model, spec.task, validationSet);
       history.push(metrics);
-      if ((await hooks.onEpoch?.(metrics)) === 'stop') {
+      const diverged = divergence(history, rate);
+      if (diverged) throw new UnrecoverableError('DIVERGED', diverged);
+
+      const reduced = schedule.observe(metrics);
+      if (reduced !== undefined)
+        hooks.onInfo?.(`Learning rate reduced to ${reduced} at epoch ${epoch} (no improvement on plateau).`);
+      let stop: StopReason | undefined;
+      if (stopping) {
+        const verdict = stopping.observe(metrics);
+        if (verdict.improved && training.earlyStopping?.restoreBestWeights) {
+          tf.dispose(bestWeights ?? []);
+          bestWeights = model.getWeights().map((w) => w.clone());
+          bestEpoch = epoch;
+        }
+        if (verdict.stop) stop = 'earlyStopping';
+      }
+      if (thresholdReached(training.lossThreshold, metrics)) stop = 'lossThreshold';
+      const state: TrainState = {
+        epoch,
+        history,
+        rngState: rng.state(),
+        schedule: schedule.state,
+        ...(stopping ? { earlyStopping: stopping.state } : {}),
+      };
+      if ((await hooks.onEpoch?.(metrics, { model, optimizer, state })) === 'stop') {
         stoppedBy = 'cancelled';
         break;
       }
-      if (spec.training.lossThreshold !== undefined && loss < spec.training.lossThreshold) {
-        stoppedBy = 'lossThreshold';
+      if (stop) {
+        stoppedBy = stop;
         break;
       }
     }
+    if (bestWeights && stoppedBy === 'earlyStopping') model.setWeights(bestWeights);
+    else bestEpoch = undefined;
   } catch (error) {
     model.dispose();
     throw error;
   } finally {
+    tf.dispose(bestWeights ?? []);
     optimizer.dispose();
-    tf.dispose([trainSet.x, trainSet.y, ...(validationSet ? [validationSet.x, validationSet.y] : [])]);
   }
   const trainingSeconds = (performance.now() - started) / 1000;
   return {
     model,
     history,
     stoppedBy,
+    ...(bestEpoch !== undefined ? { bestEpoch } : {}),
     trainingSeconds,
     samplesPerSecond: trainingSeconds > 0 ? samples / trainingSeconds : 0,
   };
-}
-
-/** Predictions for rows: class indices (classification) or values (regression). */
-export function predictRows(tf: TF, model: Sequential, data: PreparedData, rows: Int32Array): Float32Array {
-  if (rows.length === 0) return new Float32Array(0);
-  const set = tensorsFor(tf, data, rows);
-  const out = tf.tidy(() => {
-    const pred = model.predict(set.x) as Tensor;
-    return data.classes ? pred.argMax(-1).toFloat() : pred.reshape([-1]);
-  });
-  const values = out.dataSync() as Float32Array;
-  tf.dispose([out, set.x, set.y]);
-  return Float32Array.from(values);
 }

@@ -1,10 +1,13 @@
 /**
  * One delivery of one job: claim it (compare-and-swap to RUNNING, attempt + 1), read and prepare the
- * data, train, and store the model, metrics, report and loss curve. Every write to `job.json` is
- * fenced on this attempt: if another attempt took the job over, this one drops its work.
+ * data, train (once, or per fold and then on all rows), evaluate, and store the model, metrics,
+ * report, preprocessing and loss curve. Every write to `job.json` is fenced on this attempt: if
+ * another attempt took the job over, this one drops its work.
  */
-
-import { prepareData } from '../core/dataset-prep.ts';
+import { createHash } from 'node:crypto';
+import type { LayersModel } from '@tensorflow/tfjs';
+import { type PreparedData, prepareData } from '../core/dataset-prep.ts';
+import { overfittingWarning, plateauWarning } from '../core/diagnostics.ts';
 import { UnrecoverableError } from '../core/errors.ts';
 import {
   type EpochMetrics,
@@ -14,27 +17,38 @@ import {
   transition,
 } from '../core/job-record.ts';
 import { type DatasetMeta, datasetMeta } from '../core/job-service.ts';
+import type { JobSpec } from '../core/job-spec.ts';
 import { fromJson, JobStore, SkipUpdate, toJson } from '../core/job-store.ts';
 import { datasetKeys, jobKeys } from '../core/keys.ts';
 import type { Logger } from '../core/log.ts';
 import { lossCurveSvg } from '../core/loss-curve.ts';
-import { classificationMetrics, regressionMetrics } from '../core/metrics.ts';
+import { meanStd } from '../core/metrics.ts';
 import type { ObjectStore } from '../core/ports.ts';
-import { parseTable } from '../core/tabular.ts';
+import { parseTableStream, type Table } from '../core/tabular.ts';
+import pkg from '../package.json' with { type: 'json' };
 import { serializeModel } from './artifacts.ts';
 import type { TF } from './backend.ts';
-import { predictRows, train } from './engine.ts';
+import { deriveModel, loadBaseModel } from './base-model.ts';
+import type { TrainHooks } from './engine.ts';
+import { permutationImportance, predictRaw, scoreClassification, scoreRegression } from './evaluate.ts';
+import { disposeSet, type EncodedSet, encodeSet, fit } from './fit.ts';
+import { defaultLoss } from './losses.ts';
+import { hasConvolutions, outputFor } from './model-builder.ts';
 
 export interface TrainerDeps {
   readonly store: ObjectStore;
   readonly tf: TF;
   readonly backend: string;
+  /** `gpu` or `cpu`: what the backend computes on. */
+  readonly device?: string;
   readonly now: () => Date;
   readonly log: Logger;
   /** How often progress and metrics are written while training (ms). */
   readonly progressIntervalMs?: number;
   /** Most rows a job may hold in memory. */
   readonly maxRows?: number;
+  /** The price of an hour of this worker, for the record's cost estimate. */
+  readonly hourlyPriceUsd?: number;
 }
 
 /** What the worker should do with the message afterwards. */
@@ -49,6 +63,50 @@ class FencedError extends Error {
 }
 
 const MAX_REPORTED_ROW_INDICES = 100_000;
+const IMPORTANCE_MAX_ROWS = 5000;
+
+/**
+ * Streams the dataset through the parser (the file is never held whole), hashing it on the way for
+ * the lineage. Memory: the columnar table, 8 bytes per numeric cell.
+ */
+async function loadTable(deps: TrainerDeps, tenant: string, spec: JobSpec) {
+  const keys = datasetKeys(tenant, spec.dataset.id);
+  const metaObject = await deps.store.get(keys.meta);
+  const stream = metaObject ? await deps.store.getStream(keys.data) : undefined;
+  if (!metaObject || !stream)
+    throw new UnrecoverableError(
+      'DATASET_NOT_FOUND',
+      `Dataset ${spec.dataset.id} no longer exists or has no data.`,
+    );
+  const meta: DatasetMeta = datasetMeta.parse(fromJson(metaObject.body));
+  if (meta.format === 'tfjs-model')
+    throw new UnrecoverableError('INVALID_SPEC', `Dataset ${meta.id} is a model, not a table.`);
+  const hash = createHash('sha256');
+  let bytes = 0;
+  async function* hashed() {
+    for await (const chunk of stream as AsyncIterable<Uint8Array>) {
+      hash.update(chunk);
+      bytes += chunk.byteLength;
+      yield chunk;
+    }
+  }
+  const table: Table = await parseTableStream(
+    hashed(),
+    meta.format,
+    deps.maxRows === undefined ? {} : { maxRows: deps.maxRows },
+  );
+  return { table, sha256: hash.digest('hex'), bytes };
+}
+
+function score(data: PreparedData, raw: Float32Array, actual: Float32Array) {
+  return data.classes ? scoreClassification(raw, actual, data.classes) : scoreRegression(raw, actual);
+}
+
+const headline = (data: PreparedData) => (data.classes ? 'accuracy' : 'r2');
+
+/** The scalar metrics of a report section (what folds average and `result.metrics` shows). */
+const scalars = (o: object): Record<string, number> =>
+  Object.fromEntries(Object.entries(o).filter(([, v]) => typeof v === 'number')) as Record<string, number>;
 
 export async function runJob(
   deps: TrainerDeps,
@@ -56,6 +114,7 @@ export async function runJob(
   signal: AbortSignal,
 ): Promise<JobOutcome> {
   const { tenant, jobId } = message;
+  const { tf } = deps;
   const jobs = new JobStore(deps.store);
   const keys = jobKeys(tenant, jobId);
   const log = deps.log.child({ tenant, jobId });
@@ -93,6 +152,8 @@ export async function runJob(
   }
   const attempt = claimed.attempt;
   const spec = claimed.spec;
+  const createdAt = Date.parse(claimed.createdAt);
+  const startedAt = Date.parse(claimed.startedAt ?? claimed.updatedAt);
   log.info('job started', { attempt, backend: deps.backend });
   await event('state', `Attempt ${attempt} started on the ${deps.backend} backend.`, claimed);
 
@@ -107,19 +168,41 @@ export async function runJob(
       return change(record);
     });
 
-  try {
-    const metaObject = await deps.store.get(datasetKeys(tenant, spec.dataset.id).meta);
-    const dataObject = await deps.store.get(datasetKeys(tenant, spec.dataset.id).data);
-    if (!metaObject || !dataObject)
-      throw new UnrecoverableError('DATASET_NOT_FOUND', `Dataset ${spec.dataset.id} no longer exists.`);
-    const meta: DatasetMeta = datasetMeta.parse(fromJson(metaObject.body));
-    const data = prepareData(parseTable(dataObject.body, meta.format, deps.maxRows), spec);
+  const warnings: string[] = [];
+  const warn = async (text: string) => {
+    warnings.push(text);
+    log.warn('job warning', { warning: text });
+    await event('warning', text);
+  };
+  let peakTensorBytes = 0;
+  const models: LayersModel[] = [];
+  const sets: (EncodedSet | undefined)[] = [];
 
-    const history: EpochMetrics[] = [];
-    let lastFlush = 0;
+  try {
+    const dataset = await loadTable(deps, tenant, spec);
+    const data = prepareData(dataset.table, spec);
+    if (deps.backend === 'cpu' && hasConvolutions(spec)) {
+      await warn(
+        'This convolutional model trains on the pure-JavaScript cpu backend, about a hundred times slower than wasm or a GPU: no faster backend could start on this worker.',
+      );
+    }
+    const output = outputFor(spec, data.classes?.length);
+    const makeModel = spec.model.baseModel
+      ? async (inputShape: number[]) =>
+          deriveModel(
+            tf,
+            (await loadBaseModel(tf, deps.store, tenant, spec)) as LayersModel,
+            spec,
+            inputShape,
+            output,
+          )
+      : undefined;
+
     let cancelRequested = false;
-    const flush = async (metrics: EpochMetrics) => {
-      await deps.store.put(keys.metrics, toJson(history), { contentType: 'application/json' });
+    let lastFlush = 0;
+    const history: EpochMetrics[] = [];
+    const progress = async (metrics: EpochMetrics, phase: string | undefined, final: boolean) => {
+      if (final) await deps.store.put(keys.metrics, toJson(history), { contentType: 'application/json' });
       await fenced((record) => {
         if (record.status === 'CANCELLING') cancelRequested = true;
         return {
@@ -130,108 +213,238 @@ export async function runJob(
             epochs: spec.training.epochs,
             loss: metrics.loss,
             ...(metrics.valLoss !== undefined ? { valLoss: metrics.valLoss } : {}),
+            ...(phase ? { phase } : {}),
           },
         };
       });
     };
-    const outcome = await train(deps.tf, spec, data, {
+    const hooksFor = (phase: string | undefined, final: boolean): TrainHooks => ({
       onEpoch: async (metrics) => {
-        history.push(metrics);
+        if (final) history.push(metrics);
+        peakTensorBytes = Math.max(peakTensorBytes, tf.memory().numBytes);
         const now = Date.now();
         if (now - lastFlush >= (deps.progressIntervalMs ?? 1000) || signal.aborted) {
           lastFlush = now;
-          await flush(metrics);
+          await progress(metrics, phase, final);
         }
         return cancelRequested || signal.aborted ? 'stop' : undefined;
       },
+      onInfo: (text) => {
+        void event('info', text).catch(() => {});
+      },
     });
-    const last = history[history.length - 1];
-    if (last) await flush(last);
 
-    if (outcome.stoppedBy === 'cancelled' && !cancelRequested && signal.aborted) {
-      outcome.model.dispose();
-      log.info('job interrupted by shutdown; releasing it for another worker', {
-        attempt,
-        epoch: last?.epoch,
-      });
-      await event(
-        'warning',
-        `Attempt ${attempt} was interrupted at epoch ${last?.epoch ?? 0} (worker stopping); the job will be retried.`,
-      );
-      return 'interrupted';
-    }
-    if (outcome.stoppedBy === 'cancelled') {
-      outcome.model.dispose();
-      const { record } = await fenced((r) => transition(r, 'CANCELLED', deps.now()));
-      await event('state', `Cancelled at epoch ${last?.epoch ?? 0}.`, record);
-      return 'done';
+    // k-fold: every fold trained independently on its own fitted preprocessing.
+    const folds: Record<string, unknown>[] = [];
+    if (data.folds) {
+      for (const [i, foldRows] of data.folds.entries()) {
+        const phase = `fold ${i + 1}/${data.folds.length}`;
+        const result = await fit(tf, spec, data, {
+          trainRows: foldRows.train,
+          validationRows: foldRows.validation,
+          hooks: hooksFor(phase, false),
+          ...(makeModel ? { makeModel } : {}),
+        });
+        if (result.outcome.stoppedBy === 'cancelled') {
+          result.outcome.model.dispose();
+          disposeSet(tf, result.train);
+          disposeSet(tf, result.validation);
+          return await endCancelledOrInterrupted(result.outcome.history.at(-1)?.epoch ?? 0);
+        }
+        const validation = result.validation as EncodedSet;
+        const raw = predictRaw(
+          tf,
+          result.outcome.model,
+          validation.xData,
+          validation.rows.length,
+          result.fitted.inputShape,
+        );
+        folds.push({
+          fold: i + 1,
+          trainingRows: foldRows.train.length,
+          validationRows: foldRows.validation.length,
+          epochsRun: result.outcome.history.length,
+          ...scalars(score(data, raw, validation.actual)),
+          loss: result.outcome.history.at(-1)?.valLoss,
+        });
+        result.outcome.model.dispose();
+        disposeSet(tf, result.train);
+        disposeSet(tf, validation);
+        await event(
+          'info',
+          `Fold ${i + 1} of ${data.folds.length}: ${headline(data)} ${Number(folds.at(-1)?.[headline(data)]).toFixed(4)}.`,
+        );
+      }
     }
 
-    // Evaluate and store the artifacts before the record says SUCCEEDED.
-    const classes = data.classes;
-    const evaluate = (rows: Int32Array) => {
-      const predicted = predictRows(deps.tf, outcome.model, data, rows);
-      const actual = Float32Array.from(rows, (r) => data.y[r] as number);
-      return classes
-        ? classificationMetrics(actual, predicted, classes)
-        : regressionMetrics(actual, predicted);
+    // The delivered model.
+    const final = await fit(tf, spec, data, {
+      trainRows: data.trainRows,
+      validationRows: data.validationRows,
+      hooks: hooksFor(data.folds ? 'final model' : undefined, true),
+      ...(makeModel ? { makeModel } : {}),
+    });
+    const { outcome, fitted } = final;
+    models.push(outcome.model);
+    sets.push(final.train, final.validation);
+    const last = history.at(-1);
+    if (last) await progress(last, data.folds ? 'final model' : undefined, true);
+    if (outcome.stoppedBy === 'cancelled') return await endCancelledOrInterrupted(last?.epoch ?? 0);
+
+    // Evaluate.
+    const evaluate = (set: EncodedSet) =>
+      score(data, predictRaw(tf, outcome.model, set.xData, set.rows.length, fitted.inputShape), set.actual);
+    const testSet = data.testRows.length ? encodeSet(tf, spec, data, fitted, data.testRows) : undefined;
+    sets.push(testSet);
+    const trainingReport = { ...evaluate(final.train), loss: last?.loss };
+    const validationReport = final.validation
+      ? {
+          ...evaluate(final.validation),
+          loss: last?.valLoss,
+          /** 0-based data-row indices of the hold-out set, so anyone can recompute these metrics. */
+          ...(final.validation.rows.length <= MAX_REPORTED_ROW_INDICES
+            ? { rowIndices: Array.from(final.validation.rows) }
+            : {}),
+        }
+      : undefined;
+    const kfold = data.folds
+      ? {
+          k: data.folds.length,
+          folds,
+          summary: Object.fromEntries(
+            Object.keys(folds[0] ?? {})
+              .filter(
+                (m) =>
+                  !['fold', 'trainingRows', 'validationRows', 'epochsRun'].includes(m) &&
+                  typeof folds[0]?.[m] === 'number',
+              )
+              .map((m) => [m, meanStd(folds.map((f) => f[m] as number))]),
+          ),
+          deliveredModel: `Retrained on all ${data.trainRows.length} rows after the folds; the fold metrics estimate its performance.`,
+        }
+      : undefined;
+    const validationSummary: Record<string, unknown> | undefined =
+      validationReport ??
+      (kfold ? Object.fromEntries(Object.entries(kfold.summary).map(([m, s]) => [m, s.mean])) : undefined);
+    const testReport = testSet ? { ...evaluate(testSet), rows: testSet.rows.length } : undefined;
+
+    // What the model relies on: permutation importance on held-out rows (validation, else test, else training).
+    const importanceSet = final.validation ?? testSet ?? final.train;
+    const importanceRows = Math.min(importanceSet.rows.length, IMPORTANCE_MAX_ROWS);
+    const metricOf = (raw: Float32Array) => {
+      const s = score(data, raw, importanceSet.actual.subarray(0, importanceRows)) as Record<string, unknown>;
+      return s[headline(data)] as number;
+    };
+    const featureImportance = permutationImportance(
+      tf,
+      outcome.model,
+      fitted,
+      importanceSet.xData.subarray(0, importanceRows * fitted.inputShape.reduce((a, b) => a * b, 1)),
+      importanceRows,
+      metricOf,
+      spec.training.seed,
+    );
+
+    // Diagnostics.
+    const learningRate = spec.training.optimizer.learningRate;
+    const plateau = plateauWarning(history, learningRate);
+    if (plateau) await warn(plateau);
+    const metric = headline(data);
+    const gap = validationSummary
+      ? {
+          metric,
+          train: (trainingReport as Record<string, unknown>)[metric] as number,
+          validation: validationSummary[metric] as number,
+        }
+      : undefined;
+    const overfit = overfittingWarning(history, gap);
+    if (overfit) await warn(overfit);
+
+    const finishedAt = Date.now();
+    const parameters = outcome.model.countParams();
+    const hourlyPriceUsd = deps.hourlyPriceUsd ?? 0;
+    const resources = {
+      wallSeconds: (finishedAt - createdAt) / 1000,
+      queueSeconds: Math.max(0, (startedAt - createdAt) / 1000),
+      trainingSeconds: (finishedAt - startedAt) / 1000,
+      epochsRun: history.length,
+      samplesPerSecond: outcome.samplesPerSecond,
+      peakRssBytes: process.resourceUsage().maxRSS * 1024,
+      peakTensorBytes,
+      backend: deps.backend,
+      device: deps.device ?? 'cpu',
+      hourlyPriceUsd,
+      estimatedCostUsd: (hourlyPriceUsd * (finishedAt - startedAt)) / 3_600_000,
+      rows: {
+        training: data.trainRows.length,
+        validation: data.validationRows.length,
+        test: data.testRows.length,
+      },
+      parameters,
+    };
+    const lineage = {
+      datasetSha256: dataset.sha256,
+      datasetBytes: dataset.bytes,
+      seed: spec.training.seed,
+      backend: deps.backend,
+      serviceVersion: pkg.version,
+      ...(spec.model.baseModel ? { baseModel: spec.model.baseModel } : {}),
     };
     const report = {
       jobId,
       task: spec.task,
       label: spec.dataset.label,
-      features: data.features,
-      ...(classes ? { classes } : {}),
+      features: fitted.columns.map((c) => c.name),
+      ...(data.classes ? { classes: data.classes } : {}),
+      loss: defaultLoss(spec),
       backend: deps.backend,
       epochsRun: history.length,
       stoppedBy: outcome.stoppedBy,
-      training: { ...evaluate(data.trainRows), loss: last?.loss },
-      ...(data.validationRows.length > 0
-        ? {
-            validation: {
-              ...evaluate(data.validationRows),
-              loss: last?.valLoss,
-              /** 0-based data-row indices of the hold-out set, so anyone can recompute these metrics. */
-              ...(data.validationRows.length <= MAX_REPORTED_ROW_INDICES
-                ? { rowIndices: Array.from(data.validationRows) }
-                : {}),
-            },
-          }
+      ...(outcome.bestEpoch !== undefined ? { bestEpoch: outcome.bestEpoch, restoredBestWeights: true } : {}),
+      training: trainingReport,
+      ...(validationSummary
+        ? { validation: { ...validationReport, ...(validationReport ? {} : validationSummary) } }
         : {}),
-      resources: {
-        trainingSeconds: outcome.trainingSeconds,
-        samplesPerSecond: outcome.samplesPerSecond,
-        parameters: outcome.model.countParams(),
+      ...(kfold ? { kfold } : {}),
+      ...(testReport ? { test: testReport } : {}),
+      ...(gap ? { gap: { ...gap, difference: gap.train - gap.validation } } : {}),
+      featureImportance,
+      importance: {
+        metric,
+        set: final.validation ? 'validation' : testSet ? 'test' : 'training',
+        rows: importanceRows,
       },
+      warnings,
+      resources,
+      lineage,
+      preprocessing: fitted,
     };
-    const saved = await serializeModel(deps.tf, outcome.model, {
+    const saved = await serializeModel(tf, outcome.model, {
       descent: {
         jobId,
         task: spec.task,
         label: spec.dataset.label,
-        features: data.features,
-        ...(classes ? { classes } : {}),
+        features: fitted.columns.map((c) => c.name),
+        ...(data.classes ? { classes: data.classes } : {}),
+        inputShape: fitted.inputShape,
+        preprocessing: fitted,
       },
     });
-    const parameters = outcome.model.countParams();
-    outcome.model.dispose();
     await Promise.all([
       deps.store.put(keys.modelJson, toJson(saved.modelJson), { contentType: 'application/json' }),
       deps.store.put(keys.weights, saved.weights, { contentType: 'application/octet-stream' }),
       deps.store.put(keys.report, toJson(report), { contentType: 'application/json' }),
+      deps.store.put(keys.preprocessing, toJson(fitted), { contentType: 'application/json' }),
       deps.store.put(keys.lossCurve, lossCurveSvg(history, `${spec.name}: loss per epoch`), {
         contentType: 'image/svg+xml',
       }),
     ]);
     const { record } = await fenced((r) =>
       transition(r, r.status === 'CANCELLING' ? 'CANCELLED' : 'SUCCEEDED', deps.now(), {
-        ...(classes ? { classes } : {}),
-        resources: {
-          trainingSeconds: outcome.trainingSeconds,
-          samplesPerSecond: outcome.samplesPerSecond,
-          rows: { training: data.trainRows.length, validation: data.validationRows.length },
-          parameters,
-        },
+        ...(data.classes ? { classes: data.classes } : {}),
+        resources,
+        lineage,
+        ...(warnings.length ? { warnings } : {}),
       }),
     );
     await event(
@@ -244,7 +457,7 @@ export async function runJob(
     log.info('job finished', {
       status: record.status,
       epochs: history.length,
-      seconds: outcome.trainingSeconds,
+      seconds: resources.trainingSeconds,
     });
     return 'done';
   } catch (error) {
@@ -256,7 +469,10 @@ export async function runJob(
       log.warn('job failed', { attempt, code: error.code, reason: error.message });
       try {
         const { record } = await fenced((r) =>
-          transition(r, 'FAILED', deps.now(), { error: { code: error.code, message: error.message } }),
+          transition(r, 'FAILED', deps.now(), {
+            error: { code: error.code, message: error.message },
+            ...(warnings.length ? { warnings } : {}),
+          }),
         );
         await event('state', `Failed: ${error.message}`, record);
       } catch (fenceError) {
@@ -270,5 +486,23 @@ export async function runJob(
       `Attempt ${attempt} failed with a temporary error and will be retried: ${String((error as Error).message ?? error)}`,
     ).catch(() => {});
     throw error;
+  } finally {
+    for (const model of models) model.dispose();
+    for (const set of sets) disposeSet(tf, set);
+  }
+
+  /** A run stopped by a cancel (→ CANCELLED) or by this worker stopping (→ released for a retry). */
+  async function endCancelledOrInterrupted(epoch: number): Promise<JobOutcome> {
+    if (signal.aborted) {
+      log.info('job interrupted by shutdown; releasing it for another worker', { attempt, epoch });
+      await event(
+        'warning',
+        `Attempt ${attempt} was interrupted at epoch ${epoch} (worker stopping); the job will be retried.`,
+      );
+      return 'interrupted';
+    }
+    const { record } = await fenced((r) => transition(r, 'CANCELLED', deps.now()));
+    await event('state', `Cancelled at epoch ${epoch}.`, record);
+    return 'done';
   }
 }

@@ -109,6 +109,19 @@ export function objectStoreContract(name: string, setup: () => Promise<ObjectSto
       assert.equal(middle?.etag, (await store().head(key))?.etag);
     });
 
+    it('getStream yields the whole body in chunks; a missing key gives undefined', async () => {
+      const key = `${folder()}big.bin`;
+      const body = new Uint8Array(3 * 1024 * 1024 + 7).map((_, i) => (i * 31) & 0xff);
+      await store().put(key, body);
+      const stream = await store().getStream(key);
+      assert.ok(stream);
+      const chunks: Uint8Array[] = [];
+      for await (const chunk of stream) chunks.push(chunk);
+      assert.ok(chunks.length > 1, 'arrives in more than one chunk');
+      assert.deepEqual(Buffer.concat(chunks), Buffer.from(body));
+      assert.equal(await store().getStream(`${folder()}missing.bin`), undefined);
+    });
+
     it('get and head of a missing key return undefined', async () => {
       const key = `${folder()}missing.json`;
       assert.equal(await store().get(key), undefined);

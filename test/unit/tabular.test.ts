@@ -1,61 +1,102 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { UnrecoverableError } from '../../core/errors.ts';
-import { csvCell, parseTable, peekColumns } from '../../core/tabular.ts';
+import {
+  cellAt,
+  csvCell,
+  parseTable,
+  parseTableStream,
+  peekColumns,
+  type Table,
+} from '../../core/tabular.ts';
 
 const bytes = (s: string) => new TextEncoder().encode(s);
 const dataError = (pattern: RegExp) => (error: unknown) =>
   error instanceof UnrecoverableError && error.code === 'INVALID_DATA' && pattern.test(error.message);
+const rowsOf = (t: Table) =>
+  Array.from({ length: t.rowCount }, (_, r) => t.columns.map((_, c) => cellAt(t, c, r)));
 
 describe('parseTable', () => {
-  it('parses CSV with quotes, doubled quotes, CRLF, a BOM and blank lines', () => {
-    const table = parseTable(bytes('\uFEFFa,b,"c d"\r\n1,"x, ""y""",3\r\n\r\n2.5,,-1e3\n'), 'csv');
+  it('parses CSV with quotes, doubled quotes, CRLF, a BOM and blank lines into typed columns', async () => {
+    const table = await parseTable(bytes('\uFEFFa,b,"c d"\r\n1,"x, ""y""",3\r\n\r\n2.5,,-1e3\n'), 'csv');
     assert.deepEqual(table.columns, ['a', 'b', 'c d']);
-    assert.deepEqual(table.rows, [
+    assert.deepEqual(rowsOf(table), [
       [1, 'x, "y"', 3],
       [2.5, null, -1000],
     ]);
+    assert.equal(table.data[0]?.kind, 'numeric');
+    assert.equal(table.data[1]?.kind, 'text');
   });
-  it('parses JSON Lines, taking the union of keys as columns', () => {
-    const table = parseTable(bytes('{"a":1,"b":"x"}\n\n{"a":2,"c":true}\n'), 'jsonl');
-    assert.deepEqual(table.columns, ['a', 'b', 'c']);
-    assert.deepEqual(table.rows, [
-      [1, 'x', null],
-      [2, null, true],
+  it('gives the same table whatever the chunk boundaries (streaming)', async () => {
+    const text = 'a,b\n1,"multi\nline"\n2,"q""uote"\n3,plain\n';
+    const whole = await parseTable(bytes(text), 'csv');
+    const chunks = Array.from(bytes(text)).map((b) => Uint8Array.of(b));
+    const streamed = await parseTableStream(chunks, 'csv');
+    assert.deepEqual(rowsOf(streamed), rowsOf(whole));
+    const jsonl = '{"a":1,"b":"é"}\n{"a":2,"b":"ü"}\n';
+    const split = await parseTableStream([bytes(jsonl).slice(0, 9), bytes(jsonl).slice(9)], 'jsonl');
+    assert.deepEqual(rowsOf(split), [
+      [1, 'é'],
+      [2, 'ü'],
     ]);
   });
-  it('names the line of a ragged CSV row', () => {
-    assert.throws(
-      () => parseTable(bytes('a,b\n1,2\n3\n'), 'csv'),
+  it('switches a column to text when a text value arrives after numbers', async () => {
+    const table = await parseTable(bytes('a\n1\n2\nthree\n'), 'csv');
+    assert.equal(table.data[0]?.kind, 'text');
+    assert.deepEqual(rowsOf(table), [['1'], ['2'], ['three']]);
+  });
+  it('parses JSON Lines with the union of keys, booleans and nested numeric arrays', async () => {
+    const table = await parseTable(
+      bytes('{"a":1,"b":"x","img":[[1,2],[3,4]]}\n\n{"a":2,"c":true,"img":[[5,6],[7,8]]}\n'),
+      'jsonl',
+    );
+    assert.deepEqual(table.columns, ['a', 'b', 'img', 'c']);
+    assert.deepEqual(rowsOf(table), [
+      [1, 'x', [1, 2, 3, 4], null],
+      [2, null, [5, 6, 7, 8], 1],
+    ]);
+  });
+  it('names the line of a ragged CSV row', async () => {
+    await assert.rejects(
+      parseTable(bytes('a,b\n1,2\n3\n'), 'csv'),
       dataError(/line 3 \(row 2\): has 1 fields, the header has 2/),
     );
   });
-  it('rejects an empty file, a duplicate or empty column name and an unclosed quote', () => {
-    assert.throws(() => parseTable(bytes(''), 'csv'), dataError(/empty/));
-    assert.throws(() => parseTable(bytes('\n\n'), 'jsonl'), dataError(/empty/));
-    assert.throws(() => parseTable(bytes('a,a\n1,2\n'), 'csv'), dataError(/"a" appears twice/));
-    assert.throws(() => parseTable(bytes('a,\n1,2\n'), 'csv'), dataError(/column 2 has no name/));
-    assert.throws(() => parseTable(bytes('a\n"1\n'), 'csv'), dataError(/not closed/));
+  it('rejects an empty file, a header without rows, a duplicate or empty column name and an unclosed quote', async () => {
+    await assert.rejects(parseTable(bytes(''), 'csv'), dataError(/empty/));
+    await assert.rejects(parseTable(bytes('a,b\n'), 'csv'), dataError(/no data rows/));
+    await assert.rejects(parseTable(bytes('\n\n'), 'jsonl'), dataError(/empty/));
+    await assert.rejects(parseTable(bytes('a,a\n1,2\n'), 'csv'), dataError(/"a" appears twice/));
+    await assert.rejects(parseTable(bytes('a,\n1,2\n'), 'csv'), dataError(/column 2 has no name/));
+    await assert.rejects(parseTable(bytes('a\n"1\n'), 'csv'), dataError(/not closed/));
   });
-  it('names the line of invalid JSON and of a non-object line', () => {
-    assert.throws(() => parseTable(bytes('{"a":1}\n{oops\n'), 'jsonl'), dataError(/line 2: not valid JSON/));
-    assert.throws(() => parseTable(bytes('[1,2]\n'), 'jsonl'), dataError(/line 1: expected an object/));
-    assert.throws(() => parseTable(bytes('{"a":{"b":1}}\n'), 'jsonl'), dataError(/Row 1, column "a"/));
+  it('names the line of invalid JSON, a non-object line, an object cell and a non-numeric array', async () => {
+    await assert.rejects(parseTable(bytes('{"a":1}\n{oops\n'), 'jsonl'), dataError(/line 2: not valid JSON/));
+    await assert.rejects(parseTable(bytes('[1,2]\n'), 'jsonl'), dataError(/line 1: expected an object/));
+    await assert.rejects(parseTable(bytes('{"a":{"b":1}}\n'), 'jsonl'), dataError(/Row 1, column "a"/));
+    await assert.rejects(
+      parseTable(bytes('{"a":[1,"x"]}\n'), 'jsonl'),
+      dataError(/Row 1, column "a": arrays may hold only finite numbers/),
+    );
+    await assert.rejects(
+      parseTable(bytes('{"a":1}\n{"a":[1]}\n'), 'jsonl'),
+      dataError(/Row 2, column "a": an array in a column/),
+    );
   });
-  it('refuses more rows than allowed', () => {
-    assert.throws(() => parseTable(bytes('a\n1\n2\n3\n'), 'csv', 2), dataError(/more than 2 rows/));
+  it('refuses more rows than allowed', async () => {
+    await assert.rejects(parseTable(bytes('a\n1\n2\n3\n'), 'csv', 2), dataError(/more than 2 rows/));
   });
 });
 
 describe('csvCell', () => {
-  it('reads numbers as numbers and keeps other text', () => {
+  it('reads decimal numbers as numbers and keeps other text', () => {
     assert.equal(csvCell(' 3.5 '), 3.5);
     assert.equal(csvCell('.5'), 0.5);
     assert.equal(csvCell('-2'), -2);
+    assert.equal(csvCell('1e-3'), 0.001);
     assert.equal(csvCell(''), null);
     assert.equal(csvCell('Infinity'), 'Infinity');
     assert.equal(csvCell('0x10'), '0x10');
-    assert.equal(csvCell('1e-3'), 0.001);
     assert.equal(csvCell('setosa'), 'setosa');
   });
 });

@@ -1,0 +1,80 @@
+/**
+ * Every example in examples/ trains to the result the README promises, with the real trainer on
+ * the wasm backend (the fine-tuning pair runs its base job first).
+ */
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { after, before, describe, it } from 'node:test';
+import { createServices, type Services, submitJob } from '../../core/job-service.ts';
+import { JobStore } from '../../core/job-store.ts';
+import { datasetKeys, jobKeys } from '../../core/keys.ts';
+import { createLogger } from '../../core/log.ts';
+import { selectBackend } from '../../trainer/backend.ts';
+import { runJob, type TrainerDeps } from '../../trainer/run-job.ts';
+import { type LocalPorts, localPorts } from '../helpers/local-ports.ts';
+
+const TENANT = 'examples';
+const read = (path: string) => readFile(new URL(`../../examples/${path}`, import.meta.url), 'utf8');
+
+describe('examples train to their documented results', { timeout: 300_000 }, () => {
+  let ports: LocalPorts;
+  let services: Services;
+  let deps: TrainerDeps;
+
+  const train = async (specPath: string, dataPath: string, fill: Record<string, string> = {}) => {
+    const id = services.newId();
+    const keys = datasetKeys(TENANT, id);
+    const format = dataPath.endsWith('.csv') ? 'csv' : 'jsonl';
+    await ports.store.put(
+      keys.meta,
+      JSON.stringify({ id, name: dataPath, format, createdAt: new Date().toISOString() }),
+    );
+    await ports.store.put(keys.data, await read(dataPath));
+    let text = (await read(specPath)).replace('<datasetId>', id);
+    for (const [k, v] of Object.entries(fill)) text = text.replace(k, v);
+    const { record } = await submitJob(services, TENANT, JSON.parse(text));
+    assert.equal(
+      await runJob(deps, { tenant: TENANT, jobId: record.id }, new AbortController().signal),
+      'done',
+    );
+    const jobs = new JobStore(ports.store);
+    const done = (await jobs.get(TENANT, record.id)).record;
+    assert.equal(done.status, 'SUCCEEDED', JSON.stringify(done.error));
+    return { id: record.id, report: await jobs.readJson<any>(jobKeys(TENANT, record.id).report, undefined) };
+  };
+
+  before(async () => {
+    ports = await localPorts();
+    services = createServices(ports.store, ports.queue);
+    const backend = await selectBackend('wasm');
+    deps = {
+      store: ports.store,
+      tf: backend.tf,
+      backend: backend.name,
+      now: () => new Date(),
+      log: createLogger({}, () => {}, 'error'),
+    };
+  });
+  after(async () => {
+    await ports.cleanup();
+  });
+
+  it('iris: validation accuracy ≥ 0.9', async () => {
+    const { report } = await train('iris/job.json', 'iris/iris.csv');
+    assert.ok(report.validation.accuracy >= 0.9, String(report.validation.accuracy));
+  });
+  it('house prices (regression, categorical + missing values): test R² ≥ 0.95', async () => {
+    const { report } = await train('house-prices/job.json', 'house-prices/houses.csv');
+    assert.ok(report.test.r2 >= 0.95, `test r2 ${report.test.r2}, validation ${report.validation.r2}`);
+  });
+  it('sequence LSTM: validation accuracy ≥ 0.9', async () => {
+    const { report } = await train('sequence-lstm/job.json', 'sequence-lstm/trends.jsonl');
+    assert.ok(report.validation.accuracy >= 0.9, String(report.validation.accuracy));
+  });
+  it('image CNN: validation accuracy ≥ 0.95, then fine-tuned to diagonals ≥ 0.9 with frozen convolutions', async () => {
+    const base = await train('shapes-cnn/job.json', 'shapes-cnn/bars.jsonl');
+    assert.ok(base.report.validation.accuracy >= 0.95, String(base.report.validation.accuracy));
+    const tuned = await train('fine-tune/job.json', 'fine-tune/diagonals.jsonl', { '<baseJobId>': base.id });
+    assert.ok(tuned.report.validation.accuracy >= 0.9, String(tuned.report.validation.accuracy));
+  });
+});

@@ -1,0 +1,31 @@
+/** Small tables for tests, built through the real parser. */
+import { parseTable, type Table } from '../../core/tabular.ts';
+
+/** A table from column names and rows (null = missing), via JSON Lines. */
+export function tableOf(columns: string[], rows: unknown[][]): Promise<Table> {
+  const lines = rows.map((row) =>
+    JSON.stringify(Object.fromEntries(columns.map((c, i) => [c, row[i] ?? null]))),
+  );
+  return parseTable(new TextEncoder().encode(`${lines.join('\n')}\n`), 'jsonl');
+}
+
+/** A seeded generator for test data. */
+export function lcg(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 4294967296;
+  };
+}
+
+/** Two separable blobs: columns a, b, label ('neg' | 'pos'). */
+export function blobs(n = 60, seed = 1): Promise<Table> {
+  const r = lcg(seed);
+  return tableOf(
+    ['a', 'b', 'label'],
+    Array.from({ length: n }, (_, i) => {
+      const c = i % 2;
+      return [c * 2 - 1 + (r() - 0.5) * 0.6, c * 2 - 1 + (r() - 0.5) * 0.6, c ? 'pos' : 'neg'];
+    }),
+  );
+}

@@ -1,0 +1,111 @@
+/**
+ * The embedded-metric-format lines: their shape (what CloudWatch Logs turns into metrics), and how a
+ * finished job record becomes its metrics.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { emfLine, emitMetrics, finishedJobMetrics, METRIC_NAMESPACE, METRICS } from '../../core/emf.ts';
+import { type JobRecord, transition } from '../../core/job-record.ts';
+import { specOf } from '../helpers/specs.ts';
+
+const at = (iso: string) => new Date(iso);
+
+/** A QUEUED record, created at 10:00. */
+function queued(): JobRecord {
+  return {
+    id: '01M8JH2TQYPMBNJ50HMGRP3N6M',
+    name: 'test',
+    status: 'QUEUED',
+    createdAt: '2025-01-01T10:00:00.000Z',
+    updatedAt: '2025-01-01T10:00:00.000Z',
+    attempt: 0,
+    progress: { epoch: 0, epochs: 5 },
+    spec: specOf(),
+  } as JobRecord;
+}
+
+/** The record after an attempt that started at 10:01 and ended `status` at 10:05. */
+function ended(status: 'SUCCEEDED' | 'FAILED' | 'CANCELLING'): JobRecord {
+  const running = transition(queued(), 'RUNNING', at('2025-01-01T10:01:00Z'), { attempt: 1 });
+  return transition(running, status, at('2025-01-01T10:05:00Z'), {
+    ...(status === 'SUCCEEDED'
+      ? {
+          resources: {
+            trainingSeconds: 212.5,
+            samplesPerSecond: 900,
+            rows: { training: 80, validation: 20 },
+            parameters: 42,
+          },
+        }
+      : {}),
+  } as Partial<JobRecord>);
+}
+
+describe('emfLine', () => {
+  it('writes the values at the root and declares them in the descent namespace, without dimensions', () => {
+    const line = emfLine(
+      { jobsSucceeded: 1, trainingSeconds: 12.5 },
+      { timestamp: at('2025-01-01T10:00:00Z'), properties: { tenant: 'acme', jobId: 'J1' } },
+    );
+    assert.ok(line);
+    assert.ok(!line.includes('\n'), 'one line');
+    assert.deepEqual(JSON.parse(line), {
+      tenant: 'acme',
+      jobId: 'J1',
+      _aws: {
+        Timestamp: Date.parse('2025-01-01T10:00:00Z'),
+        CloudWatchMetrics: [
+          {
+            Namespace: 'descent',
+            Dimensions: [[]],
+            Metrics: [
+              { Name: 'jobsSucceeded', Unit: 'Count' },
+              { Name: 'trainingSeconds', Unit: 'Seconds' },
+            ],
+          },
+        ],
+      },
+      jobsSucceeded: 1,
+      trainingSeconds: 12.5,
+    });
+  });
+
+  it('gives nothing to report when no value is a finite number', () => {
+    assert.equal(emfLine({}), undefined);
+    assert.equal(emfLine({ trainingSeconds: Number.NaN }), undefined);
+    const lines: string[] = [];
+    emitMetrics((l) => lines.push(l), { jobsFailed: Number.POSITIVE_INFINITY });
+    assert.deepEqual(lines, []);
+    emitMetrics((l) => lines.push(l), { jobsFailed: 1 });
+    assert.equal(lines.length, 1);
+  });
+
+  it('names every metric in camelCase, after its key, in one namespace', () => {
+    assert.equal(METRIC_NAMESPACE, 'descent');
+    for (const [key, { name, unit }] of Object.entries(METRICS)) {
+      assert.equal(name, key);
+      assert.match(name, /^[a-z][a-zA-Z]+$/);
+      assert.ok(['Count', 'Seconds'].includes(unit));
+    }
+  });
+});
+
+describe('finishedJobMetrics', () => {
+  const since = at('2025-01-01T10:00:30Z');
+
+  it('counts a job that succeeded since the run began, with its training time', () => {
+    assert.deepEqual(finishedJobMetrics(ended('SUCCEEDED'), since), { jobsSucceeded: 1, trainingSeconds: 212.5 });
+  });
+
+  it('counts a job that failed since the run began', () => {
+    assert.deepEqual(finishedJobMetrics(ended('FAILED'), since), { jobsFailed: 1 });
+  });
+
+  it('counts nothing for a job that ended before the run began, is still going, or was cancelled', () => {
+    assert.deepEqual(finishedJobMetrics(ended('SUCCEEDED'), at('2025-01-01T10:06:00Z')), {});
+    assert.deepEqual(finishedJobMetrics(ended('CANCELLING'), since), {});
+    const cancelled = transition(ended('CANCELLING'), 'CANCELLED', at('2025-01-01T10:06:00Z'));
+    assert.deepEqual(finishedJobMetrics(cancelled, since), {});
+    assert.deepEqual(finishedJobMetrics(queued(), since), {});
+  });
+});

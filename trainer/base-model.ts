@@ -1,0 +1,105 @@
+/**
+ * Fine-tuning: load a base model (an earlier job's, or an uploaded TensorFlow.js layers model),
+ * optionally replace its output layer for this task, and freeze layers by count or name.
+ */
+import type { LayersModel, SymbolicTensor } from '@tensorflow/tfjs';
+import { UnrecoverableError } from '../core/errors.ts';
+import type { JobSpec } from '../core/job-spec.ts';
+import { fromJson } from '../core/job-store.ts';
+import { datasetKeys, isValidId, jobKeys } from '../core/keys.ts';
+import type { ObjectStore } from '../core/ports.ts';
+import type { TF } from './backend.ts';
+import { makeInitializer, type OutputSpec } from './model-builder.ts';
+
+const invalid = (message: string) => new UnrecoverableError('INVALID_SPEC', message);
+
+export async function loadBaseModel(
+  tf: TF,
+  store: ObjectStore,
+  tenant: string,
+  spec: JobSpec,
+): Promise<LayersModel | undefined> {
+  const base = spec.model.baseModel;
+  if (!base) return undefined;
+  const id = 'jobId' in base ? base.jobId : base.datasetId;
+  if (!isValidId(id)) throw invalid(`model.baseModel: ${id} is not an id.`);
+  const keys = 'jobId' in base ? jobKeys(tenant, id) : datasetKeys(tenant, id);
+  const [json, weights] = await Promise.all([store.get(keys.modelJson), store.get(keys.weights)]);
+  if (!json || !weights) {
+    throw invalid(
+      'jobId' in base
+        ? `model.baseModel.jobId: job ${id} has no model in this account (it must have SUCCEEDED).`
+        : `model.baseModel.datasetId: dataset ${id} has no uploaded model.json and weights.bin.`,
+    );
+  }
+  try {
+    const manifest = fromJson(json.body) as { modelTopology: object; weightsManifest: { weights: [] }[] };
+    const weightSpecs = manifest.weightsManifest.flatMap((group) => group.weights);
+    const buffer = weights.body.buffer.slice(
+      weights.body.byteOffset,
+      weights.body.byteOffset + weights.body.byteLength,
+    ) as ArrayBuffer;
+    return await tf.loadLayersModel(
+      tf.io.fromMemory({ modelTopology: manifest.modelTopology, weightSpecs, weightData: buffer }),
+    );
+  } catch (error) {
+    throw invalid(
+      `model.baseModel: the base model could not be loaded as a TensorFlow.js layers model: ${(error as Error).message}`,
+    );
+  }
+}
+
+/** The model to train: the base with a new head (default) or as it is, with the frozen layers fixed. */
+export function deriveModel(
+  tf: TF,
+  base: LayersModel,
+  spec: JobSpec,
+  inputShape: number[],
+  output: OutputSpec,
+): LayersModel {
+  const expected = base.inputs[0]?.shape.slice(1) ?? [];
+  if (JSON.stringify(expected) !== JSON.stringify(inputShape)) {
+    throw invalid(
+      `model.baseModel expects inputs of shape [${expected.join(', ')}], but this job's features encode to [${inputShape.join(', ')}].`,
+    );
+  }
+  let model = base;
+  if (spec.model.replaceHead ?? true) {
+    const features = (
+      base.layers.length >= 2 ? base.layers[base.layers.length - 2]?.output : base.inputs[0]
+    ) as SymbolicTensor;
+    const head = tf.layers.dense({
+      name: 'output_finetuned',
+      units: output.units,
+      activation: output.activation as 'linear',
+      kernelInitializer: makeInitializer(tf, 'glorotUniform', spec.training.seed + 1_000_003),
+    });
+    model = tf.model({ inputs: base.inputs, outputs: head.apply(features) as SymbolicTensor });
+  } else {
+    const units = base.outputs[0]?.shape[base.outputs[0].shape.length - 1];
+    if (units !== output.units) {
+      throw invalid(
+        `model.replaceHead is false but the base model has ${units} output units and this task needs ${output.units}.`,
+      );
+    }
+  }
+  const freeze = spec.model.freeze;
+  if (freeze !== undefined) {
+    const layers = model.layers.filter((l) => l.getClassName() !== 'InputLayer');
+    if (typeof freeze === 'number') {
+      if (freeze > layers.length)
+        throw invalid(`model.freeze is ${freeze} but the model has ${layers.length} layers.`);
+      layers.slice(0, freeze).forEach((l) => {
+        l.trainable = false;
+      });
+    } else {
+      const unknown = freeze.filter((name) => !layers.some((l) => l.name === name));
+      if (unknown.length)
+        throw invalid(
+          `model.freeze names unknown layers ${unknown.join(', ')}; the layers are ${layers.map((l) => l.name).join(', ')}.`,
+        );
+      for (const l of layers) if (freeze.includes(l.name)) l.trainable = false;
+    }
+  }
+  return model;
+}

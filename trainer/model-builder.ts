@@ -1,0 +1,261 @@
+/** Builds the tfjs model a spec declares: hidden layers in order, then the output layer the task needs. */
+import type { Sequential } from '@tensorflow/tfjs';
+
+type Layer = Parameters<Sequential['add']>[0];
+
+import { UnrecoverableError } from '../core/errors.ts';
+import type { HiddenLayer, JobSpec, RegularizerSpec } from '../core/job-spec.ts';
+import type { TF } from './backend.ts';
+
+type InitializerName = NonNullable<Extract<HiddenLayer, { type: 'dense' }>['kernelInitializer']>;
+
+/** What the output layer looks like for a task and loss. */
+export interface OutputSpec {
+  units: number;
+  activation: 'softmax' | 'sigmoid' | 'linear' | string;
+}
+
+export function outputFor(spec: JobSpec, classCount: number | undefined): OutputSpec {
+  if (spec.task === 'regression') return { units: 1, activation: spec.model.outputActivation ?? 'linear' };
+  const binary = spec.training.loss === 'binaryCrossentropy';
+  if (binary && classCount !== 2) {
+    throw new UnrecoverableError(
+      'INVALID_SPEC',
+      `binaryCrossentropy needs exactly two classes; the label has ${classCount}. Use categoricalCrossentropy.`,
+    );
+  }
+  return binary
+    ? { units: 1, activation: spec.model.outputActivation ?? 'sigmoid' }
+    : { units: classCount ?? 2, activation: spec.model.outputActivation ?? 'softmax' };
+}
+
+export function makeInitializer(tf: TF, name: InitializerName, seed: number) {
+  switch (name) {
+    case 'zeros':
+      return tf.initializers.zeros();
+    case 'ones':
+      return tf.initializers.ones();
+    case 'randomUniform':
+      return tf.initializers.randomUniform({ minval: -0.05, maxval: 0.05, seed });
+    case 'randomNormal':
+      return tf.initializers.randomNormal({ mean: 0, stddev: 0.05, seed });
+    case 'truncatedNormal':
+      return tf.initializers.truncatedNormal({ mean: 0, stddev: 0.05, seed });
+    case 'orthogonal':
+      return tf.initializers.orthogonal({ seed });
+    default:
+      return tf.initializers[name]({ seed });
+  }
+}
+
+const regularizerOf = (tf: TF, r: RegularizerSpec | undefined) =>
+  r ? { regularizer: tf.regularizers.l1l2({ l1: r.l1 ?? 0, l2: r.l2 ?? 0 }) } : undefined;
+
+/** Builds the model; any shape problem becomes an `INVALID_MODEL` failure that says what to change. */
+export function buildModel(tf: TF, spec: JobSpec, inputShape: number[], output: OutputSpec): Sequential {
+  const seed = spec.training.seed;
+  const model = tf.sequential();
+  let layerIndex = 0;
+  const add = (make: (first: { inputShape?: number[] }) => Layer, description: string) => {
+    const first = model.layers.length === 0 ? { inputShape } : {};
+    try {
+      model.add(make(first));
+    } catch (error) {
+      const shape = model.layers.length
+        ? JSON.stringify(model.outputs[0]?.shape.slice(1))
+        : JSON.stringify(inputShape);
+      throw new UnrecoverableError(
+        'INVALID_MODEL',
+        `The model cannot be built at ${description} (its input has shape ${shape}): ${(error as Error).message}`,
+      );
+    }
+  };
+  const weights = (
+    l: {
+      kernelInitializer?: InitializerName;
+      biasInitializer?: InitializerName;
+      kernelRegularizer?: RegularizerSpec;
+      biasRegularizer?: RegularizerSpec;
+      useBias?: boolean;
+    },
+    i: number,
+  ) => ({
+    kernelInitializer: makeInitializer(tf, l.kernelInitializer ?? 'glorotUniform', seed + 7919 * i),
+    biasInitializer: makeInitializer(tf, l.biasInitializer ?? 'zeros', seed + 7919 * i + 1),
+    ...(l.kernelRegularizer
+      ? { kernelRegularizer: regularizerOf(tf, l.kernelRegularizer)?.regularizer }
+      : {}),
+    ...(l.biasRegularizer ? { biasRegularizer: regularizerOf(tf, l.biasRegularizer)?.regularizer } : {}),
+    useBias: l.useBias ?? true,
+  });
+
+  for (const layer of spec.model.layers) {
+    layerIndex++;
+    const i = layerIndex;
+    const name = `${layer.type}_${i}`;
+    const where = `layer ${i} (${layer.type})`;
+    switch (layer.type) {
+      case 'dense':
+        add(
+          (f) =>
+            tf.layers.dense({
+              ...f,
+              name,
+              units: layer.units,
+              activation: layer.activation,
+              ...weights(layer, i),
+            }),
+          where,
+        );
+        break;
+      case 'dropout':
+        add((f) => tf.layers.dropout({ ...f, name, rate: layer.rate }), where);
+        break;
+      case 'batchNormalization':
+        add(
+          (f) =>
+            tf.layers.batchNormalization({ ...f, name, momentum: layer.momentum, epsilon: layer.epsilon }),
+          where,
+        );
+        break;
+      case 'conv1d':
+        add(
+          (f) =>
+            tf.layers.conv1d({
+              ...f,
+              name,
+              filters: layer.filters,
+              kernelSize: layer.kernelSize,
+              strides: layer.strides,
+              padding: layer.padding,
+              dilationRate: layer.dilationRate,
+              activation: layer.activation,
+              ...weights(layer, i),
+            }),
+          where,
+        );
+        break;
+      case 'conv2d':
+        add(
+          (f) =>
+            tf.layers.conv2d({
+              ...f,
+              name,
+              filters: layer.filters,
+              kernelSize: layer.kernelSize,
+              strides: layer.strides,
+              padding: layer.padding,
+              dilationRate: layer.dilationRate,
+              activation: layer.activation,
+              ...weights(layer, i),
+            }),
+          where,
+        );
+        break;
+      case 'maxPooling1d':
+      case 'averagePooling1d': {
+        const make = layer.type === 'maxPooling1d' ? tf.layers.maxPooling1d : tf.layers.averagePooling1d;
+        add(
+          (f) =>
+            make({
+              ...f,
+              name,
+              poolSize: layer.poolSize,
+              ...(layer.strides ? { strides: layer.strides } : {}),
+              padding: layer.padding,
+            }),
+          where,
+        );
+        break;
+      }
+      case 'maxPooling2d':
+      case 'averagePooling2d': {
+        const make = layer.type === 'maxPooling2d' ? tf.layers.maxPooling2d : tf.layers.averagePooling2d;
+        add(
+          (f) =>
+            make({
+              ...f,
+              name,
+              poolSize: layer.poolSize,
+              ...(layer.strides ? { strides: layer.strides } : {}),
+              padding: layer.padding,
+            }),
+          where,
+        );
+        break;
+      }
+      case 'flatten':
+        add((f) => tf.layers.flatten({ ...f, name }), where);
+        break;
+      case 'reshape':
+        add((f) => tf.layers.reshape({ ...f, name, targetShape: layer.targetShape }), where);
+        break;
+      case 'lstm':
+      case 'gru': {
+        const make = layer.type === 'lstm' ? tf.layers.lstm : tf.layers.gru;
+        add(
+          (f) =>
+            make({
+              ...f,
+              name,
+              units: layer.units,
+              activation: layer.activation,
+              recurrentActivation: layer.recurrentActivation,
+              returnSequences: layer.returnSequences,
+              ...(layer.dropout > 0 ? { dropout: layer.dropout } : {}),
+              recurrentInitializer: makeInitializer(
+                tf,
+                layer.recurrentInitializer ?? 'orthogonal',
+                seed + 7919 * i + 2,
+              ),
+              ...(layer.recurrentRegularizer
+                ? { recurrentRegularizer: regularizerOf(tf, layer.recurrentRegularizer)?.regularizer }
+                : {}),
+              ...weights(layer, i),
+            }),
+          where,
+        );
+        break;
+      }
+      case 'embedding':
+        add(
+          (f) =>
+            tf.layers.embedding({
+              ...f,
+              name,
+              inputDim: layer.inputDim,
+              outputDim: layer.outputDim,
+              embeddingsInitializer: makeInitializer(
+                tf,
+                layer.embeddingsInitializer ?? 'randomUniform',
+                seed + 7919 * i,
+              ),
+              ...(layer.embeddingsRegularizer
+                ? { embeddingsRegularizer: regularizerOf(tf, layer.embeddingsRegularizer)?.regularizer }
+                : {}),
+            }),
+          where,
+        );
+        break;
+    }
+  }
+  // A dense output on a rank > 2 tensor would apply per position: flatten first, as users expect.
+  const shape = model.layers.length ? (model.outputs[0]?.shape ?? []) : [null, ...inputShape];
+  if (shape.length > 2)
+    add((f) => tf.layers.flatten({ ...f, name: 'flatten_output' }), 'the output (flatten)');
+  add(
+    (f) =>
+      tf.layers.dense({
+        ...f,
+        name: 'output',
+        units: output.units,
+        activation: output.activation as 'linear',
+        kernelInitializer: makeInitializer(tf, 'glorotUniform', seed + 1_000_003),
+      }),
+    'the output layer',
+  );
+  return model;
+}
+
+export const hasConvolutions = (spec: JobSpec): boolean =>
+  spec.model.layers.some((l) => l.type === 'conv1d' || l.type === 'conv2d');
