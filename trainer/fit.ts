@@ -106,6 +106,12 @@ export interface FitOptions {
   resume?: { state: TrainState; optimizerWeights: NamedTensor[]; weights: Tensor[] };
 }
 
+/**
+ * wasm memory tops out near 3.9 GiB and corrupts tensors past it before any error appears: refuse a
+ * job whose data alone would take more than this there.
+ */
+export const WASM_DATA_BUDGET_BYTES = 1.5 * 1024 ** 3;
+
 export async function fit(
   tf: TF,
   spec: JobSpec,
@@ -113,6 +119,15 @@ export async function fit(
   options: FitOptions,
 ): Promise<FitResult> {
   const fitted = fitPreprocessing(data.table, data.features, options.trainRows);
+  const rows = options.trainRows.length + (options.validationRows?.length ?? 0);
+  const width = fitted.inputShape.reduce((a, b) => a * b, 1) + (data.classes?.length ?? 1) + 2;
+  const bytes = rows * width * 4;
+  if (tf.getBackend() === 'wasm' && bytes > WASM_DATA_BUDGET_BYTES) {
+    throw new UnrecoverableError(
+      'DATASET_TOO_LARGE',
+      `The encoded data needs ${(bytes / 1024 ** 3).toFixed(2)} GiB, more than the ${WASM_DATA_BUDGET_BYTES / 1024 ** 3} GiB the wasm backend can hold safely: use fewer rows or features, index instead of one-hot encoding, or a worker with tfjs-node.`,
+    );
+  }
   const weights = classWeightsFor(spec, data, options.trainRows);
   const trainSet = encodeSet(tf, spec, data, fitted, options.trainRows, weights);
   const validationSet = options.validationRows?.length
