@@ -24,6 +24,26 @@ export const ENV = {
   backend: 'DESCENT_BACKEND',
   /** Log level: debug, info, warn, error. */
   logLevel: 'DESCENT_LOG_LEVEL',
+  /** Trainer: seconds a received job stays invisible between heartbeats (the queue's visibility timeout). */
+  visibilityTimeoutSeconds: 'DESCENT_VISIBILITY_TIMEOUT_SECONDS',
+  /** Trainer on ECS: minutes one scale-in protection lasts; it is renewed while the job trains. */
+  taskProtectionMinutes: 'DESCENT_TASK_PROTECTION_MINUTES',
+  /** Trainer: the price of an hour of this worker in USD, for the record's cost estimate. */
+  hourlyPriceUsd: 'DESCENT_HOURLY_PRICE_USD',
+  /** Ceiling of `resources.maxRuntimeSeconds` a job may ask for (default 7 days). */
+  maxRuntimeSeconds: 'DESCENT_MAX_RUNTIME_SECONDS',
+  /** `resources.maxRuntimeSeconds` when a job gives none (default 24 hours). */
+  defaultMaxRuntimeSeconds: 'DESCENT_DEFAULT_MAX_RUNTIME_SECONDS',
+  /** Quota: most QUEUED + RUNNING jobs per tenant (default 20). */
+  quotaActiveJobs: 'DESCENT_QUOTA_ACTIVE_JOBS',
+  /** Quota: largest dataset upload in bytes (default 256 MiB). */
+  quotaDatasetBytes: 'DESCENT_QUOTA_DATASET_BYTES',
+  /** Quota: most epochs × rows per job (default 2,000,000,000). */
+  quotaEpochRows: 'DESCENT_QUOTA_EPOCH_ROWS',
+  /** Lifetime of presigned upload and download URLs in seconds (default 900). */
+  urlExpirySeconds: 'DESCENT_URL_EXPIRY_SECONDS',
+  /** Tests only: inject a crash (`kill-during-checkpoint`, `crash-on-job:<name>`) to prove recovery. */
+  fault: 'DESCENT_FAULT',
 } as const;
 
 export type EnvName = (typeof ENV)[keyof typeof ENV];

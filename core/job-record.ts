@@ -86,6 +86,10 @@ export const jobRecord = z.object({
   /** Diagnostics in words: a learning rate too small, overfitting, a slow backend for the model. */
   warnings: z.array(z.string()).optional(),
   cancelRequestedAt: z.string().optional(),
+  /** The latest checkpoint a redelivery resumes from (kept after a cancel or a timeout). */
+  checkpoint: z
+    .object({ epoch: z.int(), phase: z.string(), savedAt: z.string(), attempt: z.int() })
+    .optional(),
 });
 export type JobRecord = z.infer<typeof jobRecord>;
 

@@ -4,12 +4,14 @@
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
+import { ENV, type EnvName, intEnv } from './config.ts';
 import {
   BadRequestError,
   ConflictError,
   NotFoundError,
   PayloadTooLargeError,
   PreconditionFailedError,
+  TooManyRequestsError,
   ValidationError,
 } from './errors.ts';
 import { ulid } from './ids.ts';
@@ -29,19 +31,50 @@ import { peekColumns } from './tabular.ts';
 import { parseOrThrow } from './validate.ts';
 
 export interface Limits {
-  /** Largest dataset upload, in bytes. */
+  /** Quota: largest dataset upload, in bytes. */
   readonly maxDatasetBytes: number;
+  /** Quota: most QUEUED + RUNNING jobs of one tenant. */
+  readonly maxActiveJobs: number;
+  /** Quota: most epochs × rows one job may train. */
+  readonly maxEpochRows: number;
   /** How long presigned upload URLs stay valid. */
   readonly uploadUrlSeconds: number;
   /** How long presigned artifact download URLs stay valid. */
   readonly downloadUrlSeconds: number;
+  /** Ceiling of a job's `resources.maxRuntimeSeconds`. */
+  readonly maxRuntimeSeconds: number;
+  /** A job's `resources.maxRuntimeSeconds` when it gives none. */
+  readonly defaultMaxRuntimeSeconds: number;
 }
 
 export const DEFAULT_LIMITS: Limits = {
   maxDatasetBytes: 256 * 1024 * 1024,
-  uploadUrlSeconds: 3600,
-  downloadUrlSeconds: 3600,
+  maxActiveJobs: 20,
+  maxEpochRows: 2_000_000_000,
+  uploadUrlSeconds: 900,
+  downloadUrlSeconds: 900,
+  maxRuntimeSeconds: 7 * 86_400,
+  defaultMaxRuntimeSeconds: 86_400,
 };
+
+/** Limits from the environment (the names in `ENV`), each defaulting to `DEFAULT_LIMITS`. */
+export function limitsFromEnv(env: NodeJS.ProcessEnv = process.env): Limits {
+  const int = (name: EnvName, fallback: number) =>
+    intEnv(name, fallback, { min: 1, max: Number.MAX_SAFE_INTEGER }, env);
+  const ceiling = int(ENV.maxRuntimeSeconds, DEFAULT_LIMITS.maxRuntimeSeconds);
+  return {
+    maxDatasetBytes: int(ENV.quotaDatasetBytes, DEFAULT_LIMITS.maxDatasetBytes),
+    maxActiveJobs: int(ENV.quotaActiveJobs, DEFAULT_LIMITS.maxActiveJobs),
+    maxEpochRows: int(ENV.quotaEpochRows, DEFAULT_LIMITS.maxEpochRows),
+    uploadUrlSeconds: int(ENV.urlExpirySeconds, DEFAULT_LIMITS.uploadUrlSeconds),
+    downloadUrlSeconds: int(ENV.urlExpirySeconds, DEFAULT_LIMITS.downloadUrlSeconds),
+    maxRuntimeSeconds: ceiling,
+    defaultMaxRuntimeSeconds: Math.min(
+      ceiling,
+      int(ENV.defaultMaxRuntimeSeconds, DEFAULT_LIMITS.defaultMaxRuntimeSeconds),
+    ),
+  };
+}
 
 export interface Services {
   readonly store: ObjectStore;
@@ -71,6 +104,8 @@ export const datasetMeta = z.object({
   name: z.string(),
   format: z.enum(['csv', 'jsonl', 'tfjs-model']),
   createdAt: z.string(),
+  /** Data rows, counted at the first submit that uses the dataset. */
+  rows: z.int().optional(),
 });
 export type DatasetMeta = z.infer<typeof datasetMeta>;
 
@@ -182,6 +217,41 @@ async function checkDataset(s: Services, tenant: string, spec: JobSpec, meta: Da
   }
 }
 
+/** Data rows of a dataset (lines after the header; cached in its dataset.json once counted). */
+async function countRows(s: Services, tenant: string, meta: DatasetMeta): Promise<number> {
+  if (meta.rows !== undefined) return meta.rows;
+  const keys = datasetKeys(tenant, meta.id);
+  const stream = await s.store.getStream(keys.data);
+  if (!stream) return 0;
+  let lines = 0;
+  let last = 10;
+  for await (const chunk of stream) {
+    for (const byte of chunk) if (byte === 10) lines++;
+    if (chunk.length) last = chunk[chunk.length - 1] as number;
+  }
+  if (last !== 10) lines++;
+  const rows = Math.max(0, meta.format === 'csv' ? lines - 1 : lines);
+  await s.store.put(keys.meta, toJson({ ...meta, rows }), { contentType: 'application/json' });
+  return rows;
+}
+
+/** Per-tenant quotas: active jobs (429) and epochs × rows (413), each message naming the limit. */
+async function checkQuotas(s: Services, tenant: string, spec: JobSpec, meta: DatasetMeta): Promise<void> {
+  const active = await new JobStore(s.store).countActive(tenant, s.limits.maxActiveJobs);
+  if (active >= s.limits.maxActiveJobs) {
+    throw new TooManyRequestsError(
+      `This account has ${active} queued or running jobs, the most it may have at once (${s.limits.maxActiveJobs}); wait for one to finish or cancel one.`,
+    );
+  }
+  const rows = await countRows(s, tenant, meta);
+  const work = rows * spec.training.epochs;
+  if (work > s.limits.maxEpochRows) {
+    throw new PayloadTooLargeError(
+      `training.epochs × dataset rows is ${spec.training.epochs} × ${rows} = ${work}, over the limit of ${s.limits.maxEpochRows}; train fewer epochs or on fewer rows.`,
+    );
+  }
+}
+
 /** A fine-tuning base must be this tenant's SUCCEEDED job or uploaded model, and stand alone. */
 async function checkBaseModel(s: Services, tenant: string, spec: JobSpec): Promise<void> {
   const base = spec.model.baseModel;
@@ -273,14 +343,23 @@ export async function submitJob(
   }
 
   const id = s.newId();
+  const maxRuntimeSeconds = parsed.resources.maxRuntimeSeconds ?? s.limits.defaultMaxRuntimeSeconds;
+  if (maxRuntimeSeconds > s.limits.maxRuntimeSeconds) {
+    throw new ValidationError(
+      `resources.maxRuntimeSeconds: ${maxRuntimeSeconds} is over this deployment's limit of ${s.limits.maxRuntimeSeconds} seconds.`,
+      { path: 'resources.maxRuntimeSeconds', limit: s.limits.maxRuntimeSeconds },
+    );
+  }
   const spec: JobSpec = {
     ...parsed,
     name: parsed.name ?? `${parsed.task}-${id.slice(-6).toLowerCase()}`,
     training: { ...parsed.training, seed: parsed.training.seed ?? Math.floor(Math.random() * 2 ** 31) },
+    resources: { maxRuntimeSeconds },
   };
   const meta = await getDatasetMeta(s, tenant, spec.dataset.id);
   await checkDataset(s, tenant, spec, meta);
   await checkBaseModel(s, tenant, spec);
+  await checkQuotas(s, tenant, spec, meta);
 
   if (idempotencyObject) {
     try {

@@ -312,6 +312,13 @@ export const trainingSpec = z.strictObject({
       restoreBestWeights: z.boolean().default(true),
     })
     .optional(),
+  /** How often the worker saves a checkpoint a redelivered job resumes from (whichever comes first). */
+  checkpoint: z
+    .strictObject({
+      everyEpochs: z.int().min(1).max(MAX_EPOCHS).optional(),
+      everySeconds: z.number().min(1).max(86_400).default(30),
+    })
+    .default({ everySeconds: 30 }),
   /** Seeds weight initialisation, the splits, shuffling and dropout. Chosen and recorded when absent. */
   seed: z
     .int()
@@ -391,12 +398,17 @@ export const jobSpec = z.strictObject({
     missing: 'error',
     columns: {},
   }),
-  training: trainingSpec.default({
-    optimizer: { type: 'adam', learningRate: 0.001, beta1: 0.9, beta2: 0.999, epsilon: 1e-7 },
-    epochs: 100,
-    batchSize: 32,
-    validation: { type: 'holdout', fraction: 0.2 },
-  }),
+  resources: z
+    .strictObject({
+      /** Training longer than this fails with TIMEOUT after a last checkpoint (default and ceiling: the deployment's). */
+      maxRuntimeSeconds: z
+        .int()
+        .min(1)
+        .max(30 * 86_400)
+        .optional(),
+    })
+    .default({}),
+  training: trainingSpec.prefault({}),
 });
 
 export type JobSpecInput = z.input<typeof jobSpec>;
@@ -409,6 +421,7 @@ export const resolvedJobSpec = jobSpec.extend({
       .min(0)
       .max(2 ** 31 - 1),
   }),
+  resources: z.strictObject({ maxRuntimeSeconds: z.int().min(1) }),
 });
 export type JobSpec = z.output<typeof resolvedJobSpec>;
 

@@ -4,8 +4,8 @@
  */
 import { NotFoundError, PreconditionFailedError } from './errors.ts';
 import { reverseUlid } from './ids.ts';
-import { type EpochMetrics, type JobEvent, type JobRecord, jobRecord } from './job-record.ts';
-import { isValidId, jobIndexPrefix, jobKeys } from './keys.ts';
+import { type EpochMetrics, isTerminal, type JobEvent, type JobRecord, jobRecord } from './job-record.ts';
+import { activePrefix, isValidId, jobIndexPrefix, jobKeys } from './keys.ts';
 import type { ObjectStore } from './ports.ts';
 
 const encoder = new TextEncoder();
@@ -51,7 +51,28 @@ export class JobStore {
       contentType: 'application/json',
     });
     await this.store.put(`${jobIndexPrefix(tenant)}${reverseUlid(record.id)}`, record.id);
+    await this.store.put(`${activePrefix(tenant)}${record.id}`, record.id);
     return etag;
+  }
+
+  /**
+   * QUEUED + RUNNING + CANCELLING jobs of a tenant, counted from the markers that live while a job is
+   * active; at the limit, markers whose job has ended (a crash between the two writes) are swept.
+   */
+  async countActive(tenant: string, limit: number): Promise<number> {
+    const page = await this.store.list(activePrefix(tenant), { limit: limit + 1 });
+    if (page.objects.length < limit) return page.objects.length;
+    let active = 0;
+    for (const object of page.objects) {
+      const jobId = object.key.slice(activePrefix(tenant).length);
+      const record = await this.get(tenant, jobId).then(
+        (v) => v.record,
+        () => undefined,
+      );
+      if (record && !isTerminal(record.status)) active++;
+      else await this.store.delete(object.key);
+    }
+    return active;
   }
 
   /** Writes `record` only if `job.json` still has `etag`; returns the new ETag. */
@@ -84,6 +105,8 @@ export class JobStore {
       }
       try {
         const etag = await this.replace(tenant, next, current.etag);
+        if (isTerminal(next.status) && !isTerminal(current.record.status))
+          await this.store.delete(`${activePrefix(tenant)}${jobId}`);
         return { record: next, etag };
       } catch (error) {
         if (!(error instanceof PreconditionFailedError) || i + 1 >= attempts) throw error;
@@ -152,6 +175,7 @@ export class JobStore {
     } while (cursor);
     await this.store.delete(keys.record);
     await this.store.delete(`${jobIndexPrefix(tenant)}${reverseUlid(jobId)}`);
+    await this.store.delete(`${activePrefix(tenant)}${jobId}`);
     return deleted + 1;
   }
 }

@@ -42,6 +42,9 @@ export const jobKeys = (tenant: string, jobId: string) => {
 /** Newest-first listing: one empty marker per job under a key that sorts in reverse time order. */
 export const jobIndexPrefix = (tenant: string): string => `${tenantPrefix(tenant)}job-index/`;
 
+/** One marker per QUEUED / RUNNING / CANCELLING job, for the active-jobs quota. */
+export const activePrefix = (tenant: string): string => `${tenantPrefix(tenant)}active-jobs/`;
+
 export const datasetKeys = (tenant: string, datasetId: string) => {
   const p = `${tenantPrefix(tenant)}datasets/${checkId(datasetId)}/`;
   return {

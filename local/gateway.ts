@@ -16,6 +16,7 @@ import type { Services } from '../core/job-service.ts';
 import type { Logger } from '../core/log.ts';
 import { type ApiEvent, type ApiHandler, type ApiResult, MAX_BODY_BYTES } from '../functions/http.ts';
 import { matchPath, type Route, routes } from '../functions/routes.ts';
+import { isDashboardPath, serveDashboard } from './dashboard/serve.ts';
 import { handleStorageRequest, readBody } from './storage-route.ts';
 import type { TenantTokens } from './tenants.ts';
 
@@ -112,6 +113,8 @@ export function createGateway(options: GatewayOptions): Server {
         maxUploadBytes: services.limits.maxDatasetBytes,
       });
     }
+    // The local dashboard's page and assets (the page calls the API with the same token).
+    if (isDashboardPath(url.pathname)) return serveDashboard(request, response, url.pathname);
     const candidates = routes
       .map((route) => ({ route, params: matchPath(route.path, url.pathname) }))
       .filter((c) => c.params);

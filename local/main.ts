@@ -21,8 +21,9 @@ const stack = await startLocalStack({
 process.stdout.write(`
 descent is running (${workers} worker${workers === 1 ? '' : 's'}, data in ${dataDir})
 
-  URL:    ${stack.url}
-  Token:  ${stack.token}
+  URL:        ${stack.url}
+  Token:      ${stack.token}
+  Dashboard:  ${stack.url}/#token=${stack.token}
 
   export DESCENT_URL=${stack.url} DESCENT_TOKEN=${stack.token}
   curl -H "Authorization: Bearer $DESCENT_TOKEN" $DESCENT_URL/jobs

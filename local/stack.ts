@@ -7,7 +7,7 @@ import { mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { handleDeadLetter } from '../core/dead-letter.ts';
-import { createServices, DEFAULT_LIMITS, type Limits } from '../core/job-service.ts';
+import { createServices, type Limits, limitsFromEnv } from '../core/job-service.ts';
 import { createLogger, type Logger } from '../core/log.ts';
 import { createGateway } from './gateway.ts';
 import { openDeadLetterQueue, openJobQueue, openLocalStore } from './layout.ts';
@@ -50,7 +50,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   const store = openLocalStore(dataDir, secret, () => baseUrl);
   const queue = openJobQueue(dataDir, maxAttempts);
   const deadLetters = openDeadLetterQueue(dataDir);
-  const services = createServices(store, queue, { limits: { ...DEFAULT_LIMITS, ...options.limits } });
+  const services = createServices(store, queue, { limits: { ...limitsFromEnv(), ...options.limits } });
   const server = createGateway({ services, tokens, storageSecret: secret, log });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -211,7 +211,10 @@ export async function train(
   const stopping = training.earlyStopping
     ? new EarlyStopping(training.earlyStopping, resumed?.earlyStopping)
     : undefined;
-  if (options.resume) await optimizer.setWeights(options.resume.optimizerWeights);
+  if (options.resume) {
+    await optimizer.setWeights(options.resume.optimizerWeights);
+    tf.dispose(options.resume.optimizerWeights.map((w) => w.tensor));
+  }
   const history: EpochMetrics[] = [...(resumed?.history ?? [])];
   const order = Int32Array.from({ length: n }, (_, i) => i);
   const variables = () => model.trainableWeights.map((w) => w.read() as Variable);
@@ -226,7 +229,11 @@ export async function train(
       const rate = schedule.rateFor(epoch);
       setLearningRate(optimizer, rate);
       // Full batch: every step sees every row, so no shuffling; else a seeded permutation per epoch.
-      if (batchSize < n) shuffleInPlace(order, rng);
+      if (batchSize < n) {
+        // From the identity each epoch, so the order depends only on the RNG state (which a checkpoint keeps).
+        for (let i = 0; i < n; i++) order[i] = i;
+        shuffleInPlace(order, rng);
+      }
       const perm = tf.tensor1d(order, 'int32');
       let lossSum: Tensor = tf.scalar(0);
       let metricSum: Tensor = tf.scalar(0);

@@ -137,7 +137,10 @@ export async function fit(
     const model = options.makeModel
       ? await options.makeModel(fitted.inputShape)
       : buildModel(tf, spec, fitted.inputShape, outputFor(spec, data.classes?.length));
-    if (options.resume) model.setWeights(options.resume.weights);
+    if (options.resume) {
+      model.setWeights(options.resume.weights);
+      tf.dispose(options.resume.weights);
+    }
     const outcome = await train(
       tf,
       {

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import type { LayersModel } from '@tensorflow/tfjs';
 import { type PreparedData, prepareData } from '../core/dataset-prep.ts';
 import { overfittingWarning, plateauWarning } from '../core/diagnostics.ts';
-import { UnrecoverableError } from '../core/errors.ts';
+import { PreconditionFailedError, UnrecoverableError } from '../core/errors.ts';
 import {
   type EpochMetrics,
   isTerminal,
@@ -29,6 +29,7 @@ import pkg from '../package.json' with { type: 'json' };
 import { serializeModel } from './artifacts.ts';
 import type { TF } from './backend.ts';
 import { deriveModel, loadBaseModel } from './base-model.ts';
+import { Checkpoints, FencedError, type LoadedCheckpoint } from './checkpoint.ts';
 import type { TrainHooks } from './engine.ts';
 import { permutationImportance, predictRaw, scoreClassification, scoreRegression } from './evaluate.ts';
 import { disposeSet, type EncodedSet, encodeSet, fit } from './fit.ts';
@@ -53,14 +54,6 @@ export interface TrainerDeps {
 
 /** What the worker should do with the message afterwards. */
 export type JobOutcome = 'done' | 'interrupted' | 'fenced';
-
-/** This attempt no longer owns the job (another attempt claimed it, or it ended meanwhile). */
-class FencedError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'FencedError';
-  }
-}
 
 const MAX_REPORTED_ROW_INDICES = 100_000;
 const IMPORTANCE_MAX_ROWS = 5000;
@@ -199,10 +192,40 @@ export async function runJob(
       : undefined;
 
     let cancelRequested = false;
+    let timedOut = false;
     let lastFlush = 0;
+    let lastCheckpoint = Date.now();
     const history: EpochMetrics[] = [];
+    const folds: Record<string, unknown>[] = [];
+    const checkpoints = new Checkpoints(deps.store, keys.checkpoints, attempt);
+    let resume: LoadedCheckpoint | undefined = await checkpoints.load(tf);
+    if (resume) {
+      folds.push(...resume.pointer.folds);
+      const where = resume.pointer.phase === 'final' ? '' : ` of fold ${resume.pointer.phase + 1}`;
+      await event(
+        'info',
+        `Resuming from the checkpoint at epoch ${resume.pointer.epoch}${where} (saved by attempt ${resume.pointer.attempt}).`,
+      );
+    }
+    // metrics.json is written by compare-and-swap too, so two attempts can never interleave their epochs.
+    let metricsEtag: string | null = (await deps.store.head(keys.metrics))?.etag ?? null;
+    const writeMetrics = async () => {
+      try {
+        const { etag } = await deps.store.put(
+          keys.metrics,
+          toJson(history),
+          metricsEtag
+            ? { ifMatch: metricsEtag, contentType: 'application/json' }
+            : { ifNoneMatch: '*', contentType: 'application/json' },
+        );
+        metricsEtag = etag;
+      } catch (error) {
+        if (error instanceof PreconditionFailedError)
+          throw new FencedError(`attempt ${attempt} lost metrics.json to another attempt`);
+        throw error;
+      }
+    };
     const progress = async (metrics: EpochMetrics, phase: string | undefined, final: boolean) => {
-      if (final) await deps.store.put(keys.metrics, toJson(history), { contentType: 'application/json' });
       await fenced((record) => {
         if (record.status === 'CANCELLING') cancelRequested = true;
         return {
@@ -217,39 +240,88 @@ export async function runJob(
           },
         };
       });
+      if (final) await writeMetrics();
     };
-    const hooksFor = (phase: string | undefined, final: boolean): TrainHooks => ({
-      onEpoch: async (metrics) => {
+    const runStarted = Date.parse(claimed.startedAt ?? claimed.updatedAt);
+    const { everyEpochs, everySeconds } = spec.training.checkpoint;
+    const hooksFor = (phase: number | 'final', label: string | undefined): TrainHooks => ({
+      onEpoch: async (metrics, context) => {
+        const final = phase === 'final';
         if (final) history.push(metrics);
         peakTensorBytes = Math.max(peakTensorBytes, tf.memory().numBytes);
         const now = Date.now();
-        if (now - lastFlush >= (deps.progressIntervalMs ?? 1000) || signal.aborted) {
+        if (now - runStarted > spec.resources.maxRuntimeSeconds * 1000) timedOut = true;
+        const stopping = signal.aborted || timedOut;
+        if (now - lastFlush >= (deps.progressIntervalMs ?? 1000) || stopping) {
           lastFlush = now;
-          await progress(metrics, phase, final);
+          await progress(metrics, label, final);
         }
-        return cancelRequested || signal.aborted ? 'stop' : undefined;
+        const due =
+          (everyEpochs !== undefined && metrics.epoch % everyEpochs === 0) ||
+          now - lastCheckpoint >= everySeconds * 1000 ||
+          stopping ||
+          cancelRequested;
+        if (due && metrics.epoch < spec.training.epochs) {
+          const pointer = await checkpoints.save(
+            tf,
+            context.model,
+            context.optimizer,
+            context.state,
+            phase,
+            folds,
+          );
+          lastCheckpoint = Date.now();
+          await fenced((record) => ({
+            ...record,
+            checkpoint: {
+              epoch: pointer.epoch,
+              phase: String(pointer.phase),
+              savedAt: pointer.savedAt,
+              attempt,
+            },
+          }));
+        }
+        return cancelRequested || stopping ? 'stop' : undefined;
       },
       onInfo: (text) => {
         void event('info', text).catch(() => {});
       },
     });
+    /** Training state to continue from, when the checkpoint belongs to this phase. */
+    const resumeFor = (phase: number | 'final') => {
+      if (!resume || resume.pointer.phase !== phase) return {};
+      const { pointer, weights, optimizerWeights } = resume;
+      resume = undefined;
+      if (phase === 'final') history.push(...pointer.state.history);
+      return { resume: { state: pointer.state, weights, optimizerWeights } };
+    };
+    const stoppedEarly = async (epoch: number): Promise<JobOutcome> => {
+      if (timedOut && !cancelRequested) {
+        throw new UnrecoverableError(
+          'TIMEOUT',
+          `Training ran past resources.maxRuntimeSeconds (${spec.resources.maxRuntimeSeconds} s) at epoch ${epoch}; its last checkpoint is kept.`,
+        );
+      }
+      return endCancelledOrInterrupted(epoch);
+    };
 
     // k-fold: every fold trained independently on its own fitted preprocessing.
-    const folds: Record<string, unknown>[] = [];
     if (data.folds) {
       for (const [i, foldRows] of data.folds.entries()) {
-        const phase = `fold ${i + 1}/${data.folds.length}`;
+        if (i < folds.length) continue; // finished before a restart
+        const label = `fold ${i + 1}/${data.folds.length}`;
         const result = await fit(tf, spec, data, {
           trainRows: foldRows.train,
           validationRows: foldRows.validation,
-          hooks: hooksFor(phase, false),
+          hooks: hooksFor(i, label),
           ...(makeModel ? { makeModel } : {}),
+          ...resumeFor(i),
         });
         if (result.outcome.stoppedBy === 'cancelled') {
           result.outcome.model.dispose();
           disposeSet(tf, result.train);
           disposeSet(tf, result.validation);
-          return await endCancelledOrInterrupted(result.outcome.history.at(-1)?.epoch ?? 0);
+          return await stoppedEarly(result.outcome.history.at(-1)?.epoch ?? 0);
         }
         const validation = result.validation as EncodedSet;
         const raw = predictRaw(
@@ -281,15 +353,16 @@ export async function runJob(
     const final = await fit(tf, spec, data, {
       trainRows: data.trainRows,
       validationRows: data.validationRows,
-      hooks: hooksFor(data.folds ? 'final model' : undefined, true),
+      hooks: hooksFor('final', data.folds ? 'final model' : undefined),
       ...(makeModel ? { makeModel } : {}),
+      ...resumeFor('final'),
     });
     const { outcome, fitted } = final;
     models.push(outcome.model);
     sets.push(final.train, final.validation);
     const last = history.at(-1);
     if (last) await progress(last, data.folds ? 'final model' : undefined, true);
-    if (outcome.stoppedBy === 'cancelled') return await endCancelledOrInterrupted(last?.epoch ?? 0);
+    if (outcome.stoppedBy === 'cancelled') return await stoppedEarly(last?.epoch ?? 0);
 
     // Evaluate.
     const evaluate = (set: EncodedSet) =>
@@ -441,6 +514,7 @@ export async function runJob(
     ]);
     const { record } = await fenced((r) =>
       transition(r, r.status === 'CANCELLING' ? 'CANCELLED' : 'SUCCEEDED', deps.now(), {
+        checkpoint: undefined,
         ...(data.classes ? { classes: data.classes } : {}),
         resources,
         lineage,
@@ -454,6 +528,7 @@ export async function runJob(
         : 'Cancelled after the last epoch.',
       record,
     );
+    await checkpoints.clear();
     log.info('job finished', {
       status: record.status,
       epochs: history.length,

@@ -12,6 +12,7 @@ export function specOf(
     name: 'test',
     task: 'classification',
     dataset: { id: DATASET_ID, label: 'label' },
+    resources: { maxRuntimeSeconds: 3600 },
     ...rest,
     training: { seed: 1, epochs: 5, ...training },
   });

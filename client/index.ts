@@ -1,0 +1,10 @@
+/**
+ * The descent client for Node.js and browsers (fetch only): `new DescentClient({ baseUrl, token })`.
+ * `client/config.ts` (Node only) finds the endpoint and credentials the way the CLI does.
+ */
+export * from './backoff.ts';
+export * from './client.ts';
+export * from './cognito.ts';
+export * from './errors.ts';
+export * from './report.ts';
+export * from './types.ts';

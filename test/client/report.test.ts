@@ -1,0 +1,114 @@
+/** Reading reports for people, and the client's promise to browsers: it bundles with no Node imports. */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { build } from 'esbuild';
+import { confusionMatrixOf, featureImportances, formatNumber, metricRows } from '../../client/report.ts';
+
+describe('featureImportances', () => {
+  it('reads a list of {feature, importance, std}, largest first', () => {
+    const report = {
+      featureImportance: [
+        { feature: 'a', importance: 0.1, std: 0.01 },
+        { feature: 'b', importance: 0.5 },
+      ],
+    };
+    assert.deepEqual(featureImportances(report), [
+      { feature: 'b', importance: 0.5 },
+      { feature: 'a', importance: 0.1, std: 0.01 },
+    ]);
+  });
+
+  it('reads a map of feature to number or to {mean, std}, also under a wrapper', () => {
+    assert.deepEqual(featureImportances({ featureImportance: { x: 0.2, y: 0.3 } }), [
+      { feature: 'y', importance: 0.3 },
+      { feature: 'x', importance: 0.2 },
+    ]);
+    assert.deepEqual(
+      featureImportances({
+        featureImportance: { metric: 'accuracy', features: { x: { mean: 0.4, std: 0.1 } } },
+      }),
+      [{ feature: 'x', importance: 0.4, std: 0.1 }],
+    );
+  });
+
+  it('gives nothing for a report without importances or with an unknown shape', () => {
+    assert.deepEqual(featureImportances({}), []);
+    assert.deepEqual(featureImportances(undefined), []);
+    assert.deepEqual(featureImportances({ featureImportance: 'n/a' }), []);
+  });
+});
+
+describe('metricRows and confusionMatrixOf', () => {
+  const report = {
+    classes: ['no', 'yes'],
+    training: {
+      rows: 8,
+      accuracy: 1,
+      loss: 0.1,
+      confusionMatrix: [
+        [4, 0],
+        [0, 4],
+      ],
+      perClass: [],
+    },
+    validation: {
+      rows: 2,
+      accuracy: 0.5,
+      loss: 0.7,
+      zeta: 3,
+      confusionMatrix: [
+        [1, 0],
+        [1, 0],
+      ],
+    },
+  };
+
+  it('puts the known metrics first, then the others by name, skipping row counts and tables', () => {
+    assert.deepEqual(metricRows(report), [
+      ['loss', 0.1, 0.7],
+      ['accuracy', 1, 0.5],
+      ['zeta', undefined, 3],
+    ]);
+  });
+
+  it("prefers the validation set's confusion matrix, with the class names", () => {
+    assert.deepEqual(confusionMatrixOf(report), {
+      set: 'validation',
+      classes: ['no', 'yes'],
+      matrix: [
+        [1, 0],
+        [1, 0],
+      ],
+    });
+    assert.equal(confusionMatrixOf({ training: { mae: 1 } }), undefined);
+  });
+});
+
+describe('formatNumber', () => {
+  it('shows 4 significant digits, integers as they are, and extremes in exponent form', () => {
+    assert.equal(formatNumber(0.123456), '0.1235');
+    assert.equal(formatNumber(12), '12');
+    assert.equal(formatNumber(0.00001234), '1.234e-5');
+    assert.equal(formatNumber(undefined), '–');
+    assert.equal(formatNumber(Number.POSITIVE_INFINITY), '∞');
+  });
+});
+
+describe('browser bundle', () => {
+  for (const entry of ['client/index.ts', 'local/dashboard/app.ts']) {
+    it(`${entry} bundles for the browser platform, with no Node built-ins`, async () => {
+      const result = await build({
+        entryPoints: [new URL(`../../${entry}`, import.meta.url).pathname],
+        bundle: true,
+        platform: 'browser',
+        format: 'esm',
+        write: false,
+        logLevel: 'silent',
+      });
+      const code = result.outputFiles[0]?.text ?? '';
+      assert.ok(code.length > 1000);
+      assert.doesNotMatch(code, /from ["']node:|require\(["']node:/);
+      assert.doesNotMatch(code, /\bzod\b/, 'core/ is imported as types only');
+    });
+  }
+});
