@@ -2,6 +2,7 @@
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { ENV, intEnv } from '../core/config.ts';
 import { handleDeadLetter } from '../core/dead-letter.ts';
+import { emitMetrics, printMetrics } from '../core/emf.ts';
 import { log } from '../core/log.ts';
 import { awsServices } from './lambda.ts';
 
@@ -9,9 +10,11 @@ export const handler = async (event: SQSEvent): Promise<SQSBatchResponse> => {
   const { store } = await awsServices();
   const maxAttempts = intEnv(ENV.maxAttempts, 3, { min: 1, max: 1000 });
   const batchItemFailures: SQSBatchResponse['batchItemFailures'] = [];
+  let failed = 0;
   for (const record of event.Records) {
     try {
       const outcome = await handleDeadLetter(store, record.body, new Date(), maxAttempts);
+      if (outcome === 'failed') failed++;
       log.info('dead-lettered job handled', { messageId: record.messageId, outcome });
     } catch (error) {
       log.error('dead-letter handling failed; will retry', {
@@ -21,5 +24,7 @@ export const handler = async (event: SQSEvent): Promise<SQSBatchResponse> => {
       batchItemFailures.push({ itemIdentifier: record.messageId });
     }
   }
+  // Jobs this batch marked FAILED: the dashboard's dead-lettered line and the failure-rate alarm.
+  if (failed > 0) emitMetrics(printMetrics, { jobsDeadLettered: failed });
   return { batchItemFailures };
 };

@@ -1,9 +1,13 @@
+import { emitMetrics, type MetricsSink, noMetrics, printMetrics } from '../core/emf.ts';
 import { type Services, submitJob } from '../core/job-service.ts';
 import { api, header, json, jsonBody, tenantOf } from './http.ts';
 import { lambda } from './lambda.ts';
 
-/** POST /jobs → 201 with the queued job; 200 with the same job for an `Idempotency-Key` replay. */
-export const create = (s: Services) =>
+/**
+ * POST /jobs → 201 with the queued job; 200 with the same job for an `Idempotency-Key` replay.
+ * A new job counts once in the `jobsSubmitted` metric (Lambda only: the local stack drops metrics).
+ */
+export const create = (s: Services, metrics: MetricsSink = noMetrics) =>
   api(async (event) => {
     const tenant = tenantOf(event);
     const { record, replayed } = await submitJob(
@@ -12,7 +16,8 @@ export const create = (s: Services) =>
       jsonBody(event),
       header(event, 'idempotency-key'),
     );
+    if (!replayed) emitMetrics(metrics, { jobsSubmitted: 1 }, { properties: { tenant, jobId: record.id } });
     return json(replayed ? 200 : 201, record, { location: `/jobs/${record.id}` });
   });
 
-export const handler = lambda(create);
+export const handler = lambda((s) => create(s, printMetrics));

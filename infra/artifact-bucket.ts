@@ -1,5 +1,6 @@
-import { type CfnElement, Stack, Validations } from 'aws-cdk-lib';
-import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { type CfnElement, type Duration, Stack, Validations } from 'aws-cdk-lib';
+import type { ContainerDefinition } from 'aws-cdk-lib/aws-ecs';
+import { type IRole, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { type IKey, Key } from 'aws-cdk-lib/aws-kms';
 import type { Function as LambdaFunction } from 'aws-cdk-lib/aws-lambda';
 import { Bucket, type BucketProps, type IBucket } from 'aws-cdk-lib/aws-s3';
@@ -9,6 +10,7 @@ import {
   accessLogsBucketDefaults,
   artifactBucketDefaults,
   encryptionKeyDefaults,
+  NONCURRENT_VERSIONS_EXPIRE_AFTER,
   withDefaults,
 } from './secure-defaults.ts';
 
@@ -31,6 +33,12 @@ export interface ArtifactBucketProps {
    * @default ['*'] - any origin: the presigned URL itself is the credential, and it expires
    */
   readonly corsAllowedOrigins?: readonly string[];
+  /**
+   * How long an overwritten or deleted object (an old checkpoint, an earlier version of a job record, a
+   * purged job's files) is kept before it expires.
+   * @default Duration.days(30)
+   */
+  readonly noncurrentVersionExpiration?: Duration;
   /**
    * Overrides of the bucket's secure defaults (`artifactBucketDefaults` in `secure-defaults.ts`).
    * @default - none
@@ -61,7 +69,12 @@ export class ArtifactBucket extends Construct {
       this,
       'Bucket',
       withDefaults(
-        artifactBucketDefaults(this.encryptionKey, this.accessLogsBucket, props.corsAllowedOrigins ?? ['*']),
+        artifactBucketDefaults(
+          this.encryptionKey,
+          this.accessLogsBucket,
+          props.corsAllowedOrigins ?? ['*'],
+          props.noncurrentVersionExpiration ?? NONCURRENT_VERSIONS_EXPIRE_AFTER,
+        ),
         props.bucketProps,
       ),
     );
@@ -85,13 +98,35 @@ export class ArtifactBucket extends Construct {
     // GenerateDataKey to write (and to sign presigned PUTs), Decrypt to read and to finish multipart uploads.
     this.encryptionKey.grant(fn, 'kms:Decrypt', 'kms:GenerateDataKey');
     fn.addEnvironment(ENV.bucket, this.bucket.bucketName);
+    if (fn.role) this.acknowledgePrefixGrant(fn.role);
+  }
 
+  /**
+   * Lets a trainer task read datasets and job records and write job records, checkpoints, models and
+   * reports under `tenants/` (big bodies go multipart), and sets `DESCENT_BUCKET` on its container. A
+   * trainer never deletes, lists or presigns: no `s3:DeleteObject`. `s3:ListBucket` (bucket-level, no
+   * object listing is done) makes a missing key a 404 instead of a 403, which the store relies on.
+   */
+  grantTrainerTo(taskRole: IRole, container: ContainerDefinition): void {
+    taskRole.addToPrincipalPolicy(
+      new PolicyStatement({
+        actions: ['s3:GetObject', 's3:PutObject', 's3:AbortMultipartUpload'],
+        resources: [this.bucket.arnForObjects(`${OBJECT_PREFIX}*`)],
+      }),
+    );
+    taskRole.addToPrincipalPolicy(
+      new PolicyStatement({ actions: ['s3:ListBucket'], resources: [this.bucket.bucketArn] }),
+    );
+    this.encryptionKey.grant(taskRole, 'kms:Decrypt', 'kms:GenerateDataKey');
+    container.addEnvironment(ENV.bucket, this.bucket.bucketName);
+    this.acknowledgePrefixGrant(taskRole);
+  }
+
+  private acknowledgePrefixGrant(role: IRole): void {
     const bucketId = Stack.of(this).getLogicalId(this.bucket.node.defaultChild as CfnElement);
-    if (fn.role) {
-      Validations.of(fn.role).acknowledge({
-        id: `AwsSolutions-IAM5[Resource::<${bucketId}.Arn>/${OBJECT_PREFIX}*]`,
-        reason: `Job and dataset keys are created at run time under ${OBJECT_PREFIX}; the grant stops at that prefix.`,
-      });
-    }
+    Validations.of(role).acknowledge({
+      id: `AwsSolutions-IAM5[Resource::<${bucketId}.Arn>/${OBJECT_PREFIX}*]`,
+      reason: `Job and dataset keys are created at run time under ${OBJECT_PREFIX}; the grant stops at that prefix.`,
+    });
   }
 }

@@ -1,8 +1,10 @@
 import { Duration } from 'aws-cdk-lib';
-import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import type { ContainerDefinition } from 'aws-cdk-lib/aws-ecs';
+import { type IRole, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { type IKey, Key } from 'aws-cdk-lib/aws-kms';
 import type { Function as LambdaFunction } from 'aws-cdk-lib/aws-lambda';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Queue, type QueueProps } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { ENV } from '../core/config.ts';
@@ -29,6 +31,11 @@ export interface JobQueueProps {
    */
   readonly visibilityTimeout?: Duration;
   /**
+   * How long the dead-letter handler's logs are kept.
+   * @default RetentionDays.ONE_MONTH
+   */
+  readonly logRetention?: RetentionDays;
+  /**
    * The KMS key that encrypts both queues.
    * @default - a new customer-managed key with yearly rotation
    */
@@ -53,6 +60,8 @@ export class JobQueue extends Construct {
   public readonly encryptionKey: IKey;
   /** Receives before a message is dead-lettered. */
   public readonly maxReceiveCount: number;
+  /** How long a received job stays invisible; trainers heartbeat every third of it. */
+  public readonly visibilityTimeout: Duration;
   /** Consumes the dead-letter queue and marks each job FAILED with the reason. */
   public readonly deadLetterHandler: DescentFunction;
 
@@ -62,6 +71,7 @@ export class JobQueue extends Construct {
     if (!Number.isInteger(this.maxReceiveCount) || this.maxReceiveCount < 1 || this.maxReceiveCount > 1000) {
       throw new Error(`maxReceiveCount must be an integer from 1 to 1000, got ${this.maxReceiveCount}.`);
     }
+    this.visibilityTimeout = props.visibilityTimeout ?? Duration.minutes(5);
     this.encryptionKey =
       props.encryptionKey ?? new Key(this, 'Key', encryptionKeyDefaults('Encrypts the descent job queues'));
 
@@ -79,7 +89,7 @@ export class JobQueue extends Construct {
       withDefaults<QueueProps>(
         {
           ...queueDefaults(this.encryptionKey),
-          visibilityTimeout: props.visibilityTimeout ?? Duration.minutes(5),
+          visibilityTimeout: this.visibilityTimeout,
           deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: this.maxReceiveCount },
         },
         props.queueProps,
@@ -90,6 +100,7 @@ export class JobQueue extends Construct {
       handlerFile: 'dead-letter',
       description: 'Marks the job of each dead-lettered message FAILED',
       timeout: DEAD_LETTER_HANDLER_TIMEOUT,
+      logRetention: props.logRetention,
     });
     props.artifacts.grantReadWriteTo(this.deadLetterHandler);
     this.setQueueEnvironment(this.deadLetterHandler);
@@ -113,6 +124,32 @@ export class JobQueue extends Construct {
     // SQS asks KMS for a data key (GenerateDataKey) and checks it (Decrypt) on each send.
     this.encryptionKey.grant(fn, 'kms:Decrypt', 'kms:GenerateDataKey');
     this.setQueueEnvironment(fn);
+  }
+
+  /**
+   * Lets a trainer task receive jobs, extend their visibility (heartbeat), release and delete them, with
+   * the KMS permission that needs, and sets `DESCENT_QUEUE_URL`, `DESCENT_DLQ_URL`,
+   * `DESCENT_MAX_ATTEMPTS` and `DESCENT_VISIBILITY_TIMEOUT_SECONDS` (the queue's, so the trainer's
+   * heartbeat matches it) on its container. A trainer never sends: no `sqs:SendMessage`.
+   */
+  grantConsumeTo(taskRole: IRole, container: ContainerDefinition): void {
+    taskRole.addToPrincipalPolicy(
+      new PolicyStatement({
+        actions: [
+          'sqs:ReceiveMessage',
+          'sqs:ChangeMessageVisibility',
+          'sqs:DeleteMessage',
+          'sqs:GetQueueAttributes',
+        ],
+        resources: [this.queue.queueArn],
+      }),
+    );
+    // Receiving from a KMS-encrypted queue decrypts the message's data key.
+    this.encryptionKey.grant(taskRole, 'kms:Decrypt');
+    container.addEnvironment(ENV.queueUrl, this.queue.queueUrl);
+    container.addEnvironment(ENV.deadLetterQueueUrl, this.deadLetterQueue.queueUrl);
+    container.addEnvironment(ENV.maxAttempts, String(this.maxReceiveCount));
+    container.addEnvironment(ENV.visibilityTimeoutSeconds, String(this.visibilityTimeout.toSeconds()));
   }
 
   /** The AWS adapters need the queue URL at start-up; the DLQ URL and attempt limit go along for reports. */

@@ -57,6 +57,16 @@ export interface JobsApiProps {
    * @default RetentionDays.ONE_YEAR
    */
   readonly accessLogRetention?: RetentionDays;
+  /**
+   * How long the handlers' logs are kept.
+   * @default RetentionDays.ONE_MONTH
+   */
+  readonly functionLogRetention?: RetentionDays;
+  /**
+   * Extra environment variables of every handler (the quotas and limits of `core/job-service.ts`).
+   * @default - none: the handlers use `DEFAULT_LIMITS`
+   */
+  readonly functionEnvironment?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -113,6 +123,8 @@ export class JobsApi extends Construct {
         const fn = new DescentFunction(this, pascalCase(route.handler), {
           handlerFile: route.handler,
           description: `descent ${route.method} ${route.path}: ${route.summary}`,
+          logRetention: props.functionLogRetention,
+          environment: props.functionEnvironment,
         });
         props.artifacts.grantReadWriteTo(fn);
         props.jobQueue.grantSendTo(fn);

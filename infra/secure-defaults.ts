@@ -12,6 +12,7 @@ import {
   type UserPoolClientOptions,
   type UserPoolProps,
 } from 'aws-cdk-lib/aws-cognito';
+import { BlockDeviceVolume, EbsDeviceVolumeType, type LaunchTemplateProps } from 'aws-cdk-lib/aws-ec2';
 import type { IKey, KeyProps } from 'aws-cdk-lib/aws-kms';
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import {
@@ -21,6 +22,7 @@ import {
   HttpMethods,
   ObjectOwnership,
 } from 'aws-cdk-lib/aws-s3';
+import type { TopicProps } from 'aws-cdk-lib/aws-sns';
 import { QueueEncryption, type QueueProps } from 'aws-cdk-lib/aws-sqs';
 
 /**
@@ -58,6 +60,7 @@ export function artifactBucketDefaults(
   encryptionKey: IKey,
   serverAccessLogsBucket: BucketProps['serverAccessLogsBucket'],
   corsAllowedOrigins: readonly string[],
+  noncurrentVersionExpiration: Duration = NONCURRENT_VERSIONS_EXPIRE_AFTER,
 ): BucketProps {
   return {
     encryption: BucketEncryption.KMS,
@@ -78,7 +81,7 @@ export function artifactBucketDefaults(
       },
       {
         id: 'expire-noncurrent-versions',
-        noncurrentVersionExpiration: NONCURRENT_VERSIONS_EXPIRE_AFTER,
+        noncurrentVersionExpiration,
       },
     ],
     cors: [
@@ -174,3 +177,30 @@ export function appClientDefaults(scopes: OAuthScope[]): UserPoolClientOptions {
 
 /** Steady-state and burst request limits of the API's default stage, per account and region. */
 export const apiThrottleDefaults = { rateLimit: 50, burstLimit: 100 } as const;
+
+/**
+ * The GPU instances' launch template: IMDSv2 only, with a hop limit of 1 so that containers on the
+ * bridge network cannot reach the instance role's credentials, and an encrypted gp3 root volume (the
+ * trainer image and its CUDA libraries live there).
+ */
+export function gpuLaunchTemplateDefaults(rootVolumeGiB: number): LaunchTemplateProps {
+  return {
+    requireImdsv2: true,
+    httpPutResponseHopLimit: 1,
+    blockDevices: [
+      {
+        deviceName: '/dev/xvda',
+        volume: BlockDeviceVolume.ebs(rootVolumeGiB, {
+          encrypted: true,
+          volumeType: EbsDeviceVolumeType.GP3,
+          deleteOnTermination: true,
+        }),
+      },
+    ],
+  };
+}
+
+/** A topic encrypted with a customer-managed key (CloudWatch can publish to it; the AWS-managed key refuses) and TLS only. */
+export function topicDefaults(masterKey: IKey): TopicProps {
+  return { masterKey, enforceSSL: true };
+}

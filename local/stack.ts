@@ -22,6 +22,8 @@ export interface LocalStackOptions {
   readonly token?: string;
   readonly maxAttempts?: number;
   readonly limits?: Partial<Limits>;
+  /** Seconds a received job stays invisible between heartbeats (default 60; tests use a few). */
+  readonly visibilityTimeoutSeconds?: number;
   /** Extra environment for worker processes (e.g. `DESCENT_BACKEND`). */
   readonly workerEnv?: Record<string, string>;
   readonly log?: Logger;
@@ -33,6 +35,8 @@ export interface LocalStack {
   readonly tokens: TenantTokens;
   /** Stops workers (they checkpoint and release their jobs), the gateway and the loops. Idempotent. */
   stop(): Promise<void>;
+  /** Process ids of the running worker processes (for crash tests). */
+  workerPids(): number[];
 }
 
 const WORKER_ENTRY = fileURLToPath(new URL('./worker-process.ts', import.meta.url));
@@ -70,6 +74,9 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         DESCENT_DATA_DIR: dataDir,
         DESCENT_PUBLIC_URL: baseUrl,
         DESCENT_MAX_ATTEMPTS: String(maxAttempts),
+        ...(options.visibilityTimeoutSeconds
+          ? { DESCENT_VISIBILITY_TIMEOUT_SECONDS: String(options.visibilityTimeoutSeconds) }
+          : {}),
       },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
@@ -131,5 +138,11 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     })();
     return stopped;
   };
-  return { url: baseUrl, token, tokens, stop };
+  return {
+    url: baseUrl,
+    token,
+    tokens,
+    stop,
+    workerPids: () => [...children].map((c) => c.pid).filter((pid): pid is number => pid !== undefined),
+  };
 }

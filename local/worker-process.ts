@@ -20,12 +20,20 @@ log.info('backend selected', { backend: backend.name, package: backend.package, 
 const secret = await ensureSecret(dataDir, 'storage-secret');
 const store = openLocalStore(dataDir, secret, process.env.DESCENT_PUBLIC_URL ?? 'http://127.0.0.1');
 const queue = openJobQueue(dataDir, intEnv(ENV.maxAttempts, 3, { min: 1, max: 1000 }));
+const hourlyPriceUsd = Number(process.env[ENV.hourlyPriceUsd] ?? 0) || 0;
 const worker = new Worker({
   queue,
   log,
-  visibilityTimeoutSeconds: VISIBILITY_TIMEOUT_SECONDS,
+  visibilityTimeoutSeconds: intEnv(ENV.visibilityTimeoutSeconds, VISIBILITY_TIMEOUT_SECONDS, {
+    min: 1,
+    max: 43_200,
+  }),
   run: (message, signal) =>
-    runJob({ store, tf: backend.tf, backend: backend.name, now: () => new Date(), log }, message, signal),
+    runJob(
+      { store, tf: backend.tf, backend: backend.name, now: () => new Date(), log, hourlyPriceUsd },
+      message,
+      signal,
+    ),
 });
 
 const shutdown = async (signal: string) => {

@@ -10,8 +10,9 @@ import { PreconditionFailedError } from '../core/errors.ts';
 import { fromJson, toJson } from '../core/job-store.ts';
 import type { ObjectStore } from '../core/ports.ts';
 import type { TF } from './backend.ts';
-import type { NamedTensor, TrainState } from './engine.ts';
+import type { TrainState } from './engine.ts';
 import { faultPoint } from './faults.ts';
+import { captureOptimizer, type OptimizerState } from './optimizer-state.ts';
 
 type WeightSpec = { name: string; shape: number[]; dtype: string };
 
@@ -27,12 +28,14 @@ export interface CheckpointPointer {
   folds: Record<string, unknown>[];
   files: { weights: string; optimizer: string };
   specs: { weights: WeightSpec[]; optimizer: WeightSpec[] };
+  /** Optimizer state that is not a tensor (Adam's running β powers, Adamax's iteration). */
+  optimizerScalars: Record<string, number>;
 }
 
 export interface LoadedCheckpoint {
   pointer: CheckpointPointer;
   weights: Tensor[];
-  optimizerWeights: NamedTensor[];
+  optimizer: OptimizerState;
 }
 
 /** This attempt no longer owns the job (another attempt claimed it, or it ended meanwhile). */
@@ -93,7 +96,10 @@ export class Checkpoints {
     return {
       pointer,
       weights: decode(weights.body, pointer.specs.weights).map((w) => w.tensor),
-      optimizerWeights: decode(optimizer.body, pointer.specs.optimizer),
+      optimizer: {
+        tensors: decode(optimizer.body, pointer.specs.optimizer),
+        scalars: pointer.optimizerScalars ?? {},
+      },
     };
   }
 
@@ -109,7 +115,8 @@ export class Checkpoints {
     const modelWeights = await tf.io.encodeWeights(
       model.getWeights().map((tensor, i) => ({ name: `w${i}`, tensor })),
     );
-    const optimizerWeights = await tf.io.encodeWeights(await optimizer.getWeights());
+    const optimizerState = await captureOptimizer(optimizer);
+    const optimizerWeights = await tf.io.encodeWeights(optimizerState.tensors);
     const stem = `${phase === 'final' ? 'final' : `fold${phase}`}-e${state.epoch}-a${this.#attempt}`;
     const files = { weights: `${stem}.weights.bin`, optimizer: `${stem}.optimizer.bin` };
     const concat = (data: ArrayBuffer | ArrayBuffer[]) =>
@@ -130,6 +137,7 @@ export class Checkpoints {
         weights: modelWeights.specs as WeightSpec[],
         optimizer: optimizerWeights.specs as WeightSpec[],
       },
+      optimizerScalars: optimizerState.scalars,
     };
     let previous = this.#etag ? await this.#store.get(this.pointerKey) : undefined;
     for (;;) {

@@ -23,6 +23,7 @@ import {
 } from '../core/training-rules.ts';
 import type { TF } from './backend.ts';
 import { defaultLoss, meanLoss } from './losses.ts';
+import { type OptimizerState, restoreOptimizer } from './optimizer-state.ts';
 
 export type StopReason = 'epochs' | 'lossThreshold' | 'earlyStopping' | 'cancelled';
 
@@ -80,7 +81,7 @@ export interface TrainOptions {
   classCount?: number;
   hooks?: TrainHooks;
   /** Continue a run from a checkpoint: weights are already in `model`. */
-  resume?: { state: TrainState; optimizerWeights: NamedTensor[] };
+  resume?: { state: TrainState; optimizer: OptimizerState };
 }
 
 export function buildOptimizer(tf: TF, o: OptimizerSpec): Optimizer {
@@ -212,8 +213,8 @@ export async function train(
     ? new EarlyStopping(training.earlyStopping, resumed?.earlyStopping)
     : undefined;
   if (options.resume) {
-    await optimizer.setWeights(options.resume.optimizerWeights);
-    tf.dispose(options.resume.optimizerWeights.map((w) => w.tensor));
+    await restoreOptimizer(tf, optimizer, options.resume.optimizer);
+    tf.dispose(options.resume.optimizer.tensors.map((w) => w.tensor));
   }
   const history: EpochMetrics[] = [...(resumed?.history ?? [])];
   const order = Int32Array.from({ length: n }, (_, i) => i);

@@ -9,16 +9,10 @@ import { UnrecoverableError } from '../core/errors.ts';
 import type { JobSpec } from '../core/job-spec.ts';
 import { encodeRows, type FittedPreprocessing, fitPreprocessing } from '../core/preprocess.ts';
 import type { TF } from './backend.ts';
-import {
-  type DataSet,
-  type NamedTensor,
-  type TrainHooks,
-  type TrainOutcome,
-  type TrainState,
-  train,
-} from './engine.ts';
+import { type DataSet, type TrainHooks, type TrainOutcome, type TrainState, train } from './engine.ts';
 import { defaultLoss } from './losses.ts';
 import { buildModel, outputFor } from './model-builder.ts';
+import type { OptimizerState } from './optimizer-state.ts';
 
 export interface EncodedSet extends DataSet {
   rows: Int32Array;
@@ -103,7 +97,7 @@ export interface FitOptions {
   hooks?: TrainHooks;
   /** Makes the model: a fresh one from the spec, or one derived from a base model. */
   makeModel?: (inputShape: number[]) => LayersModel | Promise<LayersModel>;
-  resume?: { state: TrainState; optimizerWeights: NamedTensor[]; weights: Tensor[] };
+  resume?: { state: TrainState; optimizer: OptimizerState; weights: Tensor[] };
 }
 
 /**
@@ -149,7 +143,7 @@ export async function fit(
         ...(data.classes ? { classCount: data.classes.length } : {}),
         ...(options.hooks ? { hooks: options.hooks } : {}),
         ...(options.resume
-          ? { resume: { state: options.resume.state, optimizerWeights: options.resume.optimizerWeights } }
+          ? { resume: { state: options.resume.state, optimizer: options.resume.optimizer } }
           : {}),
       },
       trainSet,

@@ -32,6 +32,7 @@ import { deriveModel, loadBaseModel } from './base-model.ts';
 import { Checkpoints, FencedError, type LoadedCheckpoint } from './checkpoint.ts';
 import type { TrainHooks } from './engine.ts';
 import { permutationImportance, predictRaw, scoreClassification, scoreRegression } from './evaluate.ts';
+import { faultPoint } from './faults.ts';
 import { disposeSet, type EncodedSet, encodeSet, fit } from './fit.ts';
 import { defaultLoss } from './losses.ts';
 import { hasConvolutions, outputFor } from './model-builder.ts';
@@ -145,6 +146,7 @@ export async function runJob(
   }
   const attempt = claimed.attempt;
   const spec = claimed.spec;
+  faultPoint(`crash-on-job:${spec.name}`);
   const createdAt = Date.parse(claimed.createdAt);
   const startedAt = Date.parse(claimed.startedAt ?? claimed.updatedAt);
   log.info('job started', { attempt, backend: deps.backend });
@@ -290,10 +292,10 @@ export async function runJob(
     /** Training state to continue from, when the checkpoint belongs to this phase. */
     const resumeFor = (phase: number | 'final') => {
       if (!resume || resume.pointer.phase !== phase) return {};
-      const { pointer, weights, optimizerWeights } = resume;
+      const { pointer, weights, optimizer } = resume;
       resume = undefined;
       if (phase === 'final') history.push(...pointer.state.history);
-      return { resume: { state: pointer.state, weights, optimizerWeights } };
+      return { resume: { state: pointer.state, weights, optimizer } };
     };
     const stoppedEarly = async (epoch: number): Promise<JobOutcome> => {
       if (timedOut && !cancelRequested) {

@@ -1,61 +1,50 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { App, type CfnElement, Stack } from 'aws-cdk-lib';
+import { Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { BlockPublicAccess } from 'aws-cdk-lib/aws-s3';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { ENV } from '../../core/config.ts';
 import { routes } from '../../functions/routes.ts';
 import { ArtifactBucket } from '../../infra/artifact-bucket.ts';
-import { DescentStack, type DescentStackProps } from '../../infra/descent-stack.ts';
-
-interface CfnResource {
-  readonly Type: string;
-  readonly Properties: Record<string, unknown>;
-}
-
-interface PolicyStatement {
-  readonly Effect: string;
-  readonly Action: string | string[];
-  readonly Resource: unknown;
-}
-
-const cdkJson = JSON.parse(readFileSync(new URL('../../cdk.json', import.meta.url), 'utf8')) as {
-  context: Record<string, unknown>;
-};
-
-/** An app with cdk.json's feature flags, as `cdk synth` builds it, but with asset bundling skipped (fast). */
-function newApp(): App {
-  return new App({ context: { ...cdkJson.context, 'aws:cdk:bundling-stacks': [] } });
-}
-
-function synthesize(props?: DescentStackProps) {
-  const app = newApp();
-  const stack = new DescentStack(app, 'DescentStack', props);
-  const template = Template.fromStack(stack);
-  const resources = template.toJSON().Resources as Record<string, CfnResource>;
-  const logicalId = (element: { node: { defaultChild?: unknown } }) =>
-    stack.getLogicalId(element.node.defaultChild as CfnElement);
-  return { app, stack, template, resources, logicalId };
-}
-
-function resourcesOfType(resources: Record<string, CfnResource>, type: string): [string, CfnResource][] {
-  return Object.entries(resources).filter(([, r]) => r.Type === type);
-}
+import {
+  actionsOf,
+  type CfnResource,
+  newApp,
+  type PolicyStatement,
+  resourcesOfType,
+  synthesize,
+} from './synth.ts';
 
 const { app, stack, template, resources, logicalId } = synthesize();
 const handlerFiles = [...new Set(routes.map((r) => r.handler))];
+/** The logical ids of descent's own functions (the API's and the dead-letter handler). */
+const functionIds = [...stack.jobsApi.functions.values(), stack.jobQueue.deadLetterHandler].map(logicalId);
+
+/** Asserts that every descent function matches `properties`. */
+function everyFunctionHas(t: Template, ids: string[], properties: Record<string, unknown>): void {
+  const matching = new Set(Object.keys(t.findResources('AWS::Lambda::Function', { Properties: properties })));
+  const missing = ids.filter((id) => !matching.has(id));
+  assert.deepEqual(missing, [], `functions without ${JSON.stringify(properties)}`);
+}
 
 describe('DescentStack functions', () => {
   it('creates one Lambda function per handler of the route table, plus the dead-letter handler', () => {
-    template.resourceCountIs('AWS::Lambda::Function', handlerFiles.length + 1);
     assert.deepEqual([...stack.jobsApi.functions.keys()].sort(), [...handlerFiles].sort());
     assert.equal(stack.jobQueue.deadLetterHandler.handlerFile, 'dead-letter');
+    assert.equal(new Set(functionIds).size, handlerFiles.length + 1);
+    // The only other function is CDK's provider that empties the VPC's default security group.
+    const others = resourcesOfType(resources, 'AWS::Lambda::Function')
+      .map(([id]) => id)
+      .filter((id) => !functionIds.includes(id));
+    assert.deepEqual(
+      others.map((id) => id.replace(/[A-F0-9]{8}$/, '')),
+      ['CustomVpcRestrictDefaultSGCustomResourceProviderHandler'],
+    );
   });
 
   it('runs every function on Node.js 24, arm64, with active tracing, source maps and its own log group', () => {
-    template.allResourcesProperties('AWS::Lambda::Function', {
+    everyFunctionHas(template, functionIds, {
       Runtime: 'nodejs24.x',
       Architectures: ['arm64'],
       Handler: 'index.handler',
@@ -68,7 +57,7 @@ describe('DescentStack functions', () => {
 
   it('gives every function the bucket and queue under the environment names of core/config.ts', () => {
     const bucketRef = { Ref: logicalId(stack.artifacts.bucket) };
-    template.allResourcesProperties('AWS::Lambda::Function', {
+    everyFunctionHas(template, functionIds, {
       Environment: {
         Variables: Match.objectLike({
           [ENV.bucket]: bucketRef,
@@ -80,17 +69,45 @@ describe('DescentStack functions', () => {
     });
   });
 
-  it('grants no wildcard action, and bucket object access only under tenants/', () => {
+  it("grants no wildcard action (but the ECS agent's ecs:Submit* on its cluster), and objects only under tenants/", () => {
     const bucketArn = { 'Fn::GetAtt': [logicalId(stack.artifacts.bucket), 'Arn'] };
+    const clusterArn = { 'Fn::GetAtt': [logicalId(stack.trainingCluster.cluster), 'Arn'] };
     for (const [id, policy] of resourcesOfType(resources, 'AWS::IAM::Policy')) {
       const statements = (policy.Properties.PolicyDocument as { Statement: PolicyStatement[] }).Statement;
       for (const statement of statements) {
-        const actions = [statement.Action].flat();
-        assert.ok(!actions.some((a) => a.includes('*')), `${id} allows a wildcard action: ${actions}`);
+        const actions = actionsOf(statement);
+        const wildcards = actions.filter((a) => a.includes('*'));
+        if (wildcards.length > 0) {
+          assert.deepEqual(wildcards, ['ecs:Submit*'], `${id} allows a wildcard action: ${actions}`);
+          assert.deepEqual(statement.Resource, clusterArn, id);
+        }
         if (actions.some((a) => a.startsWith('s3:') && a !== 's3:ListBucket')) {
           assert.deepEqual(statement.Resource, { 'Fn::Join': ['', [bucketArn, '/tenants/*']] }, id);
         }
       }
+    }
+  });
+
+  it("gives every API handler the quota settings under core/config.ts's names", () => {
+    const { settings } = stack;
+    everyFunctionHas(template, [...stack.jobsApi.functions.values()].map(logicalId), {
+      Environment: {
+        Variables: Match.objectLike({
+          [ENV.quotaActiveJobs]: String(settings.quotaActiveJobs),
+          [ENV.quotaDatasetBytes]: String(settings.quotaDatasetBytes),
+          [ENV.quotaEpochRows]: String(settings.quotaEpochRows),
+          [ENV.maxRuntimeSeconds]: String(settings.maxRuntimeSeconds),
+          [ENV.defaultMaxRuntimeSeconds]: String(settings.defaultMaxRuntimeSeconds),
+          [ENV.urlExpirySeconds]: String(settings.urlExpirySeconds),
+        }),
+      },
+    });
+  });
+
+  it("keeps every log for the settings' retention (cdk.json: 30 days), the access logs for a year", () => {
+    const accessLogsId = logicalId(stack.jobsApi.accessLogs);
+    for (const [id, group] of resourcesOfType(resources, 'AWS::Logs::LogGroup')) {
+      assert.equal(group.Properties.RetentionInDays, id === accessLogsId ? 365 : 30, id);
     }
   });
 });
@@ -266,13 +283,21 @@ describe('DescentStack queue', () => {
     });
   });
 
-  it('uses maxAttempts both as the redrive limit and as DESCENT_MAX_ATTEMPTS', () => {
-    const five = synthesize({ maxAttempts: 5 });
+  it('uses the maxAttempts setting as the redrive limit and as DESCENT_MAX_ATTEMPTS of functions and trainers', () => {
+    const five = synthesize({}, { 'descent:maxAttempts': '5' });
     five.template.hasResourceProperties('AWS::SQS::Queue', {
       RedrivePolicy: Match.objectLike({ maxReceiveCount: 5 }),
     });
-    five.template.allResourcesProperties('AWS::Lambda::Function', {
+    const ids = [...five.stack.jobsApi.functions.values(), five.stack.jobQueue.deadLetterHandler].map(
+      five.logicalId,
+    );
+    everyFunctionHas(five.template, ids, {
       Environment: { Variables: Match.objectLike({ [ENV.maxAttempts]: '5' }) },
+    });
+    five.template.hasResourceProperties('AWS::ECS::TaskDefinition', {
+      ContainerDefinitions: [
+        Match.objectLike({ Environment: Match.arrayWith([{ Name: ENV.maxAttempts, Value: '5' }]) }),
+      ],
     });
   });
 });

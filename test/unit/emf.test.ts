@@ -6,7 +6,6 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { emfLine, emitMetrics, finishedJobMetrics, METRIC_NAMESPACE, METRICS } from '../../core/emf.ts';
 import { type JobRecord, transition } from '../../core/job-record.ts';
-import { specOf } from '../helpers/specs.ts';
 
 const at = (iso: string) => new Date(iso);
 
@@ -20,7 +19,8 @@ function queued(): JobRecord {
     updatedAt: '2025-01-01T10:00:00.000Z',
     attempt: 0,
     progress: { epoch: 0, epochs: 5 },
-    spec: specOf(),
+    // finishedJobMetrics reads only the status, finishedAt and resources.
+    spec: {} as JobRecord['spec'],
   } as JobRecord;
 }
 
@@ -38,7 +38,7 @@ function ended(status: 'SUCCEEDED' | 'FAILED' | 'CANCELLING'): JobRecord {
           },
         }
       : {}),
-  } as Partial<JobRecord>);
+  } as unknown as Partial<JobRecord>);
 }
 
 describe('emfLine', () => {
@@ -74,9 +74,12 @@ describe('emfLine', () => {
     assert.equal(emfLine({}), undefined);
     assert.equal(emfLine({ trainingSeconds: Number.NaN }), undefined);
     const lines: string[] = [];
-    emitMetrics((l) => lines.push(l), { jobsFailed: Number.POSITIVE_INFINITY });
+    const sink = (line: string) => {
+      lines.push(line);
+    };
+    emitMetrics(sink, { jobsFailed: Number.POSITIVE_INFINITY });
     assert.deepEqual(lines, []);
-    emitMetrics((l) => lines.push(l), { jobsFailed: 1 });
+    emitMetrics(sink, { jobsFailed: 1 });
     assert.equal(lines.length, 1);
   });
 
@@ -94,7 +97,10 @@ describe('finishedJobMetrics', () => {
   const since = at('2025-01-01T10:00:30Z');
 
   it('counts a job that succeeded since the run began, with its training time', () => {
-    assert.deepEqual(finishedJobMetrics(ended('SUCCEEDED'), since), { jobsSucceeded: 1, trainingSeconds: 212.5 });
+    assert.deepEqual(finishedJobMetrics(ended('SUCCEEDED'), since), {
+      jobsSucceeded: 1,
+      trainingSeconds: 212.5,
+    });
   });
 
   it('counts a job that failed since the run began', () => {

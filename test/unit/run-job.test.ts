@@ -123,6 +123,123 @@ describe('runJob', () => {
     assert.match(events.at(-1)?.message ?? '', /interrupted/);
   });
 
+  /** The bytes of a job's weights.bin. */
+  const weightsOf = async (jobId: string) =>
+    Buffer.from((await ports.store.get(`tenants/${TENANT}/jobs/${jobId}/model/weights.bin`))?.body ?? []);
+  const epochsOf = async (jobId: string) => (await jobs.metrics(TENANT, jobId)).map((m) => m.epoch);
+  const waitForEpoch = async (jobId: string, epoch: number) => {
+    for (;;) {
+      const { record } = await jobs.get(TENANT, jobId);
+      if (record.progress.epoch >= epoch) return record;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  };
+  const resumable = { epochs: 12, batchSize: 8, checkpoint: { everyEpochs: 1 }, seed: 9 };
+  const withDropout = {
+    model: {
+      layers: [
+        { type: 'dense', units: 8 },
+        { type: 'dropout', rate: 0.2 },
+      ],
+    },
+  };
+
+  it('resumes from its checkpoint after an interruption with exactly the weights of an uninterrupted run', async () => {
+    const submitWith = async () => {
+      const id = services.newId();
+      const keys = datasetKeys(TENANT, id);
+      await ports.store.put(
+        keys.meta,
+        JSON.stringify({ id, name: 'd', format: 'csv', createdAt: new Date().toISOString() }),
+      );
+      await ports.store.put(keys.data, blobs);
+      return (
+        await submitJob(services, TENANT, {
+          task: 'classification',
+          dataset: { id, label: 'label' },
+          ...withDropout,
+          training: resumable,
+        })
+      ).record.id;
+    };
+    const straight = await submitWith();
+    assert.equal(await runJob(deps, message(straight), new AbortController().signal), 'done');
+
+    const interrupted = await submitWith();
+    const abort = new AbortController();
+    const first = runJob(deps, message(interrupted), abort.signal);
+    await waitForEpoch(interrupted, 4);
+    abort.abort();
+    assert.equal(await first, 'interrupted');
+    const paused = (await jobs.get(TENANT, interrupted)).record;
+    assert.ok(
+      paused.checkpoint && paused.checkpoint.epoch >= 4 && paused.checkpoint.epoch < 12,
+      JSON.stringify(paused.checkpoint),
+    );
+    assert.equal(await runJob(deps, message(interrupted), new AbortController().signal), 'done');
+
+    const done = (await jobs.get(TENANT, interrupted)).record;
+    assert.equal(done.status, 'SUCCEEDED');
+    assert.equal(done.attempt, 2);
+    assert.deepEqual(
+      await epochsOf(interrupted),
+      Array.from({ length: 12 }, (_, i) => i + 1),
+      'no gap, no duplicate',
+    );
+    assert.deepEqual(await weightsOf(interrupted), await weightsOf(straight), 'bitwise the same weights');
+    const events = await jobs.events(TENANT, interrupted);
+    assert.ok(events.some((e) => /Resuming from the checkpoint at epoch/.test(e.message)));
+    assert.equal(
+      (await ports.store.list(`tenants/${TENANT}/jobs/${interrupted}/checkpoints/`)).objects.length,
+      0,
+      'checkpoints cleared after success',
+    );
+  });
+
+  it('two deliveries of one job at once: exactly one result, one SUCCEEDED record, no interleaved metrics', async () => {
+    const jobId = await submit(blobs, { epochs: 30, batchSize: 4, seed: 3 });
+    const stale = runJob(deps, message(jobId), new AbortController().signal);
+    await waitForEpoch(jobId, 2);
+    // The visibility timeout expired while the first still ran: a second worker takes the job.
+    const fresh = runJob(deps, message(jobId), new AbortController().signal);
+    const outcomes = await Promise.all([stale, fresh]);
+    assert.deepEqual(outcomes, ['fenced', 'done']);
+    const { record } = await jobs.get(TENANT, jobId);
+    assert.equal(record.status, 'SUCCEEDED');
+    assert.equal(record.attempt, 2);
+    assert.deepEqual(
+      await epochsOf(jobId),
+      Array.from({ length: 30 }, (_, i) => i + 1),
+    );
+    const states = (await jobs.events(TENANT, jobId)).filter((e) => e.status === 'SUCCEEDED');
+    assert.equal(states.length, 1);
+  });
+
+  it('fails with TIMEOUT past resources.maxRuntimeSeconds, keeping its last checkpoint', async () => {
+    const id = services.newId();
+    const keys = datasetKeys(TENANT, id);
+    await ports.store.put(
+      keys.meta,
+      JSON.stringify({ id, name: 'd', format: 'csv', createdAt: new Date().toISOString() }),
+    );
+    await ports.store.put(keys.data, blobs);
+    const { record } = await submitJob(services, TENANT, {
+      task: 'classification',
+      dataset: { id, label: 'label' },
+      training: { epochs: 100000, batchSize: 2, seed: 1 },
+      resources: { maxRuntimeSeconds: 1 },
+    });
+    assert.equal(await runJob(deps, message(record.id), new AbortController().signal), 'done');
+    const done = (await jobs.get(TENANT, record.id)).record;
+    assert.equal(done.status, 'FAILED');
+    assert.equal(done.error?.code, 'TIMEOUT');
+    assert.match(done.error?.message ?? '', /maxRuntimeSeconds \(1 s\)/);
+    assert.ok(done.checkpoint && done.checkpoint.epoch > 0);
+    assert.ok(
+      (await ports.store.head(`tenants/${TENANT}/jobs/${record.id}/checkpoints/latest.json`)) !== undefined,
+    );
+  });
+
   it('a dead-lettered job is marked FAILED with MAX_ATTEMPTS; a finished one is left alone', async () => {
     const jobId = await submit(blobs, { epochs: 1 });
     assert.equal(

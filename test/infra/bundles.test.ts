@@ -1,0 +1,98 @@
+/**
+ * What ships: each Lambda handler bundled the way `DescentFunction` bundles it (esbuild, ESM, minified,
+ * `@aws-sdk/*` left to the runtime), with its size printed; and the trainer image's build context,
+ * which must hold every file `trainer/main.ts` imports.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { build, type Metafile } from 'esbuild';
+import { routes } from '../../functions/routes.ts';
+
+const root = new URL('../../', import.meta.url);
+const handlers = [...new Set([...routes.map((r) => r.handler), 'dead-letter'])].sort();
+
+/** Bytes in a bundle by origin: an npm package name, or a top-level folder of this repository. */
+function originsOf(output: Metafile['outputs'][string]): Map<string, number> {
+  const origins = new Map<string, number>();
+  for (const [input, { bytesInOutput }] of Object.entries(output.inputs)) {
+    const origin = input.match(/node_modules\/((?:@[^/]+\/)?[^/]+)/)?.[1] ?? `${input.split('/')[0]}/`;
+    origins.set(origin, (origins.get(origin) ?? 0) + bytesInOutput);
+  }
+  return origins;
+}
+
+const kib = (bytes: number) => `${(bytes / 1024).toFixed(0)} KiB`;
+
+describe('Lambda handler bundles', () => {
+  it('stay small: no TensorFlow.js, no AWS SDK, each under 1 MiB (sizes printed)', async (t) => {
+    const result = await build({
+      absWorkingDir: root.pathname,
+      entryPoints: handlers.map((h) => `functions/${h}.ts`),
+      outdir: 'out',
+      outExtension: { '.js': '.mjs' },
+      write: false,
+      bundle: true,
+      format: 'esm',
+      platform: 'node',
+      target: 'node24',
+      mainFields: ['module', 'main'],
+      external: ['@aws-sdk/*'],
+      minify: true,
+      keepNames: true,
+      metafile: true,
+      logLevel: 'silent',
+    });
+    for (const [file, output] of Object.entries(result.metafile.outputs)) {
+      const origins = originsOf(output);
+      const top = [...origins].sort((a, b) => b[1] - a[1]).slice(0, 3);
+      t.diagnostic(
+        `${file.replace('out/', '').padEnd(22)} ${kib(output.bytes).padStart(8)}  (${top.map(([o, b]) => `${o} ${kib(b)}`).join(', ')})`,
+      );
+      assert.ok(output.bytes < 1024 * 1024, `${file} is ${kib(output.bytes)}`);
+      for (const origin of origins.keys()) {
+        assert.ok(
+          !origin.startsWith('@tensorflow/') && !origin.startsWith('@aws-sdk/'),
+          `${file} bundles ${origin}`,
+        );
+        assert.ok(!['trainer/', 'local/', 'infra/'].includes(origin), `${file} bundles ${origin}`);
+      }
+    }
+    assert.equal(Object.keys(result.metafile.outputs).length, handlers.length);
+  });
+});
+
+describe('Trainer image build context', () => {
+  it('lets in (.dockerignore) every file of this repository that trainer/main.ts imports', async () => {
+    const allowed = readFileSync(new URL('.dockerignore', root), 'utf8')
+      .split('\n')
+      .filter((line) => line.startsWith('!'))
+      .map((line) => line.slice(1));
+    assert.ok(allowed.includes('package-lock.json'));
+    const result = await build({
+      absWorkingDir: root.pathname,
+      entryPoints: ['trainer/main.ts'],
+      write: false,
+      bundle: true,
+      format: 'esm',
+      platform: 'node',
+      packages: 'external',
+      metafile: true,
+      logLevel: 'silent',
+    });
+    const inputs = Object.keys(result.metafile.inputs);
+    assert.ok(inputs.includes('trainer/run-job.ts'));
+    const outside = inputs.filter(
+      (file) => !allowed.some((a) => (a.endsWith('/') ? file.startsWith(a) : file === a)),
+    );
+    assert.deepEqual(outside, [], 'add these to .dockerignore (and the Dockerfile) or stop importing them');
+    const dockerfile = readFileSync(new URL('trainer/Dockerfile', root), 'utf8');
+    for (const folder of allowed.filter((a) => a.endsWith('/'))) {
+      assert.match(
+        dockerfile,
+        new RegExp(`^COPY ${folder.slice(0, -1)} \\./${folder.slice(0, -1)}$`, 'm'),
+        folder,
+      );
+    }
+  });
+});

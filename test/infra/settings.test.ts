@@ -1,0 +1,62 @@
+/** The deployment settings: cdk.json's `descent:*` context, `-c` overrides, and clear errors. */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { App } from 'aws-cdk-lib';
+import { contextKey, DEFAULT_SETTINGS, readSettings } from '../../infra/settings.ts';
+import { cdkJson } from './synth.ts';
+
+const settingsOf = (context: Record<string, unknown>) => readSettings(new App({ context }).node);
+
+describe('readSettings', () => {
+  it('gives every default when the context has no descent:* key', () => {
+    assert.deepEqual(settingsOf({}), DEFAULT_SETTINGS);
+  });
+
+  it("reads cdk.json's settings, which spell out the documented defaults", () => {
+    const keys = Object.keys(cdkJson.context).filter((k) => k.startsWith('descent:'));
+    assert.deepEqual(
+      keys.sort(),
+      Object.keys(DEFAULT_SETTINGS)
+        .map((k) => contextKey(k as keyof typeof DEFAULT_SETTINGS))
+        .sort(),
+    );
+    assert.deepEqual(settingsOf(cdkJson.context), DEFAULT_SETTINGS);
+  });
+
+  it('parses the strings of `cdk deploy -c key=value` overrides', () => {
+    const settings = settingsOf({
+      'descent:maxWorkers': '8',
+      'descent:spot': 'true',
+      'descent:instanceTypes': 'g6.xlarge, g5.2xlarge',
+      'descent:tenants': '["acme","globex"]',
+      'descent:alarmEmail': 'ops@example.com',
+      'descent:logRetentionDays': '90',
+    });
+    assert.equal(settings.maxWorkers, 8);
+    assert.equal(settings.spot, true);
+    assert.deepEqual(settings.instanceTypes, ['g6.xlarge', 'g5.2xlarge']);
+    assert.deepEqual(settings.tenants, ['acme', 'globex']);
+    assert.equal(settings.alarmEmail, 'ops@example.com');
+    assert.equal(settings.logRetentionDays, 90);
+  });
+
+  it('rejects a malformed value with a message that names the key and what it must be', () => {
+    const cases: [string, unknown, RegExp][] = [
+      ['descent:maxWorkers', '0', /descent:maxWorkers must be an integer from 1/],
+      ['descent:maxWorkers', 2.5, /descent:maxWorkers must be an integer/],
+      ['descent:spot', 'yes', /descent:spot must be true or false/],
+      ['descent:instanceTypes', [], /descent:instanceTypes must be a non-empty list/],
+      ['descent:tenants', ['a', 'a'], /descent:tenants must be a non-empty list of distinct names/],
+      ['descent:logRetentionDays', 31, /descent:logRetentionDays must be one of 1, 3, 5/],
+      ['descent:alarmEmail', 'ops', /descent:alarmEmail must be an email address/],
+      ['descent:natGateways', 3, /descent:natGateways must be an integer from 1 to 2/],
+    ];
+    for (const [key, value, message] of cases) {
+      assert.throws(() => settingsOf({ [key]: value }), message, `${key} = ${JSON.stringify(value)}`);
+    }
+  });
+
+  it('rejects an unknown descent:* key (a typo would otherwise be ignored)', () => {
+    assert.throws(() => settingsOf({ 'descent:maxWorker': 8 }), /Unknown context descent:maxWorker/);
+  });
+});
