@@ -5,8 +5,11 @@
 import { z } from 'zod';
 import { ULID_PATTERN } from './ids.ts';
 
-const name = z.string().trim().min(1).max(128);
-const columnName = z.string().min(1).max(256);
+/** No control or bidi-override characters: names end up in logs, terminals and file names. */
+const printable = (s: string) =>
+  !/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/.test(s);
+const name = z.string().trim().min(1).max(128).refine(printable, 'must not contain control characters');
+const columnName = z.string().min(1).max(256).refine(printable, 'must not contain control characters');
 const positive = (max: number) => z.number().positive().max(max);
 
 export const ACTIVATIONS = [
