@@ -83,6 +83,7 @@ export class DescentStack extends Stack {
       maxWorkers: settings.maxWorkers,
       spot: settings.spot,
       natGateways: settings.natGateways,
+      hourlyPriceUsd: settings.hourlyPriceUsd,
       logRetention,
       image: props.trainerImage,
     });

@@ -86,6 +86,12 @@ export interface DescentSettings {
    */
   readonly urlExpirySeconds: number;
   /**
+   * `descent:hourlyPriceUsd`: the price of one trainer instance-hour, for each job's `estimatedCostUsd`
+   * (g5.xlarge on-demand in us-east-1 by default; set it to your instance type, region and Spot price).
+   * @default 1.006
+   */
+  readonly hourlyPriceUsd: number;
+  /**
    * `descent:natGateways`: NAT gateways of the trainers' VPC (1 is cheapest; 2 survives an AZ outage).
    * @default 1
    */
@@ -130,6 +136,7 @@ export const DEFAULT_SETTINGS: DescentSettings = {
   defaultMaxRuntimeSeconds: DEFAULT_LIMITS.defaultMaxRuntimeSeconds,
   urlExpirySeconds: DEFAULT_LIMITS.uploadUrlSeconds,
   natGateways: 1,
+  hourlyPriceUsd: 1.006,
   oldestMessageAlarmMinutes: 60,
   failureRateAlarmPercent: 25,
   api5xxAlarmThreshold: 5,
@@ -162,6 +169,20 @@ function readInt(
   if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
     throw settingError(name, `an integer from ${min} to ${max}`, value);
   }
+  return n;
+}
+
+function readNumber(
+  name: keyof DescentSettings,
+  value: ContextValue,
+  fallback: number,
+  min: number,
+  max: number,
+): number {
+  if (value === undefined) return fallback;
+  const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
+  if (typeof n !== 'number' || !Number.isFinite(n) || n < min || n > max)
+    throw settingError(name, `a number from ${min} to ${max}`, value);
   return n;
 }
 
@@ -272,6 +293,7 @@ export function readSettings(node: Node): DescentSettings {
     ),
     urlExpirySeconds: readInt('urlExpirySeconds', get('urlExpirySeconds'), d.urlExpirySeconds, 60, 43_200),
     natGateways: readInt('natGateways', get('natGateways'), d.natGateways, 1, 2),
+    hourlyPriceUsd: readNumber('hourlyPriceUsd', get('hourlyPriceUsd'), d.hourlyPriceUsd, 0, 1000),
     ...(alarmEmail ? { alarmEmail: alarmEmail as string } : {}),
     oldestMessageAlarmMinutes: readInt(
       'oldestMessageAlarmMinutes',

@@ -121,6 +121,11 @@ export interface TrainingClusterProps {
    * @default 60
    */
   readonly taskProtectionMinutes?: number;
+  /**
+   * Price of one trainer instance-hour in USD, for each job's cost estimate.
+   * @default 0 (no estimate)
+   */
+  readonly hourlyPriceUsd?: number;
 }
 
 /**
@@ -259,6 +264,7 @@ export class TrainingCluster extends Construct {
         AWS_REGION: Stack.of(this).region,
         [ENV.logLevel]: 'info',
         [ENV.taskProtectionMinutes]: String(props.taskProtectionMinutes ?? 60),
+        [ENV.hourlyPriceUsd]: String(props.hourlyPriceUsd ?? 0),
       },
     });
     const taskRole = this.taskDefinition.taskRole;

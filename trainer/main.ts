@@ -72,6 +72,8 @@ async function main(): Promise<void> {
 
   const backend = await selectBackend(process.env[ENV.backend] || undefined);
   log.info('backend selected', { backend: backend.name, package: backend.package, skipped: backend.skipped });
+  const device = backend.package === '@tensorflow/tfjs-node-gpu' ? 'gpu' : 'cpu';
+  const hourlyPriceUsd = Number(process.env[ENV.hourlyPriceUsd] ?? 0) || 0;
   if (backend.package !== '@tensorflow/tfjs-node-gpu') {
     log.warn('training without the GPU: @tensorflow/tfjs-node-gpu did not load', {
       skipped: backend.skipped,
@@ -100,7 +102,19 @@ async function main(): Promise<void> {
     onBusy: (busy) => protection.setBusy(busy),
     run: measuredRun(
       (message, signal) =>
-        runJob({ store, tf: backend.tf, backend: backend.name, now: () => new Date(), log }, message, signal),
+        runJob(
+          {
+            store,
+            tf: backend.tf,
+            backend: backend.name,
+            device,
+            now: () => new Date(),
+            log,
+            hourlyPriceUsd,
+          },
+          message,
+          signal,
+        ),
       { store, metrics: printMetrics, log },
     ),
   });
