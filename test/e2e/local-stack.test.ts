@@ -96,6 +96,42 @@ describe('local stack end to end', { timeout: 180_000 }, () => {
     assert.match(await svg.text(), /^<svg/);
   });
 
+  it('fine-tunes an uploaded TensorFlow.js model (a tfjs-model dataset holding model.json and weights.bin)', async () => {
+    const base = (await stack.call('GET', '/jobs?status=SUCCEEDED&limit=1')).body.jobs[0];
+    const { artifacts } = (await stack.call('GET', `/jobs/${base.id}/result`)).body;
+    const created = await stack.call('POST', '/datasets', {
+      body: { name: 'iris-model', format: 'tfjs-model' },
+    });
+    assert.equal(created.status, 201);
+    for (const file of ['model.json', 'weights.bin']) {
+      const bytes = await (await fetch(artifacts[file])).arrayBuffer();
+      const put = await fetch(created.body.uploadUrls[file], {
+        method: 'PUT',
+        headers: created.body.uploadHeadersByFile[file],
+        body: bytes,
+      });
+      assert.equal(put.status, 200, file);
+    }
+    const datasetId = await stack.upload(irisCsv);
+    const submitted = await stack.call('POST', '/jobs', {
+      body: {
+        task: 'classification',
+        dataset: { id: datasetId, label: 'species' },
+        model: { baseModel: { datasetId: created.body.datasetId }, freeze: 1 },
+        training: { epochs: 5, seed: 4 },
+      },
+    });
+    assert.equal(submitted.status, 201, JSON.stringify(submitted.body));
+    jobIds.push(submitted.body.id);
+    const job = await stack.waitFor(submitted.body.id);
+    assert.equal(job.status, 'SUCCEEDED', JSON.stringify(job.error));
+    assert.deepEqual(job.lineage.baseModel, { datasetId: created.body.datasetId });
+    const asData = await stack.call('POST', '/jobs', {
+      body: { task: 'classification', dataset: { id: created.body.datasetId, label: 'x' } },
+    });
+    assert.equal(asData.body.error.code, 'WRONG_DATASET_FORMAT');
+  });
+
   it('trains a regression job and serves a model whose predictions give the reported MAE, RMSE and R²', async () => {
     const csv = regressionCsv();
     const datasetId = await stack.upload(csv);
