@@ -3,7 +3,7 @@
  * classes, and the seeded splits (test, hold-out or k-fold). Pure: no TensorFlow.js.
  */
 import { UnrecoverableError } from './errors.ts';
-import { featureName, type JobSpec } from './job-spec.ts';
+import type { JobSpec } from './job-spec.ts';
 import { applyMissingRules, describeFeatures, type FeatureColumn } from './preprocess.ts';
 import { seededRng } from './random.ts';
 import { groupsOf, holdout, kfold } from './splits.ts';
@@ -119,6 +119,7 @@ export function prepareData(table: Table, spec: JobSpec): PreparedData {
       );
   }
   const v = spec.training.validation;
+  const common = { table, features, y, ...(classes ? { classes } : {}), rows, testRows };
   if (v.type === 'holdout') {
     const split = holdout(groupsOf(rest, y, classCount), v.fraction, rng);
     if (split.heldOut.length === 0) {
@@ -126,45 +127,15 @@ export function prepareData(table: Table, spec: JobSpec): PreparedData {
         `A validation fraction of ${v.fraction} of ${rest.length} rows leaves no validation rows; give more rows, a larger fraction, or validation {"type": "none"}.`,
       );
     }
-    return {
-      table,
-      features,
-      y,
-      ...(classes ? { classes } : {}),
-      rows,
-      testRows,
-      trainRows: split.kept,
-      validationRows: split.heldOut,
-    };
+    return { ...common, trainRows: split.kept, validationRows: split.heldOut };
   }
-  if (v.type === 'kfold') {
-    if (rest.length < v.k)
-      throw dataError(`k-fold with k = ${v.k} needs at least ${v.k} rows; the dataset has ${rest.length}.`);
-    const folds = kfold(groupsOf(rest, y, classCount), v.k, rng);
-    return {
-      table,
-      features,
-      y,
-      ...(classes ? { classes } : {}),
-      rows,
-      testRows,
-      trainRows: rest,
-      validationRows: new Int32Array(0),
-      folds,
-    };
+  if (v.type === 'kfold' && rest.length < v.k) {
+    throw dataError(`k-fold with k = ${v.k} needs at least ${v.k} rows; the dataset has ${rest.length}.`);
   }
   return {
-    table,
-    features,
-    y,
-    ...(classes ? { classes } : {}),
-    rows,
-    testRows,
+    ...common,
     trainRows: rest,
     validationRows: new Int32Array(0),
+    ...(v.type === 'kfold' ? { folds: kfold(groupsOf(rest, y, classCount), v.k, rng) } : {}),
   };
 }
-
-/** Names of the spec's features, or every column but the label. */
-export const featureNames = (spec: JobSpec, columns: string[]): string[] =>
-  spec.dataset.features?.map(featureName) ?? columns.filter((c) => c !== spec.dataset.label);

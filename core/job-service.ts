@@ -332,14 +332,8 @@ export async function submitJob(
       throw new BadRequestError('Idempotency-Key must be 1–128 characters of letters, digits, _ . : -');
     }
     idempotencyObject = `${tenantPrefix(tenant)}idempotency/${sha256(idempotencyKey)}.json`;
-    const earlier = await s.store.get(idempotencyObject);
-    if (earlier)
-      return replay(
-        jobs,
-        tenant,
-        fromJson(earlier.body) as { jobId: string; requestHash: string },
-        requestHash,
-      );
+    const earlier = await replayIfUsed(jobs, s.store, tenant, idempotencyObject, requestHash);
+    if (earlier) return earlier;
   }
 
   const id = s.newId();
@@ -366,14 +360,8 @@ export async function submitJob(
       await s.store.put(idempotencyObject, toJson({ jobId: id, requestHash }), { ifNoneMatch: '*' });
     } catch (error) {
       if (!(error instanceof PreconditionFailedError)) throw error;
-      const earlier = await s.store.get(idempotencyObject);
-      if (earlier)
-        return replay(
-          jobs,
-          tenant,
-          fromJson(earlier.body) as { jobId: string; requestHash: string },
-          requestHash,
-        );
+      const earlier = await replayIfUsed(jobs, s.store, tenant, idempotencyObject, requestHash);
+      if (earlier) return earlier;
       throw error;
     }
   }
@@ -398,6 +386,20 @@ export async function submitJob(
   });
   await s.queue.send(JSON.stringify({ tenant, jobId: id }));
   return { record, replayed: false };
+}
+
+/** The earlier job of an Idempotency-Key, when the key was used before. */
+async function replayIfUsed(
+  jobs: JobStore,
+  store: ObjectStore,
+  tenant: string,
+  key: string,
+  requestHash: string,
+): Promise<SubmitResult | undefined> {
+  const earlier = await store.get(key);
+  return earlier
+    ? replay(jobs, tenant, fromJson(earlier.body) as { jobId: string; requestHash: string }, requestHash)
+    : undefined;
 }
 
 async function replay(

@@ -119,58 +119,33 @@ export function buildModel(tf: TF, spec: JobSpec, inputShape: number[], output: 
         );
         break;
       case 'conv1d':
-        add(
-          (f) =>
-            tf.layers.conv1d({
-              ...f,
-              name,
-              filters: layer.filters,
-              kernelSize: layer.kernelSize,
-              strides: layer.strides,
-              padding: layer.padding,
-              dilationRate: layer.dilationRate,
-              activation: layer.activation,
-              ...weights(layer, i),
-            }),
-          where,
-        );
-        break;
-      case 'conv2d':
-        add(
-          (f) =>
-            tf.layers.conv2d({
-              ...f,
-              name,
-              filters: layer.filters,
-              kernelSize: layer.kernelSize,
-              strides: layer.strides,
-              padding: layer.padding,
-              dilationRate: layer.dilationRate,
-              activation: layer.activation,
-              ...weights(layer, i),
-            }),
-          where,
-        );
-        break;
-      case 'maxPooling1d':
-      case 'averagePooling1d': {
-        const make = layer.type === 'maxPooling1d' ? tf.layers.maxPooling1d : tf.layers.averagePooling1d;
+      case 'conv2d': {
+        // Same options; conv1d takes plain numbers where conv2d also takes [h, w] pairs.
+        const make = (
+          layer.type === 'conv1d' ? tf.layers.conv1d : tf.layers.conv2d
+        ) as typeof tf.layers.conv2d;
         add(
           (f) =>
             make({
               ...f,
               name,
-              poolSize: layer.poolSize,
-              ...(layer.strides ? { strides: layer.strides } : {}),
+              filters: layer.filters,
+              kernelSize: layer.kernelSize,
+              strides: layer.strides,
               padding: layer.padding,
+              dilationRate: layer.dilationRate,
+              activation: layer.activation,
+              ...weights(layer, i),
             }),
           where,
         );
         break;
       }
+      case 'maxPooling1d':
+      case 'averagePooling1d':
       case 'maxPooling2d':
       case 'averagePooling2d': {
-        const make = layer.type === 'maxPooling2d' ? tf.layers.maxPooling2d : tf.layers.averagePooling2d;
+        const make = tf.layers[layer.type] as typeof tf.layers.maxPooling2d;
         add(
           (f) =>
             make({

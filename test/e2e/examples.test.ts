@@ -7,11 +7,11 @@ import { readFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import { createServices, type Services, submitJob } from '../../core/job-service.ts';
 import { JobStore } from '../../core/job-store.ts';
-import { datasetKeys, jobKeys } from '../../core/keys.ts';
+import { jobKeys } from '../../core/keys.ts';
 import { createLogger } from '../../core/log.ts';
 import { selectBackend } from '../../trainer/backend.ts';
 import { runJob, type TrainerDeps } from '../../trainer/run-job.ts';
-import { type LocalPorts, localPorts } from '../helpers/local-ports.ts';
+import { type LocalPorts, localPorts, putDataset } from '../helpers/local-ports.ts';
 
 const TENANT = 'examples';
 const read = (path: string) => readFile(new URL(`../../examples/${path}`, import.meta.url), 'utf8');
@@ -23,13 +23,13 @@ describe('examples train to their documented results', { timeout: 300_000 }, () 
 
   const train = async (specPath: string, dataPath: string, fill: Record<string, string> = {}) => {
     const id = services.newId();
-    const keys = datasetKeys(TENANT, id);
-    const format = dataPath.endsWith('.csv') ? 'csv' : 'jsonl';
-    await ports.store.put(
-      keys.meta,
-      JSON.stringify({ id, name: dataPath, format, createdAt: new Date().toISOString() }),
+    await putDataset(
+      ports.store,
+      TENANT,
+      id,
+      await read(dataPath),
+      dataPath.endsWith('.csv') ? 'csv' : 'jsonl',
     );
-    await ports.store.put(keys.data, await read(dataPath));
     let text = (await read(specPath)).replace('<datasetId>', id);
     for (const [k, v] of Object.entries(fill)) text = text.replace(k, v);
     const { record } = await submitJob(services, TENANT, JSON.parse(text));

@@ -2,6 +2,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { datasetKeys } from '../../core/keys.ts';
+import type { ObjectStore } from '../../core/ports.ts';
 import { FsObjectStore } from '../../local/fs-object-store.ts';
 import { SqliteJobQueue } from '../../local/sqlite-job-queue.ts';
 
@@ -43,4 +45,21 @@ export async function localPorts(
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** Stores a dataset as an upload would (metadata + data), without the HTTP round trip. */
+export async function putDataset(
+  store: ObjectStore,
+  tenant: string,
+  id: string,
+  data: string,
+  format: 'csv' | 'jsonl' = 'csv',
+): Promise<string> {
+  const keys = datasetKeys(tenant, id);
+  await store.put(
+    keys.meta,
+    JSON.stringify({ id, name: `dataset-${id.slice(-4)}`, format, createdAt: new Date().toISOString() }),
+  );
+  await store.put(keys.data, data);
+  return id;
 }

@@ -7,11 +7,11 @@ import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { createServices, type Services, submitJob } from '../../core/job-service.ts';
 import { JobStore } from '../../core/job-store.ts';
-import { datasetKeys, jobKeys } from '../../core/keys.ts';
+import { jobKeys } from '../../core/keys.ts';
 import { createLogger } from '../../core/log.ts';
 import { selectBackend } from '../../trainer/backend.ts';
 import { runJob, type TrainerDeps } from '../../trainer/run-job.ts';
-import { type LocalPorts, localPorts } from '../helpers/local-ports.ts';
+import { type LocalPorts, localPorts, putDataset } from '../helpers/local-ports.ts';
 import { lcg } from '../helpers/tables.ts';
 
 const TENANT = 'acme';
@@ -66,12 +66,7 @@ describe('runJob deliverables', () => {
     };
     jobs = new JobStore(ports.store);
     datasetId = services.newId();
-    const keys = datasetKeys(TENANT, datasetId);
-    await ports.store.put(
-      keys.meta,
-      JSON.stringify({ id: datasetId, name: 'signal', format: 'csv', createdAt: new Date().toISOString() }),
-    );
-    await ports.store.put(keys.data, csv);
+    await putDataset(ports.store, TENANT, datasetId, csv);
   });
   after(async () => {
     await ports.cleanup();

@@ -7,11 +7,10 @@ import { after, before, describe, it } from 'node:test';
 import { handleDeadLetter } from '../../core/dead-letter.ts';
 import { createServices, type Services, submitJob } from '../../core/job-service.ts';
 import { JobStore } from '../../core/job-store.ts';
-import { datasetKeys } from '../../core/keys.ts';
 import { createLogger } from '../../core/log.ts';
 import { selectBackend } from '../../trainer/backend.ts';
 import { runJob, type TrainerDeps } from '../../trainer/run-job.ts';
-import { type LocalPorts, localPorts } from '../helpers/local-ports.ts';
+import { type LocalPorts, localPorts, putDataset } from '../helpers/local-ports.ts';
 
 const TENANT = 'acme';
 const quiet = createLogger({}, () => {}, 'error');
@@ -26,12 +25,7 @@ describe('runJob', () => {
   /** Stores a dataset directly (as an upload would) and submits a job on it. */
   const submit = async (csv: string, training: Record<string, unknown> = {}) => {
     const id = services.newId();
-    const keys = datasetKeys(TENANT, id);
-    await ports.store.put(
-      keys.meta,
-      JSON.stringify({ id, name: 'd', format: 'csv', createdAt: new Date().toISOString() }),
-    );
-    await ports.store.put(keys.data, csv);
+    await putDataset(ports.store, TENANT, id, csv);
     const { record } = await submitJob(services, TENANT, {
       task: 'classification',
       dataset: { id, label: 'label' },
@@ -147,12 +141,7 @@ describe('runJob', () => {
   it('resumes from its checkpoint after an interruption with exactly the weights of an uninterrupted run', async () => {
     const submitWith = async () => {
       const id = services.newId();
-      const keys = datasetKeys(TENANT, id);
-      await ports.store.put(
-        keys.meta,
-        JSON.stringify({ id, name: 'd', format: 'csv', createdAt: new Date().toISOString() }),
-      );
-      await ports.store.put(keys.data, blobs);
+      await putDataset(ports.store, TENANT, id, blobs);
       return (
         await submitJob(services, TENANT, {
           task: 'classification',
@@ -217,12 +206,7 @@ describe('runJob', () => {
 
   it('fails with TIMEOUT past resources.maxRuntimeSeconds, keeping its last checkpoint', async () => {
     const id = services.newId();
-    const keys = datasetKeys(TENANT, id);
-    await ports.store.put(
-      keys.meta,
-      JSON.stringify({ id, name: 'd', format: 'csv', createdAt: new Date().toISOString() }),
-    );
-    await ports.store.put(keys.data, blobs);
+    await putDataset(ports.store, TENANT, id, blobs);
     const { record } = await submitJob(services, TENANT, {
       task: 'classification',
       dataset: { id, label: 'label' },
@@ -281,12 +265,7 @@ describe('JobStore.update', () => {
     try {
       const services = createServices(ports.store, ports.queue);
       const id = services.newId();
-      const keys = datasetKeys(TENANT, id);
-      await ports.store.put(
-        keys.meta,
-        JSON.stringify({ id, name: 'd', format: 'csv', createdAt: new Date().toISOString() }),
-      );
-      await ports.store.put(keys.data, 'a,label\n1,x\n2,y\n');
+      await putDataset(ports.store, TENANT, id, 'a,label\n1,x\n2,y\n');
       const { record } = await submitJob(services, TENANT, {
         task: 'classification',
         dataset: { id, label: 'label' },
