@@ -5,12 +5,12 @@
  * crash mid-write leaves the previous checkpoint intact, and an attempt that lost the job to another
  * one is refused (fenced) instead of overwriting it.
  */
-import type { LayersModel, Optimizer, Tensor } from '@tensorflow/tfjs';
+import type { Tensor } from '@tensorflow/tfjs';
 import { PreconditionFailedError } from '../core/errors.ts';
 import { fromJson, toJson } from '../core/job-store.ts';
 import type { ObjectStore } from '../core/ports.ts';
 import type { TF } from './backend.ts';
-import type { TrainState } from './engine.ts';
+import type { EpochContext, TrainState } from './engine.ts';
 import { faultPoint } from './faults.ts';
 import { captureOptimizer, type OptimizerState } from './optimizer-state.ts';
 
@@ -26,8 +26,8 @@ export interface CheckpointPointer {
   state: TrainState;
   /** Completed folds' reports (k-fold), so a resume skips them. */
   folds: Record<string, unknown>[];
-  files: { weights: string; optimizer: string };
-  specs: { weights: WeightSpec[]; optimizer: WeightSpec[] };
+  files: { weights: string; optimizer: string; best?: string };
+  specs: { weights: WeightSpec[]; optimizer: WeightSpec[]; best?: WeightSpec[] };
   /** Optimizer state that is not a tensor (Adam's running β powers, Adamax's iteration). */
   optimizerScalars: Record<string, number>;
 }
@@ -36,6 +36,8 @@ export interface LoadedCheckpoint {
   pointer: CheckpointPointer;
   weights: Tensor[];
   optimizer: OptimizerState;
+  /** The best epoch's weights, kept for early stopping's `restoreBestWeights`. */
+  bestWeights?: Tensor[];
 }
 
 /** This attempt no longer owns the job (another attempt claimed it, or it ended meanwhile). */
@@ -81,11 +83,12 @@ export class Checkpoints {
     this.#etag = object?.etag ?? null;
     if (!object) return undefined;
     const pointer = fromJson(object.body) as CheckpointPointer;
-    const [weights, optimizer] = await Promise.all([
+    const [weights, optimizer, best] = await Promise.all([
       this.#store.get(`${this.#prefix}${pointer.files.weights}`),
       this.#store.get(`${this.#prefix}${pointer.files.optimizer}`),
+      pointer.files.best ? this.#store.get(`${this.#prefix}${pointer.files.best}`) : undefined,
     ]);
-    if (!weights || !optimizer) return undefined;
+    if (!weights || !optimizer || (pointer.files.best && !best)) return undefined;
     const decode = (bytes: Uint8Array, specs: WeightSpec[]) => {
       const map = tf.io.decodeWeights(
         toArrayBuffer(bytes),
@@ -100,29 +103,36 @@ export class Checkpoints {
         tensors: decode(optimizer.body, pointer.specs.optimizer),
         scalars: pointer.optimizerScalars ?? {},
       },
+      ...(best && pointer.specs.best
+        ? { bestWeights: decode(best.body, pointer.specs.best).map((w) => w.tensor) }
+        : {}),
     };
   }
 
   async save(
     tf: TF,
-    model: LayersModel,
-    optimizer: Optimizer,
-    state: TrainState,
+    { model, optimizer, state, bestWeights }: EpochContext,
     phase: number | 'final',
     folds: Record<string, unknown>[],
   ): Promise<CheckpointPointer> {
     if (this.#etag === undefined) this.#etag = (await this.#store.head(this.pointerKey))?.etag ?? null;
-    const modelWeights = await tf.io.encodeWeights(
-      model.getWeights().map((tensor, i) => ({ name: `w${i}`, tensor })),
-    );
+    const encode = (tensors: Tensor[]) =>
+      tf.io.encodeWeights(tensors.map((tensor, i) => ({ name: `w${i}`, tensor })));
+    const modelWeights = await encode(model.getWeights());
+    const best = bestWeights ? await encode(bestWeights) : undefined;
     const optimizerState = await captureOptimizer(optimizer);
     const optimizerWeights = await tf.io.encodeWeights(optimizerState.tensors);
     const stem = `${phase === 'final' ? 'final' : `fold${phase}`}-e${state.epoch}-a${this.#attempt}`;
-    const files = { weights: `${stem}.weights.bin`, optimizer: `${stem}.optimizer.bin` };
+    const files = {
+      weights: `${stem}.weights.bin`,
+      optimizer: `${stem}.optimizer.bin`,
+      ...(best ? { best: `${stem}.best.bin` } : {}),
+    };
     const concat = (data: ArrayBuffer | ArrayBuffer[]) =>
       new Uint8Array(Array.isArray(data) ? tf.io.concatenateArrayBuffers(data) : data);
     await this.#store.put(`${this.#prefix}${files.weights}`, concat(modelWeights.data));
     await this.#store.put(`${this.#prefix}${files.optimizer}`, concat(optimizerWeights.data));
+    if (best && files.best) await this.#store.put(`${this.#prefix}${files.best}`, concat(best.data));
     faultPoint('kill-during-checkpoint');
     const pointer: CheckpointPointer = {
       version: 1,
@@ -136,6 +146,7 @@ export class Checkpoints {
       specs: {
         weights: modelWeights.specs as WeightSpec[],
         optimizer: optimizerWeights.specs as WeightSpec[],
+        ...(best ? { best: best.specs as WeightSpec[] } : {}),
       },
       optimizerScalars: optimizerState.scalars,
     };

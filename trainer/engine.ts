@@ -62,6 +62,8 @@ export interface EpochContext {
   model: LayersModel;
   optimizer: Optimizer;
   state: TrainState;
+  /** The best epoch's weights so far (early stopping with `restoreBestWeights`). */
+  bestWeights?: Tensor[];
 }
 
 export interface TrainHooks {
@@ -81,7 +83,7 @@ export interface TrainOptions {
   classCount?: number;
   hooks?: TrainHooks;
   /** Continue a run from a checkpoint: weights are already in `model`. */
-  resume?: { state: TrainState; optimizer: OptimizerState };
+  resume?: { state: TrainState; optimizer: OptimizerState; bestWeights?: Tensor[] };
 }
 
 export function buildOptimizer(tf: TF, o: OptimizerSpec): Optimizer {
@@ -220,8 +222,8 @@ export async function train(
   const order = Int32Array.from({ length: n }, (_, i) => i);
   const variables = () => model.trainableWeights.map((w) => w.read() as Variable);
   let stoppedBy: StopReason = 'epochs';
-  let bestWeights: Tensor[] | undefined;
-  let bestEpoch: number | undefined;
+  let bestWeights: Tensor[] | undefined = options.resume?.bestWeights;
+  let bestEpoch: number | undefined = bestWeights ? resumed?.earlyStopping?.bestEpoch : undefined;
   const started = performance.now();
   let samples = 0;
 
@@ -305,7 +307,14 @@ export async function train(
         schedule: schedule.state,
         ...(stopping ? { earlyStopping: stopping.state } : {}),
       };
-      if ((await hooks.onEpoch?.(metrics, { model, optimizer, state })) === 'stop') {
+      if (
+        (await hooks.onEpoch?.(metrics, {
+          model,
+          optimizer,
+          state,
+          ...(bestWeights ? { bestWeights } : {}),
+        })) === 'stop'
+      ) {
         stoppedBy = 'cancelled';
         break;
       }

@@ -97,7 +97,7 @@ export interface FitOptions {
   hooks?: TrainHooks;
   /** Makes the model: a fresh one from the spec, or one derived from a base model. */
   makeModel?: (inputShape: number[]) => LayersModel | Promise<LayersModel>;
-  resume?: { state: TrainState; optimizer: OptimizerState; weights: Tensor[] };
+  resume?: { state: TrainState; optimizer: OptimizerState; weights: Tensor[]; bestWeights?: Tensor[] };
 }
 
 /**
@@ -143,7 +143,13 @@ export async function fit(
         ...(data.classes ? { classCount: data.classes.length } : {}),
         ...(options.hooks ? { hooks: options.hooks } : {}),
         ...(options.resume
-          ? { resume: { state: options.resume.state, optimizer: options.resume.optimizer } }
+          ? {
+              resume: {
+                state: options.resume.state,
+                optimizer: options.resume.optimizer,
+                ...(options.resume.bestWeights ? { bestWeights: options.resume.bestWeights } : {}),
+              },
+            }
           : {}),
       },
       trainSet,

@@ -264,14 +264,7 @@ export async function runJob(
           stopping ||
           cancelRequested;
         if (due && metrics.epoch < spec.training.epochs) {
-          const pointer = await checkpoints.save(
-            tf,
-            context.model,
-            context.optimizer,
-            context.state,
-            phase,
-            folds,
-          );
+          const pointer = await checkpoints.save(tf, context, phase, folds);
           lastCheckpoint = Date.now();
           await fenced((record) => ({
             ...record,
@@ -292,10 +285,12 @@ export async function runJob(
     /** Training state to continue from, when the checkpoint belongs to this phase. */
     const resumeFor = (phase: number | 'final') => {
       if (!resume || resume.pointer.phase !== phase) return {};
-      const { pointer, weights, optimizer } = resume;
+      const { pointer, weights, optimizer, bestWeights } = resume;
       resume = undefined;
       if (phase === 'final') history.push(...pointer.state.history);
-      return { resume: { state: pointer.state, weights, optimizer } };
+      return {
+        resume: { state: pointer.state, weights, optimizer, ...(bestWeights ? { bestWeights } : {}) },
+      };
     };
     const stoppedEarly = async (epoch: number): Promise<JobOutcome> => {
       if (timedOut && !cancelRequested) {

@@ -185,6 +185,44 @@ describe('runJob', () => {
     );
   });
 
+  it('keeps the best weights of early stopping across a resume', async () => {
+    const spec = {
+      ...withDropout,
+      training: {
+        ...resumable,
+        epochs: 40,
+        earlyStopping: { monitor: 'valLoss', patience: 3, minDelta: 10, restoreBestWeights: true },
+      },
+    };
+    const submitWith = async () => {
+      const id = await putDataset(ports.store, TENANT, services.newId(), blobs);
+      return (
+        await submitJob(services, TENANT, {
+          task: 'classification',
+          dataset: { id, label: 'label' },
+          ...spec,
+        })
+      ).record.id;
+    };
+    const straight = await submitWith();
+    assert.equal(await runJob(deps, message(straight), new AbortController().signal), 'done');
+    const interrupted = await submitWith();
+    const abort = new AbortController();
+    const first = runJob(deps, message(interrupted), abort.signal);
+    await waitForEpoch(interrupted, 2);
+    abort.abort();
+    assert.equal(await first, 'interrupted');
+    assert.equal(await runJob(deps, message(interrupted), new AbortController().signal), 'done');
+    const report = await jobs.readJson<any>(`tenants/${TENANT}/jobs/${interrupted}/report.json`, undefined);
+    assert.equal(report.stoppedBy, 'earlyStopping');
+    assert.equal(report.bestEpoch, 1);
+    assert.deepEqual(
+      await weightsOf(interrupted),
+      await weightsOf(straight),
+      'the restored best weights survived the resume',
+    );
+  });
+
   it('two deliveries of one job at once: exactly one result, one SUCCEEDED record, no interleaved metrics', async () => {
     const jobId = await submit(blobs, { epochs: 30, batchSize: 4, seed: 3 });
     const stale = runJob(deps, message(jobId), new AbortController().signal);
