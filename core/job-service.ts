@@ -554,11 +554,12 @@ export async function getResult(s: Services, tenant: string, jobId: string) {
   const report = await jobs.readJson<Record<string, unknown>>(keys.report, {});
   const expiresInSeconds = s.limits.downloadUrlSeconds;
   const sign = (key: string) => s.store.presignGet(key, { expiresInSeconds });
-  const [modelJson, weights, reportUrl, lossCurve] = await Promise.all([
+  const [modelJson, weights, reportUrl, lossCurve, preprocessing] = await Promise.all([
     sign(keys.modelJson),
     sign(keys.weights),
     sign(keys.report),
     sign(keys.lossCurve),
+    sign(keys.preprocessing),
   ]);
   // The headline figures: the validation set's scalar metrics (the training set's without one).
   const evaluated = (report.validation ?? report.training ?? {}) as Record<string, unknown>;
@@ -573,6 +574,7 @@ export async function getResult(s: Services, tenant: string, jobId: string) {
       'weights.bin': weights,
       'report.json': reportUrl,
       'loss-curve.svg': lossCurve,
+      'preprocessing.json': preprocessing,
     },
     expiresAt: new Date(s.now().getTime() + expiresInSeconds * 1000).toISOString(),
   };

@@ -109,6 +109,7 @@ describe('descent CLI against the local stack', { timeout: 240_000 }, () => {
     assert.deepEqual(Object.keys(out.result.artifacts).sort(), [
       'loss-curve.svg',
       'model.json',
+      'preprocessing.json',
       'report.json',
       'weights.bin',
     ]);
@@ -162,7 +163,7 @@ describe('descent CLI against the local stack', { timeout: 240_000 }, () => {
     const dir = join(home, 'artifacts');
     const download = await runCli(['download', finishedJobId, dir, '--json'], env);
     assert.equal(download.code, 0, download.stderr);
-    assert.equal(download.json().files.length, 4);
+    assert.equal(download.json().files.length, 5);
     const model = JSON.parse(await readFile(join(dir, 'model.json'), 'utf8'));
     assert.ok(model.modelTopology);
     assert.ok((await stat(join(dir, 'weights.bin'))).size > 0);
