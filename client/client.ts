@@ -24,6 +24,7 @@ import {
   type DatasetFormat,
   type DeleteJobResponse,
   type EpochMetrics,
+  isSweepFinishedStatus,
   isTerminalStatus,
   type JobEvent,
   type JobEventsResponse,
@@ -33,6 +34,11 @@ import {
   type JobSpecRequest,
   type ListJobsQuery,
   type ListJobsResponse,
+  type ListSweepsQuery,
+  type ListSweepsResponse,
+  type Sweep,
+  type SweepRecord,
+  type SweepRequest,
 } from './types.ts';
 
 /** Gives a bearer token for each request (e.g. a cached OAuth client-credentials token). */
@@ -234,6 +240,57 @@ export class DescentClient {
   /** `DELETE /jobs/{id}`: purges a finished job's objects. */
   deleteJob(jobId: string, options: CallOptions = {}): Promise<DeleteJobResponse> {
     return this.#json('DELETE', `/jobs/${encodeURIComponent(jobId)}`, { ...options, idempotent: true });
+  }
+
+  // ── Sweeps ───────────────────────────────────────────────────────────────────────────────────
+
+  /**
+   * `POST /sweeps`: validates the sweep and every trial's spec, stores it and queues its first trials;
+   * returns the sweep record. Sends an `Idempotency-Key`, so a retried submit never makes a second sweep.
+   */
+  submitSweep(request: SweepRequest, options: SubmitOptions = {}): Promise<SweepRecord> {
+    return this.#json('POST', '/sweeps', {
+      ...options,
+      body: request,
+      headers: { 'idempotency-key': options.idempotencyKey ?? newIdempotencyKey() },
+      idempotent: true,
+    });
+  }
+
+  /** `GET /sweeps`: one page, newest first (each sweep with trial counts, not its whole table). */
+  listSweeps(query: ListSweepsQuery = {}, options: CallOptions = {}): Promise<ListSweepsResponse> {
+    return this.#json('GET', '/sweeps', { ...options, query: { ...query }, idempotent: true });
+  }
+
+  /** `GET /sweeps/{id}`: status, trials table, ranking, best trial and the report's presigned URLs. */
+  getSweep(sweepId: string, options: CallOptions = {}): Promise<Sweep> {
+    return this.#json('GET', `/sweeps/${encodeURIComponent(sweepId)}`, { ...options, idempotent: true });
+  }
+
+  /** `POST /sweeps/{id}/cancel`: no more trials; queued ones cancelled at once, running ones after their epoch. */
+  cancelSweep(sweepId: string, options: CallOptions = {}): Promise<Sweep> {
+    return this.#json('POST', `/sweeps/${encodeURIComponent(sweepId)}/cancel`, {
+      ...options,
+      idempotent: true,
+    });
+  }
+
+  /**
+   * Follows a sweep: yields it whenever its status or a trial changes (status, epochs, objective),
+   * and returns it once it has finished (SUCCEEDED, FAILED or CANCELLED).
+   */
+  async *followSweep(sweepId: string, options: CallOptions = {}): AsyncGenerator<Sweep, Sweep> {
+    let lastKey = '';
+    for (let idle = 0; ; ) {
+      const sweep = await this.getSweep(sweepId, options);
+      const key = JSON.stringify([sweep.status, sweep.trials.map((t) => [t.status, t.epochs, t.objective])]);
+      const changed = key !== lastKey;
+      lastKey = key;
+      if (isSweepFinishedStatus(sweep.status)) return sweep;
+      if (changed) yield sweep;
+      idle = changed ? 0 : idle + 1;
+      await sleep(backoffDelayMs(idle + 1, this.#poll, this.#random), options.signal);
+    }
   }
 
   /** `GET /openapi.json` (no token needed). */

@@ -6,8 +6,22 @@ import type { EpochMetrics, JobEvent, JobRecord, JobStatus } from '../core/job-r
 import type { createDataset, deleteJob, getResult, listJobs } from '../core/job-service.ts';
 import type { DatasetFormat, JobSpecInput } from '../core/job-spec.ts';
 import type { ClassificationMetrics, RegressionMetrics } from '../core/metrics.ts';
+import type { SweepRecord, SweepStatus, TrialRecord, TrialStatus } from '../core/sweep-record.ts';
+import type { getSweep, listSweeps } from '../core/sweep-service.ts';
+import type { SweepRequestInput } from '../core/sweep-spec.ts';
 
-export type { DatasetFormat, EpochMetrics, JobEvent, JobRecord, JobSpecInput, JobStatus };
+export type {
+  DatasetFormat,
+  EpochMetrics,
+  JobEvent,
+  JobRecord,
+  JobSpecInput,
+  JobStatus,
+  SweepRecord,
+  SweepStatus,
+  TrialRecord,
+  TrialStatus,
+};
 
 /** `POST /jobs` body: `z.input<typeof jobSpec>` (defaults may be left out). */
 export type JobSpecRequest = JobSpecInput;
@@ -22,6 +36,8 @@ export type CreateDatasetResponse = Awaited<ReturnType<typeof createDataset>>;
 export type ListJobsResponse = Awaited<ReturnType<typeof listJobs>>;
 export interface ListJobsQuery {
   status?: JobStatus;
+  /** Only the trials of this sweep. */
+  sweepId?: string;
   /** 1–100 (20). */
   limit?: number;
   cursor?: string;
@@ -66,5 +82,21 @@ export interface JobReport {
 export type JobResult = Omit<Awaited<ReturnType<typeof getResult>>, 'report'> & { report: JobReport };
 
 /** The statuses after which a job never changes again. */
-export const TERMINAL: readonly JobStatus[] = ['SUCCEEDED', 'FAILED', 'CANCELLED'];
+export const TERMINAL: readonly JobStatus[] = ['SUCCEEDED', 'FAILED', 'CANCELLED', 'STOPPED_EARLY'];
 export const isTerminalStatus = (status: JobStatus): boolean => TERMINAL.includes(status);
+
+/** `POST /sweeps` body: `z.input<typeof sweepRequest>` (the job spec under `spec`, the parameters and their domains). */
+export type SweepRequest = SweepRequestInput;
+/** `GET /sweeps/{id}` answer: the sweep record, its ranking (trial numbers, best first) and report URLs. */
+export type Sweep = Awaited<ReturnType<typeof getSweep>>;
+/** `GET /sweeps` answer. */
+export type ListSweepsResponse = Awaited<ReturnType<typeof listSweeps>>;
+export interface ListSweepsQuery {
+  status?: SweepStatus;
+  /** 1–100 (20). */
+  limit?: number;
+  cursor?: string;
+}
+/** The statuses after which a sweep never changes again. */
+export const isSweepFinishedStatus = (status: SweepStatus): boolean =>
+  status === 'SUCCEEDED' || status === 'FAILED' || status === 'CANCELLED';

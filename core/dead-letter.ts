@@ -5,7 +5,9 @@
 import { NotFoundError } from './errors.ts';
 import { isTerminal, type JobMessage, jobMessage, transition } from './job-record.ts';
 import { JobStore, SkipUpdate } from './job-store.ts';
-import type { ObjectStore } from './ports.ts';
+import { log } from './log.ts';
+import type { JobQueue, ObjectStore } from './ports.ts';
+import { advanceSweep } from './sweep-controller.ts';
 
 export type DeadLetterOutcome = 'failed' | 'cancelled' | 'already-finished' | 'unknown-job' | 'malformed';
 
@@ -14,6 +16,8 @@ export async function handleDeadLetter(
   body: string,
   now: Date,
   maxAttempts?: number,
+  /** To queue a sweep's next trial when the job was one (without it, the sweep only records the end). */
+  queue?: JobQueue,
 ): Promise<DeadLetterOutcome> {
   let message: JobMessage;
   try {
@@ -23,8 +27,10 @@ export async function handleDeadLetter(
   }
   const jobs = new JobStore(store);
   let outcome: DeadLetterOutcome = 'already-finished';
+  let sweepId: string | undefined;
   try {
     await jobs.update(message.tenant, message.jobId, (record) => {
+      sweepId = record.sweepId;
       if (isTerminal(record.status)) throw new SkipUpdate();
       if (record.status === 'CANCELLING') {
         outcome = 'cancelled';
@@ -54,6 +60,17 @@ export async function handleDeadLetter(
           ? 'Failed after the maximum number of attempts (dead-lettered).'
           : 'Cancelled (dead-lettered while cancelling).',
     });
+    // A sweep's trial: the sweep records its end and queues the next trial (best effort: the sweep's
+    // other controllers retry, and this message is about the job, which is done).
+    if (sweepId) {
+      await advanceSweep(
+        { store, now: () => now, ...(queue ? { queue } : {}) },
+        message.tenant,
+        sweepId,
+      ).catch((error: unknown) =>
+        log.warn('advancing the sweep of a dead-lettered trial failed', { sweepId, error: String(error) }),
+      );
+    }
   }
   return outcome;
 }

@@ -6,21 +6,31 @@ import { z } from 'zod';
 import { ConflictError } from './errors.ts';
 import { resolvedJobSpec } from './job-spec.ts';
 
-export const JOB_STATUSES = ['QUEUED', 'RUNNING', 'CANCELLING', 'SUCCEEDED', 'FAILED', 'CANCELLED'] as const;
+export const JOB_STATUSES = [
+  'QUEUED',
+  'RUNNING',
+  'CANCELLING',
+  'SUCCEEDED',
+  'FAILED',
+  'CANCELLED',
+  'STOPPED_EARLY',
+] as const;
 export const jobStatus = z.enum(JOB_STATUSES);
 export type JobStatus = z.infer<typeof jobStatus>;
 
-export const TERMINAL_STATUSES: readonly JobStatus[] = ['SUCCEEDED', 'FAILED', 'CANCELLED'];
+/** `STOPPED_EARLY`: a sweep's trial ended by the median stopping rule (its partial metrics are kept). */
+export const TERMINAL_STATUSES: readonly JobStatus[] = ['SUCCEEDED', 'FAILED', 'CANCELLED', 'STOPPED_EARLY'];
 export const isTerminal = (status: JobStatus): boolean => TERMINAL_STATUSES.includes(status);
 
 /** Which status may follow which. RUNNING → RUNNING is a new attempt after a redelivery. */
 const TRANSITIONS: Record<JobStatus, readonly JobStatus[]> = {
   QUEUED: ['RUNNING', 'CANCELLED', 'FAILED'],
-  RUNNING: ['RUNNING', 'CANCELLING', 'SUCCEEDED', 'FAILED'],
+  RUNNING: ['RUNNING', 'CANCELLING', 'SUCCEEDED', 'FAILED', 'STOPPED_EARLY'],
   CANCELLING: ['CANCELLED', 'FAILED'],
   SUCCEEDED: [],
   FAILED: [],
   CANCELLED: [],
+  STOPPED_EARLY: [],
 };
 
 export const canTransition = (from: JobStatus, to: JobStatus): boolean => TRANSITIONS[from].includes(to);
@@ -90,6 +100,9 @@ export const jobRecord = z.object({
   checkpoint: z
     .object({ epoch: z.int(), phase: z.string(), savedAt: z.string(), attempt: z.int() })
     .optional(),
+  /** A sweep's trial: the sweep's id and the trial's number (1-based) in its trials table. */
+  sweepId: z.string().optional(),
+  trial: z.int().min(1).optional(),
 });
 export type JobRecord = z.infer<typeof jobRecord>;
 

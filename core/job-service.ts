@@ -26,7 +26,9 @@ import {
 import { createDatasetRequest, type DatasetFormat, featureName, type JobSpec, jobSpec } from './job-spec.ts';
 import { fromJson, JobStore, toJson } from './job-store.ts';
 import { datasetKeys, isValidId, jobKeys, tenantPrefix } from './keys.ts';
+import { log } from './log.ts';
 import type { JobQueue, ObjectStore } from './ports.ts';
+import { advanceSweep } from './sweep-controller.ts';
 import { peekColumns } from './tabular.ts';
 import { parseOrThrow } from './validate.ts';
 
@@ -432,6 +434,8 @@ async function replay(
 
 export const listJobsQuery = z.strictObject({
   status: jobStatus.optional(),
+  /** Only the trials of this sweep. */
+  sweepId: z.string().max(64).optional(),
   limit: z.coerce.number().int().min(1).max(100).default(20),
   cursor: z.string().max(1024).optional(),
 });
@@ -452,7 +456,9 @@ export async function listJobs(s: Services, tenant: string, query: unknown) {
         ),
       ),
     );
-    for (const record of records) if (record && (!q.status || record.status === q.status)) found.push(record);
+    for (const record of records)
+      if (record && (!q.status || record.status === q.status) && (!q.sweepId || record.sweepId === q.sweepId))
+        found.push(record);
     cursor = page.nextCursor;
     if (!cursor) break;
   }
@@ -518,6 +524,16 @@ export async function cancelJob(s: Services, tenant: string, jobId: string): Pro
           : 'Cancel requested; stopping after the current epoch.',
     };
     await jobs.appendEvent(tenant, jobId, event);
+  }
+  // A sweep's trial: let the sweep record it (and queue its next trial once this one has ended).
+  if (record.sweepId) {
+    await advanceSweep(s, tenant, record.sweepId).catch((error: unknown) =>
+      log.warn('advancing the sweep after a cancel failed; the controller retries', {
+        tenant,
+        sweepId: record.sweepId,
+        error: String(error),
+      }),
+    );
   }
   return record;
 }

@@ -55,3 +55,35 @@ export const datasetKeys = (tenant: string, datasetId: string) => {
     weights: `${p}weights.bin`,
   };
 };
+
+export const sweepPrefix = (tenant: string, sweepId: string): string =>
+  `${tenantPrefix(tenant)}sweeps/${checkId(sweepId)}/`;
+
+/** `objective-vs-model.layers.0.units.svg`: a plot's file name, from a parameter path (letters, digits, dots). */
+export const sweepPlotName = (parameterPath: string): string =>
+  `objective-vs-${parameterPath
+    .replace(/\[(\d+)\]/g, '.$1')
+    .replace(/[^A-Za-z0-9_.-]+/g, '-')
+    .slice(0, 200)}.svg`;
+
+export const sweepKeys = (tenant: string, sweepId: string) => {
+  const p = sweepPrefix(tenant, sweepId);
+  return {
+    prefix: p,
+    record: `${p}sweep.json`,
+    report: `${p}report.json`,
+    plot: (parameterPath: string) => `${p}plots/${sweepPlotName(parameterPath)}`,
+  };
+};
+
+/** Newest-first listing of sweeps: one marker per sweep, as for jobs. */
+export const sweepIndexPrefix = (tenant: string): string => `${tenantPrefix(tenant)}sweep-index/`;
+
+/** One marker per sweep that is not finished: what the local controller loop advances. */
+export const activeSweepsPrefix = (tenant: string): string => `${tenantPrefix(tenant)}active-sweeps/`;
+
+/** `POST /sweeps` with an `Idempotency-Key`: which sweep the key made. */
+export const sweepIdempotencyKey = (tenant: string, keySha256: string): string => {
+  if (!/^[0-9a-f]{64}$/.test(keySha256)) throw new Error('invalid idempotency key hash');
+  return `${tenantPrefix(tenant)}idempotency/sweeps/${keySha256}.json`;
+};

@@ -3,6 +3,8 @@ import { z } from 'zod';
 import { routes } from '../functions/routes.ts';
 import { jobRecord } from './job-record.ts';
 import { createDatasetRequest, jobSpec } from './job-spec.ts';
+import { sweepRecord, sweepView } from './sweep-record.ts';
+import { sweepRequest } from './sweep-spec.ts';
 
 const errorBody = z.object({
   error: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() }),
@@ -14,11 +16,15 @@ const schema = (s: z.ZodType, io: 'input' | 'output') =>
 const REQUEST_BODIES: Record<string, string> = {
   'POST /jobs': 'JobSpec',
   'POST /datasets': 'CreateDatasetRequest',
+  'POST /sweeps': 'SweepRequest',
 };
 const RESPONSES: Record<string, string> = {
   'POST /jobs': 'JobRecord',
   'GET /jobs/{id}': 'JobRecord',
   'POST /jobs/{id}/cancel': 'JobRecord',
+  'POST /sweeps': 'SweepRecord',
+  'GET /sweeps/{id}': 'Sweep',
+  'POST /sweeps/{id}/cancel': 'Sweep',
 };
 
 export function openApiDocument(): Record<string, unknown> {
@@ -31,14 +37,17 @@ export function openApiDocument(): Record<string, unknown> {
       required: true,
       schema: { type: 'string' },
     }));
-    if (key === 'GET /jobs') {
+    if (key === 'GET /jobs' || key === 'GET /sweeps') {
       parameters.push(
         { name: 'status', in: 'query', required: false, schema: { type: 'string' } },
         { name: 'limit', in: 'query', required: false, schema: { type: 'string' } },
         { name: 'cursor', in: 'query', required: false, schema: { type: 'string' } },
       );
     }
-    if (key === 'POST /jobs') {
+    if (key === 'GET /jobs') {
+      parameters.push({ name: 'sweepId', in: 'query', required: false, schema: { type: 'string' } });
+    }
+    if (key === 'POST /jobs' || key === 'POST /sweeps') {
       parameters.push({ name: 'Idempotency-Key', in: 'header', required: false, schema: { type: 'string' } });
     }
     const body = REQUEST_BODIES[key];
@@ -87,6 +96,9 @@ export function openApiDocument(): Record<string, unknown> {
         JobSpec: schema(jobSpec, 'input'),
         CreateDatasetRequest: schema(createDatasetRequest, 'input'),
         JobRecord: schema(jobRecord, 'output'),
+        SweepRequest: schema(sweepRequest, 'input'),
+        SweepRecord: schema(sweepRecord, 'output'),
+        Sweep: schema(sweepView, 'output'),
         Error: schema(errorBody, 'output'),
       },
     },

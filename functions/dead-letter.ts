@@ -7,13 +7,13 @@ import { log } from '../core/log.ts';
 import { awsServices } from './lambda.ts';
 
 export const handler = async (event: SQSEvent): Promise<SQSBatchResponse> => {
-  const { store } = await awsServices();
+  const { store, queue } = await awsServices();
   const maxAttempts = intEnv(ENV.maxAttempts, 3, { min: 1, max: 1000 });
   const batchItemFailures: SQSBatchResponse['batchItemFailures'] = [];
   let failed = 0;
   for (const record of event.Records) {
     try {
-      const outcome = await handleDeadLetter(store, record.body, new Date(), maxAttempts);
+      const outcome = await handleDeadLetter(store, record.body, new Date(), maxAttempts, queue);
       if (outcome === 'failed') failed++;
       log.info('dead-lettered job handled', { messageId: record.messageId, outcome });
     } catch (error) {

@@ -50,6 +50,9 @@ export interface ArtifactBucketProps {
  * The S3 bucket that holds datasets, job records, checkpoints, models and reports: SSE-KMS, TLS only,
  * no public access, versioned (so a bad compare-and-swap write can be undone), with server access logs.
  */
+/** The checkpoint objects of every job (`core/keys.ts`: tenants/{t}/jobs/{id}/checkpoints/…). */
+const CHECKPOINT_OBJECTS = `${OBJECT_PREFIX}*/jobs/*/checkpoints/*`;
+
 export class ArtifactBucket extends Construct {
   /** The artifact bucket. */
   public readonly bucket: Bucket;
@@ -117,9 +120,22 @@ export class ArtifactBucket extends Construct {
     taskRole.addToPrincipalPolicy(
       new PolicyStatement({ actions: ['s3:ListBucket'], resources: [this.bucket.bucketArn] }),
     );
+    // A trainer deletes only its own superseded checkpoints (and all of them once the job succeeded).
+    taskRole.addToPrincipalPolicy(
+      new PolicyStatement({
+        actions: ['s3:DeleteObject'],
+        resources: [this.bucket.arnForObjects(CHECKPOINT_OBJECTS)],
+      }),
+    );
     this.encryptionKey.grant(taskRole, 'kms:Decrypt', 'kms:GenerateDataKey');
     container.addEnvironment(ENV.bucket, this.bucket.bucketName);
     this.acknowledgePrefixGrant(taskRole);
+    const bucketId = Stack.of(this).getLogicalId(this.bucket.node.defaultChild as CfnElement);
+    Validations.of(taskRole).acknowledge({
+      id: `AwsSolutions-IAM5[Resource::<${bucketId}.Arn>/${CHECKPOINT_OBJECTS}]`,
+      reason:
+        'Checkpoint keys hold the tenant and job id, created at run time; the grant stops at checkpoints/ folders.',
+    });
   }
 
   private acknowledgePrefixGrant(role: IRole): void {

@@ -103,7 +103,8 @@ export class JobQueue extends Construct {
       logRetention: props.logRetention,
     });
     props.artifacts.grantReadWriteTo(this.deadLetterHandler);
-    this.setQueueEnvironment(this.deadLetterHandler);
+    // A dead-lettered sweep trial frees a slot: the handler queues the sweep's next trial.
+    this.grantSendTo(this.deadLetterHandler);
     // Partial batch responses: one job that cannot be marked now does not redeliver the others.
     this.deadLetterHandler.addEventSource(
       new SqsEventSource(this.deadLetterQueue, { batchSize: 10, reportBatchItemFailures: true }),
@@ -130,7 +131,7 @@ export class JobQueue extends Construct {
    * Lets a trainer task receive jobs, extend their visibility (heartbeat), release and delete them, with
    * the KMS permission that needs, and sets `DESCENT_QUEUE_URL`, `DESCENT_DLQ_URL`,
    * `DESCENT_MAX_ATTEMPTS` and `DESCENT_VISIBILITY_TIMEOUT_SECONDS` (the queue's, so the trainer's
-   * heartbeat matches it) on its container. A trainer never sends: no `sqs:SendMessage`.
+   * heartbeat matches it) on its container. It sends only to queue a sweep's next trial.
    */
   grantConsumeTo(taskRole: IRole, container: ContainerDefinition): void {
     taskRole.addToPrincipalPolicy(
@@ -140,12 +141,14 @@ export class JobQueue extends Construct {
           'sqs:ChangeMessageVisibility',
           'sqs:DeleteMessage',
           'sqs:GetQueueAttributes',
+          // When a sweep's trial ends, its trainer queues the sweep's next trial.
+          'sqs:SendMessage',
         ],
         resources: [this.queue.queueArn],
       }),
     );
-    // Receiving from a KMS-encrypted queue decrypts the message's data key.
-    this.encryptionKey.grant(taskRole, 'kms:Decrypt');
+    // Receiving decrypts the message's data key; sending asks for one.
+    this.encryptionKey.grant(taskRole, 'kms:Decrypt', 'kms:GenerateDataKey');
     container.addEnvironment(ENV.queueUrl, this.queue.queueUrl);
     container.addEnvironment(ENV.deadLetterQueueUrl, this.deadLetterQueue.queueUrl);
     container.addEnvironment(ENV.maxAttempts, String(this.maxReceiveCount));

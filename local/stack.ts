@@ -1,5 +1,5 @@
 /**
- * The embedded default: gateway + trainer worker processes + dead-letter loop, with all state under
+ * The embedded default: gateway + trainer worker processes + dead-letter loop + sweep loop, with all state under
  * one data folder. `npm start` runs it; the end-to-end tests start it on an ephemeral port.
  */
 import { type ChildProcess, fork } from 'node:child_process';
@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { handleDeadLetter } from '../core/dead-letter.ts';
 import { createServices, type Limits, limitsFromEnv } from '../core/job-service.ts';
 import { createLogger, type Logger } from '../core/log.ts';
+import { advanceActiveSweeps } from '../core/sweep-controller.ts';
 import { createGateway } from './gateway.ts';
 import { openDeadLetterQueue, openJobQueue, openLocalStore } from './layout.ts';
 import { ensureDefaultToken, ensureSecret, TenantTokens } from './tenants.ts';
@@ -26,6 +27,8 @@ export interface LocalStackOptions {
   readonly visibilityTimeoutSeconds?: number;
   /** Extra environment for worker processes (e.g. `DESCENT_BACKEND`). */
   readonly workerEnv?: Record<string, string>;
+  /** How often the sweep controller's loop advances every active sweep (default 2000 ms). */
+  readonly sweepIntervalMs?: number;
   readonly log?: Logger;
 }
 
@@ -100,7 +103,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       try {
         const messages = await deadLetters.receive({ waitSeconds: 5, signal: abort.signal });
         for (const message of messages) {
-          const outcome = await handleDeadLetter(store, message.body, new Date(), maxAttempts);
+          const outcome = await handleDeadLetter(store, message.body, new Date(), maxAttempts, queue);
           log.warn('dead-lettered job handled', { outcome, body: message.body });
           await deadLetters.delete(message.receiptHandle);
         }
@@ -108,6 +111,28 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         if (!abort.signal.aborted) log.error('dead-letter loop error', { error: String(error) });
         await new Promise((r) => setTimeout(r, 1000));
       }
+    }
+  })();
+
+  // The sweep controller's safety net (in AWS, job ends and API calls drive sweeps): every active sweep,
+  // every few seconds, so that a trial whose end nobody reported (a crash, a restart) is seen anyway.
+  const sweepLoop = (async () => {
+    while (!abort.signal.aborted) {
+      try {
+        await tokens.reload();
+        await advanceActiveSweeps({ ...services, log }, tokens.names());
+      } catch (error) {
+        if (!abort.signal.aborted) log.error('sweep loop error', { error: String(error) });
+      }
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          abort.signal.removeEventListener('abort', done);
+          resolve();
+        };
+        const timer = setTimeout(done, options.sweepIntervalMs ?? 2000);
+        abort.signal.addEventListener('abort', done, { once: true });
+      });
     }
   })();
 
@@ -131,6 +156,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         ),
       );
       await deadLetterLoop;
+      await sweepLoop;
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       queue.close();

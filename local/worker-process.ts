@@ -30,7 +30,7 @@ const worker = new Worker({
   }),
   run: (message, signal) =>
     runJob(
-      { store, tf: backend.tf, backend: backend.name, now: () => new Date(), log, hourlyPriceUsd },
+      { store, queue, tf: backend.tf, backend: backend.name, now: () => new Date(), log, hourlyPriceUsd },
       message,
       signal,
     ),

@@ -105,6 +105,7 @@ async function main(): Promise<void> {
         runJob(
           {
             store,
+            queue,
             tf: backend.tf,
             backend: backend.name,
             device,

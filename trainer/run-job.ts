@@ -23,7 +23,8 @@ import { datasetKeys, jobKeys } from '../core/keys.ts';
 import type { Logger } from '../core/log.ts';
 import { lossCurveSvg } from '../core/loss-curve.ts';
 import { meanStd } from '../core/metrics.ts';
-import type { ObjectStore } from '../core/ports.ts';
+import type { JobQueue, ObjectStore } from '../core/ports.ts';
+import { type TrialHooks, trialHooks } from '../core/sweep-controller.ts';
 import { parseTableStream, type Table } from '../core/tabular.ts';
 import pkg from '../package.json' with { type: 'json' };
 import { serializeModel } from './artifacts.ts';
@@ -51,6 +52,10 @@ export interface TrainerDeps {
   readonly maxRows?: number;
   /** The price of an hour of this worker, for the record's cost estimate. */
   readonly hourlyPriceUsd?: number;
+  /** The jobs queue, to queue a sweep's next trial when a trial ends (without it, the sweep's other controllers do). */
+  readonly queue?: JobQueue;
+  /** A sweep's trials: the per-epoch stopping rule and the sweep's advance at the end. @default trialHooks(deps) */
+  readonly trials?: TrialHooks;
 }
 
 /** What the worker should do with the message afterwards. */
@@ -107,6 +112,27 @@ export async function runJob(
   message: JobMessage,
   signal: AbortSignal,
 ): Promise<JobOutcome> {
+  const trials = deps.trials ?? trialHooks(deps);
+  const outcome = await runDelivery(deps, trials, message, signal);
+  // The job has ended: if it is a sweep's trial, the sweep records it and queues its next trial.
+  if (outcome === 'done') {
+    await trials.ended(message.tenant, message.jobId).catch((error: unknown) =>
+      deps.log.warn('advancing the sweep of a finished trial failed; its controller retries', {
+        tenant: message.tenant,
+        jobId: message.jobId,
+        error: String(error),
+      }),
+    );
+  }
+  return outcome;
+}
+
+async function runDelivery(
+  deps: TrainerDeps,
+  trials: TrialHooks,
+  message: JobMessage,
+  signal: AbortSignal,
+): Promise<JobOutcome> {
   const { tenant, jobId } = message;
   const { tf } = deps;
   const jobs = new JobStore(deps.store);
@@ -146,6 +172,7 @@ export async function runJob(
   }
   const attempt = claimed.attempt;
   const spec = claimed.spec;
+  const stopRule = trials.stopRule(tenant, claimed);
   faultPoint(`crash-on-job:${spec.name}`);
   const createdAt = Date.parse(claimed.createdAt);
   const startedAt = Date.parse(claimed.startedAt ?? claimed.updatedAt);
@@ -195,6 +222,8 @@ export async function runJob(
 
     let cancelRequested = false;
     let timedOut = false;
+    /** Why the sweep's stopping rule ended this trial. */
+    let ruledOut: string | undefined;
     let lastFlush = 0;
     let lastCheckpoint = Date.now();
     const history: EpochMetrics[] = [];
@@ -276,7 +305,8 @@ export async function runJob(
             },
           }));
         }
-        return cancelRequested || stopping ? 'stop' : undefined;
+        if (final && stopRule && !stopping && !cancelRequested) ruledOut = await stopRule(history);
+        return cancelRequested || stopping || ruledOut ? 'stop' : undefined;
       },
       onInfo: (text) => {
         void event('info', text).catch(() => {});
@@ -292,12 +322,33 @@ export async function runJob(
         resume: { state: pointer.state, weights, optimizer, ...(bestWeights ? { bestWeights } : {}) },
       };
     };
+    /** The job has its result: a checkpoint left behind only costs storage (versioning expires it). */
+    const clearCheckpoints = () =>
+      checkpoints
+        .clear()
+        .catch((error: unknown) => log.warn('could not clear checkpoints', { error: String(error) }));
     const stoppedEarly = async (epoch: number): Promise<JobOutcome> => {
       if (timedOut && !cancelRequested) {
         throw new UnrecoverableError(
           'TIMEOUT',
           `Training ran past resources.maxRuntimeSeconds (${spec.resources.maxRuntimeSeconds} s) at epoch ${epoch}; its last checkpoint is kept.`,
         );
+      }
+      if (ruledOut && !signal.aborted) {
+        const { record } = await fenced((r) =>
+          transition(r, r.status === 'CANCELLING' ? 'CANCELLED' : 'STOPPED_EARLY', deps.now(), {
+            checkpoint: undefined,
+          }),
+        );
+        await event(
+          'state',
+          record.status === 'STOPPED_EARLY'
+            ? `Stopped early at epoch ${epoch}: ${ruledOut}.`
+            : `Cancelled at epoch ${epoch}.`,
+          record,
+        );
+        await clearCheckpoints();
+        return 'done';
       }
       return endCancelledOrInterrupted(epoch);
     };
@@ -525,7 +576,7 @@ export async function runJob(
         : 'Cancelled after the last epoch.',
       record,
     );
-    await checkpoints.clear();
+    await clearCheckpoints();
     log.info('job finished', {
       status: record.status,
       epochs: history.length,

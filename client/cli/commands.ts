@@ -36,14 +36,21 @@ export class JobNotSucceeded extends Error {
     super(
       job.status === 'FAILED'
         ? `Job ${job.id} failed: ${job.error ? `${job.error.message} [${job.error.code}]` : 'no reason given'}`
-        : `Job ${job.id} was cancelled${job.progress.epoch ? ` at epoch ${job.progress.epoch}` : ''}.`,
+        : job.status === 'STOPPED_EARLY'
+          ? `Job ${job.id} was stopped early at epoch ${job.progress.epoch} by its sweep's median stopping rule.`
+          : `Job ${job.id} was cancelled${job.progress.epoch ? ` at epoch ${job.progress.epoch}` : ''}.`,
     );
     this.name = 'JobNotSucceeded';
     this.job = job;
   }
   toJSON() {
     return {
-      code: this.job.status === 'FAILED' ? (this.job.error?.code ?? 'JOB_FAILED') : 'JOB_CANCELLED',
+      code:
+        this.job.status === 'FAILED'
+          ? (this.job.error?.code ?? 'JOB_FAILED')
+          : this.job.status === 'STOPPED_EARLY'
+            ? 'JOB_STOPPED_EARLY'
+            : 'JOB_CANCELLED',
       message: this.message,
       jobId: this.job.id,
       status: this.job.status,
@@ -82,9 +89,11 @@ const STATUSES: readonly JobStatus[] = [
   'SUCCEEDED',
   'FAILED',
   'CANCELLED',
+  'STOPPED_EARLY',
 ];
 
-const str = (v: string | boolean | undefined): string | undefined => (typeof v === 'string' ? v : undefined);
+export const str = (v: string | boolean | undefined): string | undefined =>
+  typeof v === 'string' ? v : undefined;
 
 /** `.jsonl` / `.ndjson` files are JSON Lines; anything else is CSV unless `--format` says otherwise. */
 function formatOf(file: string, explicit: string | undefined): DatasetFormat {
@@ -96,7 +105,12 @@ function formatOf(file: string, explicit: string | undefined): DatasetFormat {
   return ['.jsonl', '.ndjson'].includes(extname(file).toLowerCase()) ? 'jsonl' : 'csv';
 }
 
-async function upload(context: Context, file: string, name: string | undefined, format: string | undefined) {
+export async function upload(
+  context: Context,
+  file: string,
+  name: string | undefined,
+  format: string | undefined,
+) {
   const path = resolve(context.io.cwd, file);
   const info = await stat(path).catch(() => undefined);
   if (!info?.isFile()) throw new UsageError(`cannot read ${file}: no such file`);
@@ -109,7 +123,7 @@ async function upload(context: Context, file: string, name: string | undefined, 
   return { datasetId: dataset.datasetId, name: dataset.name, format: dataset.format, bytes: dataset.bytes };
 }
 
-async function readText(context: Context, file: string): Promise<string> {
+export async function readText(context: Context, file: string): Promise<string> {
   if (file === '-') {
     const chunks: Buffer[] = [];
     for await (const chunk of context.io.stdin ?? process.stdin) chunks.push(Buffer.from(chunk as Buffer));
@@ -353,9 +367,14 @@ the exit code is then 1 when the job fails or is cancelled.`,
   },
   {
     name: 'jobs list',
-    usage: 'jobs list [--status STATUS] [--limit N] [--all]',
-    summary: 'List jobs, newest first',
-    options: { status: { type: 'string' }, limit: { type: 'string' }, all: { type: 'boolean' } },
+    usage: 'jobs list [--status STATUS] [--sweep SWEEP] [--limit N] [--all]',
+    summary: 'List jobs, newest first (--sweep: the trials of a sweep)',
+    options: {
+      status: { type: 'string' },
+      sweep: { type: 'string' },
+      limit: { type: 'string' },
+      all: { type: 'boolean' },
+    },
     required: [],
     async run({ client, out }, v) {
       const status = str(v.status)?.toUpperCase();
@@ -365,7 +384,12 @@ the exit code is then 1 when the job fails or is cancelled.`,
       const limit = v.limit === undefined ? 20 : Number(v.limit);
       if (!Number.isInteger(limit) || limit < 1 || limit > 100)
         throw new UsageError('--limit must be an integer from 1 to 100');
-      const query = { ...(status ? { status: status as JobStatus } : {}), limit };
+      const sweepId = str(v.sweep);
+      const query = {
+        ...(status ? { status: status as JobStatus } : {}),
+        ...(sweepId ? { sweepId } : {}),
+        limit,
+      };
       let jobs: JobRecord[] = [];
       let nextCursor: string | null = null;
       if (v.all) {
@@ -490,7 +514,8 @@ the exit code is then 1 when the job fails or is cancelled.`,
     async run({ client, out }, _v, [id]) {
       const jobId = id as string;
       const job = await client.getJob(jobId);
-      if (job.status === 'FAILED' || job.status === 'CANCELLED') throw new JobNotSucceeded(job);
+      if (job.status === 'FAILED' || job.status === 'CANCELLED' || job.status === 'STOPPED_EARLY')
+        throw new JobNotSucceeded(job);
       const result = await client.getResult(jobId);
       if (out.json) out.data(result);
       else for (const line of resultLines(out, job, result)) out.line(line);
@@ -508,7 +533,8 @@ the exit code is then 1 when the job fails or is cancelled.`,
       const { client, out, io } = context;
       const jobId = id as string;
       const job = await client.getJob(jobId);
-      if (job.status === 'FAILED' || job.status === 'CANCELLED') throw new JobNotSucceeded(job);
+      if (job.status === 'FAILED' || job.status === 'CANCELLED' || job.status === 'STOPPED_EARLY')
+        throw new JobNotSucceeded(job);
       const result = await client.getResult(jobId);
       const dir = resolve(io.cwd, dirArg ?? jobId);
       await mkdir(dir, { recursive: true });
@@ -572,9 +598,12 @@ async function downloadTo(
 }
 
 /** Finds the command named by the first one or two words. */
-export function findCommand(words: readonly string[]): { command: Command } | undefined {
+export function findCommand(
+  words: readonly string[],
+  commands: readonly Command[] = COMMANDS,
+): { command: Command } | undefined {
   const two = words.slice(0, 2).join(' ');
   const one = words[0] ?? '';
-  const command = COMMANDS.find((c) => c.name === two) ?? COMMANDS.find((c) => c.name === one);
+  const command = commands.find((c) => c.name === two) ?? commands.find((c) => c.name === one);
   return command ? { command } : undefined;
 }

@@ -16,8 +16,12 @@ import {
   UsageError,
 } from './commands.ts';
 import { Output, type Streams } from './output.ts';
+import { SWEEP_COMMANDS, SweepNotSucceeded } from './sweep.ts';
 
 export const EXIT = { ok: 0, jobFailed: 1, usage: 2, error: 3 } as const;
+
+/** Every command: the job commands, then the sweep commands. */
+const ALL_COMMANDS: readonly Command[] = [...COMMANDS, ...SWEEP_COMMANDS];
 
 export interface CliIO extends Streams {
   readonly env: Env;
@@ -32,13 +36,13 @@ const GLOBAL_OPTIONS = {
 
 export function helpText(): string {
   const synopsis = (c: Command) => c.synopsis ?? c.usage;
-  const width = Math.max(...COMMANDS.map((c) => synopsis(c).length));
+  const width = Math.max(...ALL_COMMANDS.map((c) => synopsis(c).length));
   return `descent — train models on a descent service from the command line
 
 Usage: descent <command> [options]
 
 Commands:
-${COMMANDS.map((c) => `  ${synopsis(c).padEnd(width)}  ${c.summary}`).join('\n')}
+${ALL_COMMANDS.map((c) => `  ${synopsis(c).padEnd(width)}  ${c.summary}`).join('\n')}
 
 Options for every command:
   --json        machine-readable output on stdout (JSON; \`logs\` prints one JSON object per line)
@@ -47,7 +51,7 @@ Options for every command:
 Endpoint and token: DESCENT_URL and DESCENT_TOKEN, else \`descent config\`'s file, else the local
 stack (http://127.0.0.1:\${DESCENT_PORT:-8080} and the token in \${DESCENT_DATA_DIR:-./.descent}/token).
 
-Exit codes: 0 success, 1 job failed or cancelled, 2 usage error, 3 API, auth or network error.
+Exit codes: 0 success, 1 job (or sweep) failed or cancelled, 2 usage error, 3 API, auth or network error.
 `;
 }
 
@@ -64,12 +68,12 @@ export async function main(argv: readonly string[], io: CliIO): Promise<number> 
     return argv.length === 0 ? EXIT.usage : EXIT.ok;
   }
   if (words[0] === 'help') {
-    const command = words.length > 1 ? findCommand(words.slice(1)) : undefined;
+    const command = words.length > 1 ? findCommand(words.slice(1), ALL_COMMANDS) : undefined;
     io.stdout.write(command ? commandHelp(command.command) : helpText());
     return EXIT.ok;
   }
 
-  const found = findCommand(words);
+  const found = findCommand(words, ALL_COMMANDS);
   if (!found) {
     out.note(
       `descent: unknown command "${words.slice(0, 2).join(' ')}"; run \`descent --help\` for the list.`,
@@ -127,7 +131,7 @@ function report(out: Output, io: CliIO, error: unknown, command: Command, contex
     out.note(`Usage: descent ${command.usage}  (descent ${command.name} --help)`);
     return EXIT.usage;
   }
-  if (error instanceof JobNotSucceeded) {
+  if (error instanceof JobNotSucceeded || error instanceof SweepNotSucceeded) {
     if (out.json) io.stderr.write(`${JSON.stringify({ error: error.toJSON() })}\n`);
     else out.note(out.paintErr(error.message, 'red'));
     return EXIT.jobFailed;

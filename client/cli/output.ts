@@ -18,6 +18,8 @@ const STATUS_COLOURS: Record<string, Colour> = {
   CANCELLING: 'yellow',
   RUNNING: 'cyan',
   QUEUED: 'dim',
+  STOPPED_EARLY: 'yellow',
+  PENDING: 'dim',
 };
 
 export class Output {
@@ -30,6 +32,8 @@ export class Output {
   readonly live: boolean;
   readonly #streams: Streams;
   #liveLine = false;
+  /** Lines of the live block on stderr (1 for a live line). */
+  #liveLines = 0;
 
   constructor(streams: Streams, options: { json: boolean; env: Record<string, string | undefined> }) {
     this.#streams = streams;
@@ -89,14 +93,32 @@ export class Output {
     const width = Math.max(20, (this.#streams.stderr.columns || 80) - 1);
     // Too wide: drop the colour and cut, so that the line never wraps (a wrapped line cannot be redrawn).
     const fitted = visible(text).length > width ? visible(text).slice(0, width) : text;
+    if (this.#liveLines > 1) this.clearLive();
     this.#streams.stderr.write(`\r\x1b[2K${fitted}`);
     this.#liveLine = true;
+    this.#liveLines = 1;
+  }
+
+  /** Redraws a block of live lines on stderr (a live table); does nothing unless stderr is a TTY. */
+  setLiveBlock(lines: string[]): void {
+    if (!this.live) return;
+    const width = Math.max(20, (this.#streams.stderr.columns || 80) - 1);
+    const rows = Math.max(3, (this.#streams.stderr as { rows?: number }).rows || 24) - 1;
+    const fitted = lines
+      .slice(0, rows)
+      .map((l) => (visible(l).length > width ? visible(l).slice(0, width) : l));
+    this.clearLive();
+    this.#streams.stderr.write(fitted.join('\n'));
+    this.#liveLine = fitted.length > 0;
+    this.#liveLines = fitted.length;
   }
 
   clearLive(): void {
     if (!this.#liveLine) return;
-    this.#streams.stderr.write('\r\x1b[2K');
+    // A block: back to its first line, then clear to the end of the screen.
+    this.#streams.stderr.write(this.#liveLines > 1 ? `\r\x1b[${this.#liveLines - 1}A\x1b[J` : '\r\x1b[2K');
     this.#liveLine = false;
+    this.#liveLines = 0;
   }
 
   /** Table lines: columns left-aligned, numeric ones (and those in `rightAligned`) right-aligned. */

@@ -82,7 +82,12 @@ describe('DescentStack functions', () => {
           assert.deepEqual(statement.Resource, clusterArn, id);
         }
         if (actions.some((a) => a.startsWith('s3:') && a !== 's3:ListBucket')) {
-          assert.deepEqual(statement.Resource, { 'Fn::Join': ['', [bucketArn, '/tenants/*']] }, id);
+          // Everything under tenants/, or (a trainer's deletes) only the checkpoint folders there.
+          const allowed =
+            actions.includes('s3:DeleteObject') && actions.length === 1
+              ? '/tenants/*/jobs/*/checkpoints/*'
+              : '/tenants/*';
+          assert.deepEqual(statement.Resource, { 'Fn::Join': ['', [bucketArn, allowed]] }, id);
         }
       }
     }

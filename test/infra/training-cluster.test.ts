@@ -229,11 +229,11 @@ describe('TrainingCluster trainer permissions', () => {
     const byActions = new Map(statements.map((s) => [actionsOf(s).join(' '), s.Resource]));
     assert.deepEqual([...byActions.keys()].sort(), [
       'ecs:UpdateTaskProtection',
-      'kms:Decrypt',
       'kms:Decrypt kms:GenerateDataKey',
       's3:AbortMultipartUpload s3:GetObject s3:PutObject',
+      's3:DeleteObject',
       's3:ListBucket',
-      'sqs:ChangeMessageVisibility sqs:DeleteMessage sqs:GetQueueAttributes sqs:ReceiveMessage',
+      'sqs:ChangeMessageVisibility sqs:DeleteMessage sqs:GetQueueAttributes sqs:ReceiveMessage sqs:SendMessage',
     ]);
     assert.deepEqual(byActions.get('s3:AbortMultipartUpload s3:GetObject s3:PutObject'), {
       'Fn::Join': ['', [bucketArn, '/tenants/*']],
@@ -241,29 +241,28 @@ describe('TrainingCluster trainer permissions', () => {
     assert.deepEqual(byActions.get('s3:ListBucket'), bucketArn);
     assert.deepEqual(
       byActions.get(
-        'sqs:ChangeMessageVisibility sqs:DeleteMessage sqs:GetQueueAttributes sqs:ReceiveMessage',
+        'sqs:ChangeMessageVisibility sqs:DeleteMessage sqs:GetQueueAttributes sqs:ReceiveMessage sqs:SendMessage',
       ),
       queueArn,
     );
-    assert.deepEqual(byActions.get('kms:Decrypt kms:GenerateDataKey'), {
-      'Fn::GetAtt': [logicalId(stack.artifacts.encryptionKey as never), 'Arn'],
+    assert.deepEqual(byActions.get('s3:DeleteObject'), {
+      'Fn::Join': ['', [bucketArn, '/tenants/*/jobs/*/checkpoints/*']],
     });
-    assert.deepEqual(byActions.get('kms:Decrypt'), {
-      'Fn::GetAtt': [logicalId(stack.jobQueue.encryptionKey as never), 'Arn'],
-    });
+    assert.deepEqual(
+      new Set(byActions.get('kms:Decrypt kms:GenerateDataKey') as unknown[]),
+      new Set([
+        { 'Fn::GetAtt': [logicalId(stack.artifacts.encryptionKey as never), 'Arn'] },
+        { 'Fn::GetAtt': [logicalId(stack.jobQueue.encryptionKey as never), 'Arn'] },
+      ]),
+    );
     const protection = JSON.stringify(byActions.get('ecs:UpdateTaskProtection'));
     assert.match(protection, new RegExp(`:task/"?,?\\{"Ref":"${logicalId(cluster.cluster)}"\\},"/\\*"`));
     assert.ok(statements.every((s) => s.Effect === 'Allow'));
   });
 
-  it('never lets a trainer send jobs or delete objects', () => {
+  it('never lets a trainer delete anything but checkpoints, nor touch versions or policies', () => {
     const actions = statements.flatMap(actionsOf);
-    for (const forbidden of [
-      'sqs:SendMessage',
-      's3:DeleteObject',
-      's3:DeleteObjectVersion',
-      's3:PutBucketPolicy',
-    ]) {
+    for (const forbidden of ['s3:DeleteObjectVersion', 's3:PutBucketPolicy', 'sqs:PurgeQueue']) {
       assert.ok(!actions.includes(forbidden), forbidden);
     }
   });

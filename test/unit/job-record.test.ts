@@ -31,6 +31,7 @@ describe('job state machine', () => {
       'RUNNING→CANCELLING',
       'RUNNING→FAILED',
       'RUNNING→RUNNING',
+      'RUNNING→STOPPED_EARLY',
       'RUNNING→SUCCEEDED',
     ]);
   });

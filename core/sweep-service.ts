@@ -1,0 +1,321 @@
+/**
+ * What the sweep routes do, as plain functions over the injected ports (the handlers in `functions/`
+ * only parse requests and map results): submit a sweep, list, read and cancel sweeps.
+ */
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import {
+  BadRequestError,
+  ConflictError,
+  NotFoundError,
+  PayloadTooLargeError,
+  PreconditionFailedError,
+  ValidationError,
+} from './errors.ts';
+import { getDatasetMeta, IDEMPOTENCY_KEY_PATTERN, type Services } from './job-service.ts';
+import { featureName } from './job-spec.ts';
+import { fromJson, SkipUpdate, toJson } from './job-store.ts';
+import { datasetKeys, sweepIdempotencyKey, sweepKeys } from './keys.ts';
+import { log } from './log.ts';
+import { advanceSweep } from './sweep-controller.ts';
+import { isSweepFinished, rankTrials, type SweepRecord, sweepStatus } from './sweep-record.ts';
+import { resolveSweep, type SweepPlan, sweepRequest, trialSpec } from './sweep-spec.ts';
+import { SweepStore } from './sweep-store.ts';
+import { peekColumns } from './tabular.ts';
+import { parseOrThrow } from './validate.ts';
+
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+
+/** Canonical JSON (sorted keys), so that the same body in another key order is the same request. */
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) =>
+      a < b ? -1 : a > b ? 1 : 0,
+    );
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/**
+ * The dataset checks `POST /jobs` makes, for every trial's dataset, label and features: uploaded,
+ * a table, not over the size limit, with the columns named; and the epochs × rows quota of the
+ * longest trial.
+ */
+async function checkData(s: Services, tenant: string, plan: SweepPlan): Promise<void> {
+  const specs = plan.assignments.map((a) => trialSpec(plan.sweep, a)) as {
+    dataset: { id: string; label: string; features?: Parameters<typeof featureName>[0][] };
+    training: { epochs: number };
+  }[];
+  for (const datasetId of new Set(specs.map((spec) => spec.dataset.id))) {
+    const meta = await getDatasetMeta(s, tenant, datasetId);
+    const keys = datasetKeys(tenant, datasetId);
+    const info = meta.format === 'tfjs-model' ? undefined : await s.store.head(keys.data);
+    if (!info || info.size === 0) {
+      throw new BadRequestError(
+        `spec.dataset.id: dataset ${datasetId} ${meta.format === 'tfjs-model' ? 'is a TensorFlow.js model, not a table' : info ? 'is empty' : 'has no data yet; PUT the file to its uploadUrl first'}.`,
+        { path: 'spec.dataset.id' },
+        meta.format === 'tfjs-model'
+          ? 'WRONG_DATASET_FORMAT'
+          : info
+            ? 'EMPTY_DATASET'
+            : 'DATASET_NOT_UPLOADED',
+      );
+    }
+    if (info.size > s.limits.maxDatasetBytes)
+      throw new PayloadTooLargeError(
+        `Dataset ${datasetId} is ${info.size} bytes; the limit is ${s.limits.maxDatasetBytes}.`,
+      );
+    const head = await s.store.get(keys.data, { range: { start: 0, end: 64 * 1024 - 1 } });
+    const columns = head ? peekColumns(head.body, meta.format) : undefined;
+    const mine = specs.filter((spec) => spec.dataset.id === datasetId);
+    if (columns) {
+      for (const spec of mine) {
+        const wanted = [spec.dataset.label, ...(spec.dataset.features ?? []).map(featureName)];
+        const missing = wanted.filter((c) => !columns.includes(c));
+        if (missing.length > 0) {
+          throw new ValidationError(
+            `The dataset has no column${missing.length > 1 ? 's' : ''} ${missing.map((m) => `"${m}"`).join(', ')}; its columns are ${columns.map((c) => `"${c}"`).join(', ')}.`,
+            { missing, columns },
+          );
+        }
+      }
+    }
+    const rows = meta.rows ?? (await countRows(s, keys.data, meta.format));
+    const epochs = Math.max(...mine.map((spec) => spec.training.epochs));
+    if (rows * epochs > s.limits.maxEpochRows) {
+      throw new PayloadTooLargeError(
+        `The longest trial trains training.epochs × dataset rows = ${epochs} × ${rows} = ${rows * epochs}, over the limit of ${s.limits.maxEpochRows}; train fewer epochs or on fewer rows.`,
+      );
+    }
+  }
+}
+
+/** Data rows of a dataset (lines after a CSV header), counted as the file streams by. */
+async function countRows(s: Services, key: string, format: string): Promise<number> {
+  const stream = await s.store.getStream(key);
+  if (!stream) return 0;
+  let lines = 0;
+  let last = 10;
+  for await (const chunk of stream) {
+    for (const byte of chunk) if (byte === 10) lines++;
+    if (chunk.length) last = chunk[chunk.length - 1] as number;
+  }
+  if (last !== 10) lines++;
+  return Math.max(0, format === 'csv' ? lines - 1 : lines);
+}
+
+export interface SubmitSweepResult {
+  record: SweepRecord;
+  /** True when an `Idempotency-Key` replay returned the sweep created earlier. */
+  replayed: boolean;
+}
+
+/**
+ * `POST /sweeps`: validates the request and every trial's spec, stores the sweep with its trials
+ * table, and queues the first `maxParallel` trials.
+ */
+export async function submitSweep(
+  s: Services,
+  tenant: string,
+  body: unknown,
+  idempotencyKey?: string,
+): Promise<SubmitSweepResult> {
+  const request = parseOrThrow(sweepRequest, body, 'sweep');
+  const sweeps = new SweepStore(s.store);
+  let idempotencyObject: string | undefined;
+  const requestHash = sha256(canonical(body));
+  if (idempotencyKey !== undefined) {
+    if (!IDEMPOTENCY_KEY_PATTERN.test(idempotencyKey))
+      throw new BadRequestError('Idempotency-Key must be 1–128 characters of letters, digits, _ . : -');
+    idempotencyObject = sweepIdempotencyKey(tenant, sha256(idempotencyKey));
+    const earlier = await s.store.get(idempotencyObject);
+    if (earlier) return replay(sweeps, tenant, fromJson(earlier.body) as Earlier, requestHash);
+  }
+
+  const maxRuntimeSeconds = request.spec.resources.maxRuntimeSeconds ?? s.limits.defaultMaxRuntimeSeconds;
+  if (maxRuntimeSeconds > s.limits.maxRuntimeSeconds) {
+    throw new ValidationError(
+      `spec.resources.maxRuntimeSeconds: ${maxRuntimeSeconds} is over this deployment's limit of ${s.limits.maxRuntimeSeconds} seconds.`,
+      { path: 'spec.resources.maxRuntimeSeconds', limit: s.limits.maxRuntimeSeconds },
+    );
+  }
+  request.spec.resources = { maxRuntimeSeconds };
+  const plan = resolveSweep(request, s.limits);
+  await checkData(s, tenant, plan);
+
+  const id = s.newId();
+  if (idempotencyObject) {
+    try {
+      await s.store.put(idempotencyObject, toJson({ sweepId: id, requestHash }), { ifNoneMatch: '*' });
+    } catch (error) {
+      if (!(error instanceof PreconditionFailedError)) throw error;
+      const earlier = await s.store.get(idempotencyObject);
+      if (earlier) return replay(sweeps, tenant, fromJson(earlier.body) as Earlier, requestHash);
+      throw error;
+    }
+  }
+  const now = s.now().toISOString();
+  await sweeps.create(tenant, {
+    id,
+    name: plan.sweep.name,
+    status: 'RUNNING',
+    createdAt: now,
+    updatedAt: now,
+    request: plan.sweep,
+    trials: plan.assignments.map((parameters, i) => ({ trial: i + 1, parameters, status: 'PENDING' })),
+  });
+  // The first trials now; if this fails, the sweep is stored and the next controller pass queues them.
+  const record = await advanceSweep(s, tenant, id).catch(async (error: unknown) => {
+    log.warn('queueing the first trials failed; the controller retries', {
+      tenant,
+      sweepId: id,
+      error: String(error),
+    });
+    return (await sweeps.get(tenant, id)).record;
+  });
+  return { record, replayed: false };
+}
+
+type Earlier = { sweepId: string; requestHash: string };
+
+async function replay(
+  sweeps: SweepStore,
+  tenant: string,
+  earlier: Earlier,
+  requestHash: string,
+): Promise<SubmitSweepResult> {
+  if (earlier.requestHash !== requestHash) {
+    throw new ConflictError(
+      'This Idempotency-Key was already used with a different request body; use a new key for a new sweep.',
+      'IDEMPOTENCY_KEY_REUSED',
+      { sweepId: earlier.sweepId },
+    );
+  }
+  // The earlier request may still be between storing the key and storing the sweep: wait briefly.
+  for (let i = 0; i < 20; i++) {
+    try {
+      return { record: (await sweeps.get(tenant, earlier.sweepId)).record, replayed: true };
+    } catch (error) {
+      if (!(error instanceof NotFoundError)) throw error;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  throw new ConflictError(
+    'An earlier request with this Idempotency-Key is still being processed; retry shortly.',
+    'IDEMPOTENCY_IN_PROGRESS',
+  );
+}
+
+export const listSweepsQuery = z.strictObject({
+  status: sweepStatus.optional(),
+  limit: z.coerce.number().int().min(1).max(100).default(20),
+  cursor: z.string().max(1024).optional(),
+});
+
+/** `GET /sweeps`: newest first, a page at a time; each sweep without its trials table (`trials` is the count). */
+export async function listSweeps(s: Services, tenant: string, query: unknown) {
+  const q = parseOrThrow(listSweepsQuery, query, 'query');
+  const sweeps = new SweepStore(s.store);
+  const found: SweepSummary[] = [];
+  let cursor = q.cursor ? decodeCursor(q.cursor) : undefined;
+  for (let scanned = 0; found.length < q.limit && scanned < 20; scanned++) {
+    const page = await sweeps.listIds(tenant, {
+      limit: q.limit - found.length,
+      ...(cursor ? { cursor } : {}),
+    });
+    const records = await Promise.all(
+      page.ids.map((id) =>
+        sweeps.get(tenant, id).then(
+          (v) => v.record,
+          () => undefined,
+        ),
+      ),
+    );
+    for (const record of records)
+      if (record && (!q.status || record.status === q.status)) found.push(summary(record));
+    cursor = page.nextCursor;
+    if (!cursor) break;
+  }
+  return { sweeps: found, nextCursor: cursor ? Buffer.from(cursor).toString('base64url') : null };
+}
+
+function decodeCursor(cursor: string): string {
+  const raw = Buffer.from(cursor, 'base64url').toString();
+  if (!raw || Buffer.from(raw).toString('base64url') !== cursor)
+    throw new BadRequestError(
+      'cursor: not a cursor returned by GET /sweeps.',
+      { path: 'cursor' },
+      'INVALID_CURSOR',
+    );
+  return raw;
+}
+
+/** A sweep in a list: its status, the trial counts by status and the best trial, not the whole table. */
+function summary(record: SweepRecord) {
+  const { trials, request, ...rest } = record;
+  const counts: Record<string, number> = {};
+  for (const trial of trials) counts[trial.status] = (counts[trial.status] ?? 0) + 1;
+  return { ...rest, objective: request.objective, trials: trials.length, trialStatuses: counts };
+}
+export type SweepSummary = ReturnType<typeof summary>;
+
+/**
+ * `GET /sweeps/{id}`: the record (status, trials table, best trial), the trials ranked by the
+ * objective, and presigned URLs of the report and its plots once written. Reading a sweep that is
+ * not finished also advances it (the controller is idempotent), so a sweep never stalls for want of a
+ * job's end.
+ */
+export async function getSweep(s: Services, tenant: string, sweepId: string) {
+  const sweeps = new SweepStore(s.store);
+  let record = (await sweeps.get(tenant, sweepId)).record;
+  if (!isSweepFinished(record.status) || !record.reportUpdatedAt) {
+    record = await advanceSweep(s, tenant, sweepId).catch((error: unknown) => {
+      log.warn('advancing a sweep on read failed', { tenant, sweepId, error: String(error) });
+      return record;
+    });
+  }
+  return view(s, tenant, record);
+}
+
+async function view(s: Services, tenant: string, record: SweepRecord) {
+  const ranking = rankTrials(record).map((t) => t.trial);
+  if (!record.reportUpdatedAt) return { ...record, ranking, artifacts: {} };
+  const keys = sweepKeys(tenant, record.id);
+  const expiresInSeconds = s.limits.downloadUrlSeconds;
+  const sign = (key: string) => s.store.presignGet(key, { expiresInSeconds });
+  const paths = Object.keys(record.request.parameters);
+  const urls = await Promise.all([sign(keys.report), ...paths.map((p) => sign(keys.plot(p)))]);
+  const artifacts: Record<string, string> = { 'report.json': urls[0] as string };
+  paths.forEach((p, i) => {
+    artifacts[keys.plot(p).slice(keys.prefix.length + 'plots/'.length)] = urls[i + 1] as string;
+  });
+  return {
+    ...record,
+    ranking,
+    artifacts,
+    expiresAt: new Date(s.now().getTime() + expiresInSeconds * 1000).toISOString(),
+  };
+}
+export type SweepView = Awaited<ReturnType<typeof view>>;
+
+/**
+ * `POST /sweeps/{id}/cancel`: no trial is queued any more; queued trials are cancelled at once and
+ * running ones after their current epoch; the sweep is CANCELLED once they have all ended.
+ */
+export async function cancelSweep(s: Services, tenant: string, sweepId: string) {
+  const sweeps = new SweepStore(s.store);
+  const now = s.now().toISOString();
+  await sweeps.update(tenant, sweepId, (current) => {
+    if (current.status === 'RUNNING')
+      return { ...current, status: 'CANCELLING', cancelRequestedAt: now, updatedAt: now };
+    if (current.status === 'CANCELLING') throw new SkipUpdate();
+    throw new ConflictError(
+      `Sweep ${sweepId} is ${current.status}; only a RUNNING sweep can be cancelled.`,
+      'INVALID_STATE',
+      { status: current.status },
+    );
+  });
+  return view(s, tenant, await advanceSweep(s, tenant, sweepId));
+}
