@@ -44,6 +44,8 @@ export const ENV = {
   urlExpirySeconds: 'DESCENT_URL_EXPIRY_SECONDS',
   /** Tests only: inject a crash (`kill-during-checkpoint`, `crash-on-job:<name>`) to prove recovery. */
   fault: 'DESCENT_FAULT',
+  /** AWS: the tenants (Cognito app client ids, comma-separated) whose sweeps the scheduled controller advances. */
+  tenants: 'DESCENT_TENANTS',
 } as const;
 
 export type EnvName = (typeof ENV)[keyof typeof ENV];

@@ -8,6 +8,7 @@ import { JobQueue } from './job-queue.ts';
 import { JobsApi } from './jobs-api.ts';
 import { Monitoring } from './monitoring.ts';
 import { DEFAULT_SETTINGS, type DescentSettings } from './settings.ts';
+import { SweepScheduler } from './sweep-scheduler.ts';
 import { TenantUserPool, type TenantUserPoolProps } from './tenant-user-pool.ts';
 import { TrainingCluster } from './training-cluster.ts';
 
@@ -41,6 +42,8 @@ export class DescentStack extends Stack {
   public readonly tenants: TenantUserPool;
   public readonly jobsApi: JobsApi;
   public readonly trainingCluster: TrainingCluster;
+  /** The scheduled pass that advances active sweeps. */
+  public readonly sweepScheduler: SweepScheduler;
   public readonly monitoring: Monitoring;
 
   constructor(scope: Construct, id: string, props: DescentStackProps = {}) {
@@ -75,6 +78,12 @@ export class DescentStack extends Stack {
         [ENV.defaultMaxRuntimeSeconds]: String(settings.defaultMaxRuntimeSeconds),
         [ENV.urlExpirySeconds]: String(settings.urlExpirySeconds),
       },
+    });
+    this.sweepScheduler = new SweepScheduler(this, 'Sweeps', {
+      artifacts: this.artifacts,
+      jobQueue: this.jobQueue,
+      tenants: this.tenants,
+      logRetention,
     });
     this.trainingCluster = new TrainingCluster(this, 'Training', {
       artifacts: this.artifacts,

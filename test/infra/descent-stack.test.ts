@@ -18,8 +18,12 @@ import {
 
 const { app, stack, template, resources, logicalId } = synthesize();
 const handlerFiles = [...new Set(routes.map((r) => r.handler))];
-/** The logical ids of descent's own functions (the API's and the dead-letter handler). */
-const functionIds = [...stack.jobsApi.functions.values(), stack.jobQueue.deadLetterHandler].map(logicalId);
+/** The logical ids of descent's own functions (the API's, the dead-letter handler and the sweep scheduler). */
+const functionIds = [
+  ...stack.jobsApi.functions.values(),
+  stack.jobQueue.deadLetterHandler,
+  stack.sweepScheduler.handler,
+].map(logicalId);
 
 /** Asserts that every descent function matches `properties`. */
 function everyFunctionHas(t: Template, ids: string[], properties: Record<string, unknown>): void {
@@ -29,10 +33,24 @@ function everyFunctionHas(t: Template, ids: string[], properties: Record<string,
 }
 
 describe('DescentStack functions', () => {
-  it('creates one Lambda function per handler of the route table, plus the dead-letter handler', () => {
+  it('runs the sweep safety net every 5 minutes with every tenant app client id', () => {
+    template.hasResourceProperties('AWS::Events::Rule', {
+      ScheduleExpression: 'rate(5 minutes)',
+      Targets: Match.arrayWith([
+        Match.objectLike({ Arn: { 'Fn::GetAtt': [logicalId(stack.sweepScheduler.handler), 'Arn'] } }),
+      ]),
+    });
+    const env =
+      template.findResources('AWS::Lambda::Function')[logicalId(stack.sweepScheduler.handler)]?.Properties
+        .Environment.Variables;
+    assert.match(JSON.stringify(env[ENV.tenants]), new RegExp(logicalId(stack.tenants.clients[0] as never)));
+  });
+
+  it('creates one Lambda function per handler of the route table, plus the dead-letter handler and the sweep scheduler', () => {
     assert.deepEqual([...stack.jobsApi.functions.keys()].sort(), [...handlerFiles].sort());
     assert.equal(stack.jobQueue.deadLetterHandler.handlerFile, 'dead-letter');
-    assert.equal(new Set(functionIds).size, handlerFiles.length + 1);
+    assert.equal(stack.sweepScheduler.handler.handlerFile, 'advance-sweeps');
+    assert.equal(new Set(functionIds).size, handlerFiles.length + 2);
     // The only other function is CDK's provider that empties the VPC's default security group.
     const others = resourcesOfType(resources, 'AWS::Lambda::Function')
       .map(([id]) => id)
