@@ -58,7 +58,15 @@ try {
 
   // Wait for every accepted job to end.
   const ids = [...new Set(accepted.values())];
-  const final = new Map<string, any>();
+  type JobView = {
+    id: string;
+    status: string;
+    attempt: number;
+    createdAt: string;
+    startedAt: string;
+    finishedAt: string;
+  };
+  const final = new Map<string, JobView>();
   while (final.size < ids.length && Date.now() < deadline) {
     for (const id of ids) {
       if (final.has(id)) continue;

@@ -6,8 +6,20 @@ import { z } from 'zod';
 import { ULID_PATTERN } from './ids.ts';
 
 /** No control or bidi-override characters: names end up in logs, terminals and file names. */
-const printable = (s: string) =>
-  !/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/.test(s);
+const UNPRINTABLE: [number, number][] = [
+  [0x00, 0x1f],
+  [0x7f, 0x9f],
+  [0x2028, 0x2029],
+  [0x202a, 0x202e],
+  [0x2066, 0x2069],
+];
+const printable = (s: string) => {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (UNPRINTABLE.some(([lo, hi]) => c >= lo && c <= hi)) return false;
+  }
+  return true;
+};
 const name = z.string().trim().min(1).max(128).refine(printable, 'must not contain control characters');
 const columnName = z.string().min(1).max(256).refine(printable, 'must not contain control characters');
 const positive = (max: number) => z.number().positive().max(max);

@@ -3,6 +3,7 @@
  * The native packages are optional dependencies: their absence (or a missing native library) is
  * normal and only moves on to the next candidate. A backend counts only once a tiny op ran on it.
  */
+import { registerFastWasmKernels } from './wasm-fast-kernels.ts';
 import { registerMissingWasmKernels } from './wasm-kernels.ts';
 
 export type TF = typeof import('@tensorflow/tfjs');
@@ -38,6 +39,8 @@ const CANDIDATES: Candidate[] = [
       const tf = await import('@tensorflow/tfjs');
       // wasm lacks the gradients of convolutions and embeddings: supply them so every layer trains.
       registerMissingWasmKernels(tf);
+      // Five stock kernels are slow paths that training spends most of its time in: replace them.
+      registerFastWasmKernels(tf);
       return tf;
     },
   },

@@ -74,7 +74,10 @@ export function registerMissingWasmKernels(tf: TF): string[] {
  * TensorInfo (a kernel calling another) is wrapped in a temporary Tensor that holds its own
  * backend reference, released afterwards. The result is returned as a Tensor (see above).
  */
-function opKernel(tf: TF, body: (inputs: Record<string, Tensor>, attrs: NamedAttrMap) => Tensor): KernelFunc {
+export function opKernel(
+  tf: TF,
+  body: (inputs: Record<string, Tensor>, attrs: NamedAttrMap) => Tensor,
+): KernelFunc {
   return ({ inputs, attrs, backend: b }) => {
     const backend = b as KernelBackend;
     const tensors: Record<string, Tensor> = {};
@@ -107,7 +110,14 @@ function nhwc(tf: TF, t: Tensor, dataFormat: unknown): Tensor4D {
 }
 
 /** Zero-pads (or crops, for negative amounts) axes 1 and 2 of an NHWC tensor. */
-function padOrCrop(tf: TF, x: Tensor4D, top: number, bottom: number, left: number, right: number): Tensor4D {
+export function padOrCrop(
+  tf: TF,
+  x: Tensor4D,
+  top: number,
+  bottom: number,
+  left: number,
+  right: number,
+): Tensor4D {
   let t = x;
   if (top < 0 || bottom < 0 || left < 0 || right < 0) {
     const [n, h, w, c] = t.shape;
