@@ -8,12 +8,12 @@ import { ENV, type EnvName, intEnv } from './config.ts';
 import {
   BadRequestError,
   ConflictError,
-  NotFoundError,
   PayloadTooLargeError,
   PreconditionFailedError,
   TooManyRequestsError,
   ValidationError,
 } from './errors.ts';
+import { replayEarlier } from './idempotency.ts';
 import { ulid } from './ids.ts';
 import {
   isTerminal,
@@ -410,26 +410,13 @@ async function replay(
   earlier: { jobId: string; requestHash: string },
   requestHash: string,
 ): Promise<SubmitResult> {
-  if (earlier.requestHash !== requestHash) {
-    throw new ConflictError(
-      'This Idempotency-Key was already used with a different request body; use a new key for a new job.',
-      'IDEMPOTENCY_KEY_REUSED',
-      { jobId: earlier.jobId },
-    );
-  }
-  // The earlier request may still be between storing the key and storing the job: wait briefly.
-  for (let i = 0; i < 20; i++) {
-    try {
-      return { record: (await jobs.get(tenant, earlier.jobId)).record, replayed: true };
-    } catch (error) {
-      if (!(error instanceof NotFoundError)) throw error;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  throw new ConflictError(
-    'An earlier request with this Idempotency-Key is still being processed; retry shortly.',
-    'IDEMPOTENCY_IN_PROGRESS',
+  const record = await replayEarlier(
+    { id: earlier.jobId, requestHash: earlier.requestHash },
+    requestHash,
+    'job',
+    async (id) => (await jobs.get(tenant, id)).record,
   );
+  return { record, replayed: true };
 }
 
 export const listJobsQuery = z.strictObject({

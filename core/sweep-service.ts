@@ -7,11 +7,11 @@ import { z } from 'zod';
 import {
   BadRequestError,
   ConflictError,
-  NotFoundError,
   PayloadTooLargeError,
   PreconditionFailedError,
   ValidationError,
 } from './errors.ts';
+import { replayEarlier } from './idempotency.ts';
 import { getDatasetMeta, IDEMPOTENCY_KEY_PATTERN, type Services } from './job-service.ts';
 import { featureName } from './job-spec.ts';
 import { fromJson, SkipUpdate, toJson } from './job-store.ts';
@@ -186,26 +186,13 @@ async function replay(
   earlier: Earlier,
   requestHash: string,
 ): Promise<SubmitSweepResult> {
-  if (earlier.requestHash !== requestHash) {
-    throw new ConflictError(
-      'This Idempotency-Key was already used with a different request body; use a new key for a new sweep.',
-      'IDEMPOTENCY_KEY_REUSED',
-      { sweepId: earlier.sweepId },
-    );
-  }
-  // The earlier request may still be between storing the key and storing the sweep: wait briefly.
-  for (let i = 0; i < 20; i++) {
-    try {
-      return { record: (await sweeps.get(tenant, earlier.sweepId)).record, replayed: true };
-    } catch (error) {
-      if (!(error instanceof NotFoundError)) throw error;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  throw new ConflictError(
-    'An earlier request with this Idempotency-Key is still being processed; retry shortly.',
-    'IDEMPOTENCY_IN_PROGRESS',
+  const record = await replayEarlier(
+    { id: earlier.sweepId, requestHash: earlier.requestHash },
+    requestHash,
+    'sweep',
+    async (id) => (await sweeps.get(tenant, id)).record,
   );
+  return { record, replayed: true };
 }
 
 export const listSweepsQuery = z.strictObject({
