@@ -2,7 +2,6 @@
  * What the API does, as plain functions over injected ports: the handlers in `functions/` only
  * parse requests and map results. No AWS or TensorFlow.js here.
  */
-import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { ENV, type EnvName, intEnv } from './config.ts';
 import {
@@ -13,7 +12,7 @@ import {
   TooManyRequestsError,
   ValidationError,
 } from './errors.ts';
-import { replayEarlier } from './idempotency.ts';
+import { decodeCursor, encodeCursor, replayEarlier, requestHash, sha256 } from './idempotency.ts';
 import { ulid } from './ids.ts';
 import {
   isTerminal,
@@ -175,7 +174,13 @@ export async function getDatasetMeta(s: Services, tenant: string, datasetId: str
 }
 
 /** Checks at submit what can be checked cheaply: the data was uploaded, fits, and has the columns. */
-async function checkDataset(s: Services, tenant: string, spec: JobSpec, meta: DatasetMeta): Promise<void> {
+/** The checks at submit that can be made cheaply: the data is uploaded, a table, within the limit, and has the columns. */
+export async function checkDataset(
+  s: Services,
+  tenant: string,
+  spec: Pick<JobSpec, 'dataset'>,
+  meta: DatasetMeta,
+): Promise<void> {
   const keys = datasetKeys(tenant, meta.id);
   if (meta.format === 'tfjs-model') {
     throw new BadRequestError(
@@ -220,7 +225,7 @@ async function checkDataset(s: Services, tenant: string, spec: JobSpec, meta: Da
 }
 
 /** Data rows of a dataset (lines after the header; cached in its dataset.json once counted). */
-async function countRows(s: Services, tenant: string, meta: DatasetMeta): Promise<number> {
+export async function countRows(s: Services, tenant: string, meta: DatasetMeta): Promise<number> {
   if (meta.rows !== undefined) return meta.rows;
   const keys = datasetKeys(tenant, meta.id);
   const stream = await s.store.getStream(keys.data);
@@ -296,20 +301,6 @@ async function checkBaseModel(s: Services, tenant: string, spec: JobSpec): Promi
   }
 }
 
-const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
-
-/** Canonical JSON (sorted keys), so that the same body in another key order is the same request. */
-function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
-  if (value && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) =>
-      a < b ? -1 : a > b ? 1 : 0,
-    );
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`;
-  }
-  return JSON.stringify(value);
-}
-
 export const IDEMPOTENCY_KEY_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
 
 export interface SubmitResult {
@@ -328,13 +319,13 @@ export async function submitJob(
   const jobs = new JobStore(s.store);
 
   let idempotencyObject: string | undefined;
-  const requestHash = sha256(canonical(body));
+  const bodyHash = requestHash(body);
   if (idempotencyKey !== undefined) {
     if (!IDEMPOTENCY_KEY_PATTERN.test(idempotencyKey)) {
       throw new BadRequestError('Idempotency-Key must be 1–128 characters of letters, digits, _ . : -');
     }
     idempotencyObject = `${tenantPrefix(tenant)}idempotency/${sha256(idempotencyKey)}.json`;
-    const earlier = await replayIfUsed(jobs, s.store, tenant, idempotencyObject, requestHash);
+    const earlier = await replayIfUsed(jobs, s.store, tenant, idempotencyObject, bodyHash);
     if (earlier) return earlier;
   }
 
@@ -359,10 +350,12 @@ export async function submitJob(
 
   if (idempotencyObject) {
     try {
-      await s.store.put(idempotencyObject, toJson({ jobId: id, requestHash }), { ifNoneMatch: '*' });
+      await s.store.put(idempotencyObject, toJson({ jobId: id, requestHash: bodyHash }), {
+        ifNoneMatch: '*',
+      });
     } catch (error) {
       if (!(error instanceof PreconditionFailedError)) throw error;
-      const earlier = await replayIfUsed(jobs, s.store, tenant, idempotencyObject, requestHash);
+      const earlier = await replayIfUsed(jobs, s.store, tenant, idempotencyObject, bodyHash);
       if (earlier) return earlier;
       throw error;
     }
@@ -431,7 +424,7 @@ export async function listJobs(s: Services, tenant: string, query: unknown) {
   const q = parseOrThrow(listJobsQuery, query, 'query');
   const jobs = new JobStore(s.store);
   const found: JobRecord[] = [];
-  let cursor = q.cursor ? decodeCursor(q.cursor) : undefined;
+  let cursor = q.cursor ? decodeCursor(q.cursor, 'GET /jobs') : undefined;
   // Scan index pages until the page is full; with a status filter a page may need several reads.
   for (let scanned = 0; found.length < q.limit && scanned < 20; scanned++) {
     const page = await jobs.listIds(tenant, { limit: q.limit - found.length, ...(cursor ? { cursor } : {}) });
@@ -450,19 +443,6 @@ export async function listJobs(s: Services, tenant: string, query: unknown) {
     if (!cursor) break;
   }
   return { jobs: found, nextCursor: cursor ? encodeCursor(cursor) : null };
-}
-
-const encodeCursor = (raw: string) => Buffer.from(raw).toString('base64url');
-function decodeCursor(cursor: string): string {
-  const raw = Buffer.from(cursor, 'base64url').toString();
-  if (!raw || Buffer.from(raw).toString('base64url') !== cursor) {
-    throw new BadRequestError(
-      'cursor: not a cursor returned by GET /jobs.',
-      { path: 'cursor' },
-      'INVALID_CURSOR',
-    );
-  }
-  return raw;
 }
 
 export async function getJob(s: Services, tenant: string, jobId: string): Promise<JobRecord> {

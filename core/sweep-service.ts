@@ -2,7 +2,6 @@
  * What the sweep routes do, as plain functions over the injected ports (the handlers in `functions/`
  * only parse requests and map results): submit a sweep, list, read and cancel sweeps.
  */
-import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import {
   BadRequestError,
@@ -11,78 +10,41 @@ import {
   PreconditionFailedError,
   ValidationError,
 } from './errors.ts';
-import { replayEarlier } from './idempotency.ts';
-import { getDatasetMeta, IDEMPOTENCY_KEY_PATTERN, type Services } from './job-service.ts';
-import { featureName } from './job-spec.ts';
+import { decodeCursor, encodeCursor, replayEarlier, requestHash, sha256 } from './idempotency.ts';
+import {
+  checkDataset,
+  countRows,
+  getDatasetMeta,
+  IDEMPOTENCY_KEY_PATTERN,
+  type Services,
+} from './job-service.ts';
+import type { JobSpec } from './job-spec.ts';
 import { fromJson, SkipUpdate, toJson } from './job-store.ts';
-import { datasetKeys, sweepIdempotencyKey, sweepKeys } from './keys.ts';
+import { sweepIdempotencyKey, sweepKeys } from './keys.ts';
 import { log } from './log.ts';
 import { advanceSweep } from './sweep-controller.ts';
 import { isSweepFinished, rankTrials, type SweepRecord, sweepStatus } from './sweep-record.ts';
 import { resolveSweep, type SweepPlan, sweepRequest, trialSpec } from './sweep-spec.ts';
 import { SweepStore } from './sweep-store.ts';
-import { peekColumns } from './tabular.ts';
 import { parseOrThrow } from './validate.ts';
 
-const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
-
-/** Canonical JSON (sorted keys), so that the same body in another key order is the same request. */
-function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
-  if (value && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) =>
-      a < b ? -1 : a > b ? 1 : 0,
-    );
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`;
-  }
-  return JSON.stringify(value);
-}
-
 /**
- * The dataset checks `POST /jobs` makes, for every trial's dataset, label and features: uploaded,
- * a table, not over the size limit, with the columns named; and the epochs × rows quota of the
- * longest trial.
+ * The dataset checks `POST /jobs` makes, for every trial's dataset, label and features (uploaded, a
+ * table, within the size limit, with the columns named), and the epochs × rows quota of the longest
+ * trial on each dataset.
  */
 async function checkData(s: Services, tenant: string, plan: SweepPlan): Promise<void> {
-  const specs = plan.assignments.map((a) => trialSpec(plan.sweep, a)) as {
-    dataset: { id: string; label: string; features?: Parameters<typeof featureName>[0][] };
-    training: { epochs: number };
-  }[];
+  const specs = plan.assignments.map((a) => trialSpec(plan.sweep, a)) as Pick<
+    JobSpec,
+    'dataset' | 'training'
+  >[];
   for (const datasetId of new Set(specs.map((spec) => spec.dataset.id))) {
     const meta = await getDatasetMeta(s, tenant, datasetId);
-    const keys = datasetKeys(tenant, datasetId);
-    const info = meta.format === 'tfjs-model' ? undefined : await s.store.head(keys.data);
-    if (!info || info.size === 0) {
-      throw new BadRequestError(
-        `spec.dataset.id: dataset ${datasetId} ${meta.format === 'tfjs-model' ? 'is a TensorFlow.js model, not a table' : info ? 'is empty' : 'has no data yet; PUT the file to its uploadUrl first'}.`,
-        { path: 'spec.dataset.id' },
-        meta.format === 'tfjs-model'
-          ? 'WRONG_DATASET_FORMAT'
-          : info
-            ? 'EMPTY_DATASET'
-            : 'DATASET_NOT_UPLOADED',
-      );
-    }
-    if (info.size > s.limits.maxDatasetBytes)
-      throw new PayloadTooLargeError(
-        `Dataset ${datasetId} is ${info.size} bytes; the limit is ${s.limits.maxDatasetBytes}.`,
-      );
-    const head = await s.store.get(keys.data, { range: { start: 0, end: 64 * 1024 - 1 } });
-    const columns = head ? peekColumns(head.body, meta.format) : undefined;
     const mine = specs.filter((spec) => spec.dataset.id === datasetId);
-    if (columns) {
-      for (const spec of mine) {
-        const wanted = [spec.dataset.label, ...(spec.dataset.features ?? []).map(featureName)];
-        const missing = wanted.filter((c) => !columns.includes(c));
-        if (missing.length > 0) {
-          throw new ValidationError(
-            `The dataset has no column${missing.length > 1 ? 's' : ''} ${missing.map((m) => `"${m}"`).join(', ')}; its columns are ${columns.map((c) => `"${c}"`).join(', ')}.`,
-            { missing, columns },
-          );
-        }
-      }
-    }
-    const rows = meta.rows ?? (await countRows(s, keys.data, meta.format));
+    // One check per distinct label and feature list: trials usually share them.
+    const distinct = new Map(mine.map((spec) => [JSON.stringify(spec.dataset), spec]));
+    for (const spec of distinct.values()) await checkDataset(s, tenant, spec, meta);
+    const rows = await countRows(s, tenant, meta);
     const epochs = Math.max(...mine.map((spec) => spec.training.epochs));
     if (rows * epochs > s.limits.maxEpochRows) {
       throw new PayloadTooLargeError(
@@ -90,20 +52,6 @@ async function checkData(s: Services, tenant: string, plan: SweepPlan): Promise<
       );
     }
   }
-}
-
-/** Data rows of a dataset (lines after a CSV header), counted as the file streams by. */
-async function countRows(s: Services, key: string, format: string): Promise<number> {
-  const stream = await s.store.getStream(key);
-  if (!stream) return 0;
-  let lines = 0;
-  let last = 10;
-  for await (const chunk of stream) {
-    for (const byte of chunk) if (byte === 10) lines++;
-    if (chunk.length) last = chunk[chunk.length - 1] as number;
-  }
-  if (last !== 10) lines++;
-  return Math.max(0, format === 'csv' ? lines - 1 : lines);
 }
 
 export interface SubmitSweepResult {
@@ -125,13 +73,13 @@ export async function submitSweep(
   const request = parseOrThrow(sweepRequest, body, 'sweep');
   const sweeps = new SweepStore(s.store);
   let idempotencyObject: string | undefined;
-  const requestHash = sha256(canonical(body));
+  const bodyHash = requestHash(body);
   if (idempotencyKey !== undefined) {
     if (!IDEMPOTENCY_KEY_PATTERN.test(idempotencyKey))
       throw new BadRequestError('Idempotency-Key must be 1–128 characters of letters, digits, _ . : -');
     idempotencyObject = sweepIdempotencyKey(tenant, sha256(idempotencyKey));
     const earlier = await s.store.get(idempotencyObject);
-    if (earlier) return replay(sweeps, tenant, fromJson(earlier.body) as Earlier, requestHash);
+    if (earlier) return replay(sweeps, tenant, fromJson(earlier.body) as Earlier, bodyHash);
   }
 
   const maxRuntimeSeconds = request.spec.resources.maxRuntimeSeconds ?? s.limits.defaultMaxRuntimeSeconds;
@@ -148,11 +96,13 @@ export async function submitSweep(
   const id = s.newId();
   if (idempotencyObject) {
     try {
-      await s.store.put(idempotencyObject, toJson({ sweepId: id, requestHash }), { ifNoneMatch: '*' });
+      await s.store.put(idempotencyObject, toJson({ sweepId: id, requestHash: bodyHash }), {
+        ifNoneMatch: '*',
+      });
     } catch (error) {
       if (!(error instanceof PreconditionFailedError)) throw error;
       const earlier = await s.store.get(idempotencyObject);
-      if (earlier) return replay(sweeps, tenant, fromJson(earlier.body) as Earlier, requestHash);
+      if (earlier) return replay(sweeps, tenant, fromJson(earlier.body) as Earlier, bodyHash);
       throw error;
     }
   }
@@ -206,7 +156,7 @@ export async function listSweeps(s: Services, tenant: string, query: unknown) {
   const q = parseOrThrow(listSweepsQuery, query, 'query');
   const sweeps = new SweepStore(s.store);
   const found: SweepSummary[] = [];
-  let cursor = q.cursor ? decodeCursor(q.cursor) : undefined;
+  let cursor = q.cursor ? decodeCursor(q.cursor, 'GET /sweeps') : undefined;
   for (let scanned = 0; found.length < q.limit && scanned < 20; scanned++) {
     const page = await sweeps.listIds(tenant, {
       limit: q.limit - found.length,
@@ -225,18 +175,7 @@ export async function listSweeps(s: Services, tenant: string, query: unknown) {
     cursor = page.nextCursor;
     if (!cursor) break;
   }
-  return { sweeps: found, nextCursor: cursor ? Buffer.from(cursor).toString('base64url') : null };
-}
-
-function decodeCursor(cursor: string): string {
-  const raw = Buffer.from(cursor, 'base64url').toString();
-  if (!raw || Buffer.from(raw).toString('base64url') !== cursor)
-    throw new BadRequestError(
-      'cursor: not a cursor returned by GET /sweeps.',
-      { path: 'cursor' },
-      'INVALID_CURSOR',
-    );
-  return raw;
+  return { sweeps: found, nextCursor: cursor ? encodeCursor(cursor) : null };
 }
 
 /** A sweep in a list: its status, the trial counts by status and the best trial, not the whole table. */
