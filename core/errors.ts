@@ -101,6 +101,14 @@ export class TooManyRequestsError extends ApiError {
   }
 }
 
+/** A dependency (the queue, the store) failed; the request may be retried as it is. */
+export class ServiceUnavailableError extends ApiError {
+  constructor(message: string) {
+    super(503, 'SERVICE_UNAVAILABLE', message);
+    this.name = 'ServiceUnavailableError';
+  }
+}
+
 /** Thrown by an `ObjectStore` when an `ifMatch` / `ifNoneMatch` precondition fails. */
 export class PreconditionFailedError extends Error {
   readonly key: string;

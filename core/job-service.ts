@@ -9,6 +9,7 @@ import {
   ConflictError,
   PayloadTooLargeError,
   PreconditionFailedError,
+  ServiceUnavailableError,
   TooManyRequestsError,
   ValidationError,
 } from './errors.ts';
@@ -105,8 +106,10 @@ export const datasetMeta = z.object({
   name: z.string(),
   format: z.enum(['csv', 'jsonl', 'tfjs-model']),
   createdAt: z.string(),
-  /** Data rows, counted at the first submit that uses the dataset. */
+  /** Data rows, counted at the first submit that uses the dataset... */
   rows: z.int().optional(),
+  /** ...of the data object with this ETag. */
+  rowsEtag: z.string().optional(),
 });
 export type DatasetMeta = z.infer<typeof datasetMeta>;
 
@@ -226,8 +229,10 @@ export async function checkDataset(
 
 /** Data rows of a dataset (lines after the header; cached in its dataset.json once counted). */
 export async function countRows(s: Services, tenant: string, meta: DatasetMeta): Promise<number> {
-  if (meta.rows !== undefined) return meta.rows;
   const keys = datasetKeys(tenant, meta.id);
+  // The count holds for the bytes it was made on: an upload to the same URL later counts again.
+  const etag = (await s.store.head(keys.data))?.etag;
+  if (meta.rows !== undefined && meta.rowsEtag === etag) return meta.rows;
   const stream = await s.store.getStream(keys.data);
   if (!stream) return 0;
   let lines = 0;
@@ -238,7 +243,9 @@ export async function countRows(s: Services, tenant: string, meta: DatasetMeta):
   }
   if (last !== 10) lines++;
   const rows = Math.max(0, meta.format === 'csv' ? lines - 1 : lines);
-  await s.store.put(keys.meta, toJson({ ...meta, rows }), { contentType: 'application/json' });
+  await s.store.put(keys.meta, toJson({ ...meta, rows, ...(etag ? { rowsEtag: etag } : {}) }), {
+    contentType: 'application/json',
+  });
   return rows;
 }
 
@@ -379,7 +386,20 @@ export async function submitJob(
     status: 'QUEUED',
     message: 'Job submitted and queued.',
   });
-  await s.queue.send(JSON.stringify({ tenant, jobId: id }));
+  try {
+    await s.queue.send(JSON.stringify({ tenant, jobId: id }));
+  } catch (error) {
+    // A job that is stored but not queued would never run: take it back, so that the caller's
+    // error is the truth ("nothing was accepted") and a retry with the same Idempotency-Key starts over.
+    log.error('queueing a submitted job failed; removing it', { tenant, jobId: id, error: String(error) });
+    await jobs
+      .purge(tenant, id)
+      .catch((e: unknown) => log.error('could not remove the unqueued job', { jobId: id, error: String(e) }));
+    if (idempotencyObject) await s.store.delete(idempotencyObject).catch(() => {});
+    throw new ServiceUnavailableError(
+      'The job could not be queued, and nothing was stored; retry the request.',
+    );
+  }
   return { record, replayed: false };
 }
 

@@ -65,10 +65,12 @@ export class JobStore {
     let active = 0;
     for (const object of page.objects) {
       const jobId = object.key.slice(activePrefix(tenant).length);
-      const record = await this.get(tenant, jobId).then(
-        (v) => v.record,
-        () => undefined,
-      );
+      let record: JobRecord | undefined;
+      try {
+        record = (await this.get(tenant, jobId)).record;
+      } catch (error) {
+        if (!(error instanceof NotFoundError)) throw error; // a read error proves nothing: keep the marker
+      }
       if (record && !isTerminal(record.status)) active++;
       else await this.store.delete(object.key);
     }

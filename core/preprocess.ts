@@ -251,6 +251,12 @@ export function encodeRows(
       const base = i * width + offset;
       if (column.kind === 'array') {
         const cell = data?.kind === 'array' ? data.values[r] : null;
+        if (cell && cell.length !== w) {
+          // Every set's rows are checked here, not only the training rows the transform was fitted on.
+          throw dataError(
+            `Row ${r + 1}, column "${column.name}": the array has ${cell.length} numbers; shape [${column.shape.join(', ')}] needs ${w}.`,
+          );
+        }
         if (cell) out.set(cell, base);
       } else if (column.kind === 'numeric') {
         let v = data?.kind === 'numeric' ? (data.values[r] as number) : Number.NaN;

@@ -127,7 +127,11 @@ export function matchPath(pattern: string, path: string): Record<string, string>
     const g = got[i] as string;
     if (w.startsWith('{') && w.endsWith('}')) {
       if (g === '') return undefined;
-      params[w.slice(1, -1)] = decodeURIComponent(g);
+      try {
+        params[w.slice(1, -1)] = decodeURIComponent(g);
+      } catch {
+        return undefined; // a malformed %-escape names no resource: 404
+      }
     } else if (w !== g) {
       return undefined;
     }

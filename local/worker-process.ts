@@ -3,6 +3,7 @@
  * them): the same worker loop the GPU container runs, on the local store and queue.
  */
 import { ENV, intEnv, requireEnv } from '../core/config.ts';
+import { limitsFromEnv } from '../core/job-service.ts';
 import { createLogger } from '../core/log.ts';
 import { selectBackend } from '../trainer/backend.ts';
 import { runJob } from '../trainer/run-job.ts';
@@ -21,6 +22,7 @@ const secret = await ensureSecret(dataDir, 'storage-secret');
 const store = openLocalStore(dataDir, secret, process.env.DESCENT_PUBLIC_URL ?? 'http://127.0.0.1');
 const queue = openJobQueue(dataDir, intEnv(ENV.maxAttempts, 3, { min: 1, max: 1000 }));
 const hourlyPriceUsd = Number(process.env[ENV.hourlyPriceUsd] ?? 0) || 0;
+const limits = limitsFromEnv();
 const worker = new Worker({
   queue,
   log,
@@ -30,7 +32,16 @@ const worker = new Worker({
   }),
   run: (message, signal) =>
     runJob(
-      { store, queue, tf: backend.tf, backend: backend.name, now: () => new Date(), log, hourlyPriceUsd },
+      {
+        store,
+        queue,
+        tf: backend.tf,
+        backend: backend.name,
+        now: () => new Date(),
+        log,
+        hourlyPriceUsd,
+        limits,
+      },
       message,
       signal,
     ),

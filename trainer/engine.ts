@@ -225,6 +225,7 @@ export async function train(
   let bestWeights: Tensor[] | undefined = options.resume?.bestWeights;
   let bestEpoch: number | undefined = bestWeights ? resumed?.earlyStopping?.bestEpoch : undefined;
   const started = performance.now();
+  let lastYield = started;
   let samples = 0;
 
   try {
@@ -242,6 +243,12 @@ export async function train(
       let metricSum: Tensor = tf.scalar(0);
       const vars = variables();
       for (let start = 0; start < n; start += batchSize) {
+        // tfjs kernels run synchronously: give timers and I/O (the heartbeat, a stop signal) a turn
+        // every half second, or a long epoch would let the message's visibility run out.
+        if (performance.now() - lastYield > 500) {
+          await new Promise<void>((resolve) => setImmediate(resolve));
+          lastYield = performance.now();
+        }
         const size = Math.min(batchSize, n - start);
         const [batchLoss, batchMetric] = withRandom(rng, () =>
           tf.tidy(() => {

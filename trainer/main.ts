@@ -13,6 +13,7 @@ import { createAwsServices } from '../aws/services.ts';
 import { ENV, intEnv } from '../core/config.ts';
 import { emitMetrics, finishedJobMetrics, type MetricsSink, printMetrics } from '../core/emf.ts';
 import type { JobMessage } from '../core/job-record.ts';
+import { limitsFromEnv } from '../core/job-service.ts';
 import { JobStore } from '../core/job-store.ts';
 import { createLogger, type Logger } from '../core/log.ts';
 import type { ObjectStore } from '../core/ports.ts';
@@ -112,6 +113,7 @@ async function main(): Promise<void> {
             now: () => new Date(),
             log,
             hourlyPriceUsd,
+            limits: limitsFromEnv(),
           },
           message,
           signal,

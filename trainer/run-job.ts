@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import type { LayersModel } from '@tensorflow/tfjs';
 import { type PreparedData, prepareData } from '../core/dataset-prep.ts';
 import { overfittingWarning, plateauWarning } from '../core/diagnostics.ts';
-import { PreconditionFailedError, UnrecoverableError } from '../core/errors.ts';
+import { NotFoundError, PreconditionFailedError, UnrecoverableError } from '../core/errors.ts';
 import {
   type EpochMetrics,
   isTerminal,
@@ -16,7 +16,7 @@ import {
   type JobRecord,
   transition,
 } from '../core/job-record.ts';
-import { type DatasetMeta, datasetMeta } from '../core/job-service.ts';
+import { type DatasetMeta, datasetMeta, type Limits } from '../core/job-service.ts';
 import type { JobSpec } from '../core/job-spec.ts';
 import { fromJson, JobStore, SkipUpdate, toJson } from '../core/job-store.ts';
 import { datasetKeys, jobKeys } from '../core/keys.ts';
@@ -50,6 +50,8 @@ export interface TrainerDeps {
   readonly progressIntervalMs?: number;
   /** Most rows a job may hold in memory. */
   readonly maxRows?: number;
+  /** The deployment's quotas, enforced again on the data actually read (it may change after submit). */
+  readonly limits?: Pick<Limits, 'maxDatasetBytes' | 'maxEpochRows' | 'maxActiveJobs'>;
   /** The price of an hour of this worker, for the record's cost estimate. */
   readonly hourlyPriceUsd?: number;
   /** The jobs queue, to queue a sweep's next trial when a trial ends (without it, the sweep's other controllers do). */
@@ -149,7 +151,7 @@ async function runDelivery(
   // Claim.
   let claimed: JobRecord | undefined;
   let finishedMeanwhile = false;
-  await jobs.update(tenant, jobId, (record) => {
+  const claim = jobs.update(tenant, jobId, (record) => {
     if (isTerminal(record.status)) {
       finishedMeanwhile = true;
       throw new SkipUpdate();
@@ -165,6 +167,13 @@ async function runDelivery(
     });
     return claimed;
   });
+  try {
+    await claim;
+  } catch (error) {
+    // The job was deleted after it ended (or its ids are not ours): nothing to train, drop the message.
+    if (error instanceof NotFoundError) return 'done';
+    throw error;
+  }
   if (finishedMeanwhile || !claimed) return 'done';
   if (claimed.status === 'CANCELLED') {
     await event('state', 'Cancelled before training started.', claimed);
@@ -203,6 +212,19 @@ async function runDelivery(
   try {
     const dataset = await loadTable(deps, tenant, spec);
     const data = prepareData(dataset.table, spec);
+    const limits = deps.limits;
+    if (limits && dataset.bytes > limits.maxDatasetBytes) {
+      throw new UnrecoverableError(
+        'QUOTA_EXCEEDED',
+        `The dataset is ${dataset.bytes} bytes, over the limit of ${limits.maxDatasetBytes} (was it uploaded again after the job was submitted?).`,
+      );
+    }
+    if (limits && data.rows.length * spec.training.epochs > limits.maxEpochRows) {
+      throw new UnrecoverableError(
+        'QUOTA_EXCEEDED',
+        `training.epochs × dataset rows is ${spec.training.epochs} × ${data.rows.length} = ${data.rows.length * spec.training.epochs}, over the limit of ${limits.maxEpochRows}.`,
+      );
+    }
     if (deps.backend === 'cpu' && hasConvolutions(spec)) {
       await warn(
         'This convolutional model trains on the pure-JavaScript cpu backend, about a hundred times slower than wasm or a GPU: no faster backend could start on this worker.',
@@ -228,7 +250,12 @@ async function runDelivery(
     let lastCheckpoint = Date.now();
     const history: EpochMetrics[] = [];
     const folds: Record<string, unknown>[] = [];
-    const checkpoints = new Checkpoints(deps.store, keys.checkpoints, attempt);
+    /** Whether the record still names this attempt as the owner of a live job. */
+    const owns = async () => {
+      const { record } = await jobs.get(tenant, jobId);
+      return record.attempt === attempt && !isTerminal(record.status);
+    };
+    const checkpoints = new Checkpoints(deps.store, keys.checkpoints, attempt, owns);
     let resume: LoadedCheckpoint | undefined = await checkpoints.load(tf);
     if (resume) {
       folds.push(...resume.pointer.folds);
@@ -240,7 +267,7 @@ async function runDelivery(
     }
     // metrics.json is written by compare-and-swap too, so two attempts can never interleave their epochs.
     let metricsEtag: string | null = (await deps.store.head(keys.metrics))?.etag ?? null;
-    const writeMetrics = async () => {
+    const writeMetrics = async (): Promise<void> => {
       try {
         const { etag } = await deps.store.put(
           keys.metrics,
@@ -251,9 +278,11 @@ async function runDelivery(
         );
         metricsEtag = etag;
       } catch (error) {
-        if (error instanceof PreconditionFailedError)
-          throw new FencedError(`attempt ${attempt} lost metrics.json to another attempt`);
-        throw error;
+        if (!(error instanceof PreconditionFailedError)) throw error;
+        // Someone else wrote it: a stale attempt (we still own the record: take it back) or the new owner.
+        if (!(await owns())) throw new FencedError(`attempt ${attempt} lost metrics.json to another attempt`);
+        metricsEtag = (await deps.store.head(keys.metrics))?.etag ?? null;
+        return writeMetrics();
       }
     };
     const progress = async (metrics: EpochMetrics, phase: string | undefined, final: boolean) => {

@@ -51,6 +51,28 @@ describe('quotas and presigned URLs', () => {
     assert.match(r.body.error.message, /30 × 4 = 120, over the limit of 100/);
   });
 
+  it('counts the rows again when the data is uploaded again after a submit', async () => {
+    const other = await stack.tokens.set('re-uploader');
+    const created = await stack.call('POST', '/datasets', {
+      body: { name: 'grows', format: 'csv' },
+      token: other,
+    });
+    const put = (body: string) =>
+      fetch(created.body.uploadUrl, { method: 'PUT', headers: created.body.uploadHeaders, body });
+    assert.equal((await put(CSV)).status, 200);
+    const spec = {
+      task: 'classification',
+      dataset: { id: created.body.datasetId, label: 'label' },
+      training: { epochs: 20 },
+    };
+    assert.equal((await stack.call('POST', '/jobs', { body: spec, token: other })).status, 201);
+    // The same URL, a bigger file (8 rows): 20 epochs × 8 rows is now over the limit of 100.
+    assert.equal((await put(`${CSV}5,a\n6,b\n7,a\n8,b\n`)).status, 200);
+    const again = await stack.call('POST', '/jobs', { body: spec, token: other });
+    assert.equal(again.status, 413);
+    assert.match(again.body.error.message, /20 × 8 = 160/);
+  });
+
   it('refuses an upload larger than the dataset quota with a 413', async () => {
     const created = await stack.call('POST', '/datasets', { body: { name: 'big', format: 'csv' } });
     assert.equal(created.body.maxBytes, 200);

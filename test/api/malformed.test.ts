@@ -235,6 +235,8 @@ function corpus(datasetId: string): Case[] {
   });
 
   const badIds = [
+    '%E0%A4%A',
+    '%zz',
     '..%2F..%2Fsecret',
     'a%2e%2e', // (a bare %2e%2e is normalised to .. by the HTTP client itself)
     ID.toLowerCase(),

@@ -333,6 +333,29 @@ describe('training engine', () => {
     );
   });
 
+  it('lets timers run during a long epoch (the heartbeat must keep the job invisible)', async () => {
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 20);
+    try {
+      const r = await trainOn(
+        tf,
+        await blobs(3000),
+        specOf({ training: { epochs: 1, batchSize: 1, validation: { type: 'none' } } }),
+      );
+      assert.ok(
+        r.outcome.trainingSeconds > 0.6,
+        `the epoch took ${r.outcome.trainingSeconds} s: make it longer`,
+      );
+      assert.ok(
+        ticks >= 1,
+        `a timer fired ${ticks} times during a ${r.outcome.trainingSeconds.toFixed(1)} s epoch`,
+      );
+      r.dispose();
+    } finally {
+      clearInterval(timer);
+    }
+  });
+
   it('leaves no tensors behind', async () => {
     const before = tf.memory().numTensors;
     const r = await trainOn(

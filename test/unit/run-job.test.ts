@@ -98,7 +98,8 @@ describe('runJob', () => {
       record = (await jobs.get(TENANT, jobId)).record;
     }
     // Another worker claims the job (as after a redelivery).
-    await jobs.update(TENANT, jobId, (r) => ({ ...r, attempt: r.attempt + 1 }));
+    // (Many tries: the running attempt rewrites the record every epoch here.)
+    await jobs.update(TENANT, jobId, (r) => ({ ...r, attempt: r.attempt + 1 }), 200);
     assert.equal(await run, 'fenced');
     const after = (await jobs.get(TENANT, jobId)).record;
     assert.equal(after.status, 'RUNNING');
@@ -260,6 +261,56 @@ describe('runJob', () => {
     assert.ok(
       (await ports.store.head(`tenants/${TENANT}/jobs/${record.id}/checkpoints/latest.json`)) !== undefined,
     );
+  });
+
+  it('drops the message of a job deleted after it ended', async () => {
+    const jobId = await submit(blobs, { epochs: 1 });
+    await (await import('../../core/job-service.ts')).cancelJob(services, TENANT, jobId);
+    await (await import('../../core/job-service.ts')).deleteJob(services, TENANT, jobId);
+    assert.equal(await runJob(deps, message(jobId), new AbortController().signal), 'done');
+  });
+
+  it('checks the array length of every row, validation rows included, naming the row', async () => {
+    const rows = Array.from({ length: 20 }, (_, i) =>
+      JSON.stringify({ v: i === 13 || i === 4 ? [1, 2, 3] : [i, i], label: i % 2 ? 'a' : 'b' }),
+    );
+    const id = await putDataset(ports.store, TENANT, services.newId(), `${rows.join('\n')}\n`, 'jsonl');
+    const { record } = await submitJob(services, TENANT, {
+      task: 'classification',
+      dataset: { id, label: 'label', features: [{ name: 'v', shape: [2] }] },
+      training: { epochs: 1, seed: 1 },
+    });
+    assert.equal(await runJob(deps, message(record.id), new AbortController().signal), 'done');
+    const done = (await jobs.get(TENANT, record.id)).record;
+    assert.equal(done.status, 'FAILED');
+    assert.equal(done.error?.code, 'INVALID_DATA');
+    assert.match(
+      done.error?.message ?? '',
+      /Row (5|14), column "v": the array has 3 numbers; shape \[2\] needs 2/,
+    );
+  });
+
+  it('a submit whose message cannot be queued is a 503 that leaves nothing behind, and a retry works', async () => {
+    let failures = 1;
+    const flaky = {
+      ...ports.queue,
+      send: async (body: string) => {
+        if (failures-- > 0) throw new Error('SQS is down');
+        return ports.queue.send(body);
+      },
+    } as typeof ports.queue;
+    const flakyServices = { ...services, queue: flaky };
+    const id = await putDataset(ports.store, TENANT, services.newId(), blobs);
+    const body = { task: 'classification', dataset: { id, label: 'label' }, training: { epochs: 1 } };
+    const before = (await ports.store.list(`tenants/${TENANT}/`)).objects.length;
+    await assert.rejects(
+      submitJob(flakyServices, TENANT, body, 'retry-me'),
+      (e: { status?: number }) => e.status === 503,
+    );
+    assert.equal((await ports.store.list(`tenants/${TENANT}/`)).objects.length, before, 'nothing stored');
+    const retried = await submitJob(flakyServices, TENANT, body, 'retry-me');
+    assert.equal(retried.replayed, false);
+    assert.equal(retried.record.status, 'QUEUED');
   });
 
   it('a dead-lettered job is marked FAILED with MAX_ATTEMPTS; a finished one is left alone', async () => {
