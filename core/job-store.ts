@@ -94,7 +94,7 @@ export class JobStore {
     tenant: string,
     jobId: string,
     change: (record: JobRecord) => JobRecord,
-    attempts = 8,
+    attempts = 20,
   ): Promise<VersionedRecord> {
     for (let i = 0; ; i++) {
       const current = await this.get(tenant, jobId);

@@ -7,6 +7,7 @@ import {
   ApiError,
   BadRequestError,
   PayloadTooLargeError,
+  PreconditionFailedError,
   UnauthorizedError,
   UnsupportedMediaTypeError,
 } from '../core/errors.ts';
@@ -98,6 +99,12 @@ export function api(fn: (event: ApiEvent) => Promise<ApiResult>): ApiHandler {
       return await fn(event);
     } catch (error) {
       if (error instanceof ApiError) return json(error.status, error.toBody());
+      if (error instanceof PreconditionFailedError) {
+        // Compare-and-swap lost to other writers every time it retried: the record is busy, not broken.
+        return json(409, {
+          error: { code: 'BUSY', message: 'The record changed while this request ran; retry it.' },
+        });
+      }
       const requestId = event.requestContext?.requestId;
       log.error('unhandled error in handler', {
         route: event.routeKey,
