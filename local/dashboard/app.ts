@@ -1,14 +1,24 @@
 /**
  * The local dashboard (browser code, bundled by `serve.ts`): the job list, and for the selected job
  * its loss curves (uPlot), metrics, confusion matrix and feature importances, refreshed while it
- * trains. It talks to the API through the typed client with the token kept in localStorage.
+ * trains; the sweep list, and for the selected sweep its ranked trials table and per-parameter
+ * plots, refreshed while it runs. It talks to the API through the typed client with the token kept in localStorage.
  * Everything from the API is shown with `textContent`, never parsed as HTML.
  */
 import type uPlotType from 'uplot';
 import { DescentClient } from '../../client/client.ts';
 import { DescentApiError } from '../../client/errors.ts';
 import { confusionMatrixOf, featureImportances, formatNumber, metricRows } from '../../client/report.ts';
-import { type EpochMetrics, isTerminalStatus, type JobRecord, type JobResult } from '../../client/types.ts';
+import {
+  type EpochMetrics,
+  isSweepFinishedStatus,
+  isTerminalStatus,
+  type JobRecord,
+  type JobResult,
+  type JobStatus,
+  type ListSweepsResponse,
+  type Sweep,
+} from '../../client/types.ts';
 
 /** uPlot is loaded by its own script tag (served from node_modules), as the global `uPlot`. */
 const UPlot = (globalThis as unknown as { uPlot: typeof uPlotType }).uPlot;
@@ -16,6 +26,7 @@ const UPlot = (globalThis as unknown as { uPlot: typeof uPlotType }).uPlot;
 const TOKEN_KEY = 'descent.token';
 const LIST_MS = { active: 2000, idle: 10_000 };
 const JOB_MS = 1000;
+const SWEEP_MS = 1000;
 
 const $ = <T extends HTMLElement = HTMLElement>(selector: string): T => {
   const element = document.querySelector<T>(selector);
@@ -76,13 +87,30 @@ function handleError(error: unknown): void {
 
 // ── Job list ───────────────────────────────────────────────────────────────────────────────────
 
-let selectedId: string | undefined = new URLSearchParams(location.hash.slice(1)).get('job') ?? undefined;
+const hashParams = () => new URLSearchParams(location.hash.slice(1));
+let selectedId: string | undefined = hashParams().get('job') ?? undefined;
+let selectedSweepId: string | undefined = hashParams().get('sweep') ?? undefined;
 let listTimer: ReturnType<typeof setTimeout> | undefined;
 let jobTimer: ReturnType<typeof setTimeout> | undefined;
+let sweepTimer: ReturnType<typeof setTimeout> | undefined;
 
 function stopTimers(): void {
   clearTimeout(listTimer);
   clearTimeout(jobTimer);
+  clearTimeout(sweepTimer);
+}
+
+/** `#sweep=…&job=…`: what is selected, so that a reload or a shared link shows the same. */
+function writeHash(): void {
+  const params = new URLSearchParams();
+  if (selectedSweepId) params.set('sweep', selectedSweepId);
+  if (selectedId) params.set('job', selectedId);
+  const rest = params.toString();
+  history.replaceState(null, '', rest ? `#${rest}` : `${location.pathname}${location.search}`);
+}
+
+function showPlaceholder(): void {
+  $('#placeholder').hidden = !$('#detail').hidden || !$('#sweep-detail').hidden;
 }
 
 function statusBadge(status: string): HTMLElement {
@@ -93,7 +121,10 @@ async function refreshList(): Promise<void> {
   clearTimeout(listTimer);
   let active = false;
   try {
-    const { jobs } = await client.listJobs({ limit: 50 });
+    const [{ jobs }, { sweeps }] = await Promise.all([
+      client.listJobs({ limit: 50 }),
+      client.listSweeps({ limit: 20 }),
+    ]);
     $('#connection').textContent = `${jobs.length} job${jobs.length === 1 ? '' : 's'}`;
     const body = $('#jobs tbody');
     body.replaceChildren(
@@ -116,7 +147,10 @@ async function refreshList(): Promise<void> {
       }),
     );
     $('#no-jobs').hidden = jobs.length > 0;
-    active = jobs.some((job) => !isTerminalStatus(job.status));
+    showSweeps(sweeps);
+    active =
+      jobs.some((job) => !isTerminalStatus(job.status)) ||
+      sweeps.some((sweep) => !isSweepFinishedStatus(sweep.status));
   } catch (error) {
     handleError(error);
     if ($('#login').hidden === false) return;
@@ -132,7 +166,7 @@ let resultShown: string | undefined;
 
 function select(id: string): void {
   selectedId = id;
-  history.replaceState(null, '', `#job=${encodeURIComponent(id)}`);
+  writeHash();
   document.querySelectorAll<HTMLElement>('#jobs tbody tr').forEach((row) => {
     row.classList.toggle('selected', row.dataset.jobId === id);
   });
@@ -177,8 +211,8 @@ function drawChart(jobId: string, epochs: EpochMetrics[]): void {
 }
 
 function showJob(job: JobRecord): void {
-  $('#placeholder').hidden = true;
   $('#detail').hidden = false;
+  showPlaceholder();
   const title = $('#job-title');
   title.replaceChildren(el('span', `${job.name} `), statusBadge(job.status));
   const parts = [
@@ -282,6 +316,173 @@ async function refreshJob(): Promise<void> {
   if (!done && id === selectedId) jobTimer = setTimeout(refreshJob, JOB_MS);
 }
 
+// ── Sweeps ─────────────────────────────────────────────────────────────────────────────────────
+
+type SweepSummary = ListSweepsResponse['sweeps'][number];
+
+/** A trial has ended once its job has (PENDING: not queued yet). */
+const trialEnded = (status: string): boolean => status !== 'PENDING' && isTerminalStatus(status as JobStatus);
+
+/** A parameter's value as the sweep gave it: numbers and strings as they are, anything else as JSON. */
+const valueText = (value: unknown): string =>
+  typeof value === 'number' ? formatNumber(value) : typeof value === 'string' ? value : JSON.stringify(value);
+
+function showSweeps(sweeps: SweepSummary[]): void {
+  $('#sweeps tbody').replaceChildren(
+    ...sweeps.map((sweep) => {
+      const row = el('tr');
+      row.dataset.sweepId = sweep.id;
+      if (sweep.id === selectedSweepId) row.classList.add('selected');
+      const name = el('td', sweep.name);
+      name.title = sweep.id;
+      const status = el('td');
+      status.append(statusBadge(sweep.status));
+      const done = Object.entries(sweep.trialStatuses)
+        .filter(([s]) => trialEnded(s))
+        .reduce((sum, [, n]) => sum + n, 0);
+      const best = el('td', formatNumber(sweep.best?.objective), 'num');
+      best.title = `${sweep.objective.metric} (${sweep.objective.goal})`;
+      row.append(name, status, el('td', `${done}/${sweep.trials}`, 'num'), best);
+      row.addEventListener('click', () => selectSweep(sweep.id));
+      return row;
+    }),
+  );
+  $('#no-sweeps').hidden = sweeps.length > 0;
+}
+
+/** The plots on the page: redrawn only when the report is rewritten (each read signs new URLs). */
+let plotsShown: string | undefined;
+/** Reads of a finished sweep still waiting for its report (written by the read that finishes it). */
+let finishedReads = 0;
+
+function selectSweep(id: string): void {
+  selectedSweepId = id;
+  writeHash();
+  document.querySelectorAll<HTMLElement>('#sweeps tbody tr').forEach((row) => {
+    row.classList.toggle('selected', row.dataset.sweepId === id);
+  });
+  plotsShown = undefined;
+  finishedReads = 0;
+  $('#trials').replaceChildren();
+  $('#sweep-plots').replaceChildren();
+  void refreshSweep();
+}
+
+function showSweep(sweep: Sweep): void {
+  $('#sweep-detail').hidden = false;
+  showPlaceholder();
+  $('#sweep-title').replaceChildren(el('span', `${sweep.name} `), statusBadge(sweep.status));
+  const { objective, strategy } = sweep.request;
+  const ended = sweep.trials.filter((t) => trialEnded(t.status)).length;
+  const parts = [
+    sweep.id,
+    `${strategy}, ${objective.goal} ${objective.metric}`,
+    `${ended}/${sweep.trials.length} trials done`,
+  ];
+  if (sweep.best) parts.push(`best: trial ${sweep.best.trial}, ${formatNumber(sweep.best.objective)}`);
+  $('#sweep-meta').textContent = parts.join(' · ');
+  const error = $('#sweep-error');
+  error.hidden = !sweep.error;
+  error.textContent = sweep.error ? `${sweep.error.code}: ${sweep.error.message}` : '';
+
+  // Ranked trials first (best first), then the others in trial order.
+  const rank = new Map(sweep.ranking.map((trial, i) => [trial, i + 1]));
+  const trials = [...sweep.trials].sort(
+    (a, b) => (rank.get(a.trial) ?? Infinity) - (rank.get(b.trial) ?? Infinity) || a.trial - b.trial,
+  );
+  const paths = Object.keys(sweep.request.parameters);
+  const head = el('tr');
+  head.append(el('th', 'rank', 'num'), el('th', 'trial', 'num'));
+  // A column per parameter, headed by the last name of its path (the whole path where two share it).
+  const short = (path: string) =>
+    path
+      .replace(/\[\d+\]/g, '')
+      .split('.')
+      .pop() ?? path;
+  for (const path of paths) {
+    const unique = paths.filter((p) => short(p) === short(path)).length === 1;
+    const th = el('th', unique ? short(path) : path, 'num');
+    th.title = path;
+    head.append(th);
+  }
+  head.append(
+    el('th', 'status'),
+    el('th', objective.metric, 'num'),
+    el('th', 'epochs', 'num'),
+    el('th', 'job'),
+  );
+  $('#trials').replaceChildren(
+    head,
+    ...trials.map((trial) => {
+      const row = el('tr');
+      row.dataset.trial = String(trial.trial);
+      if (trial.trial === sweep.best?.trial) row.classList.add('best');
+      const status = el('td');
+      status.append(statusBadge(trial.status));
+      if (trial.error) status.title = `${trial.error.code}: ${trial.error.message}`;
+      row.append(el('td', String(rank.get(trial.trial) ?? ''), 'num'), el('td', String(trial.trial), 'num'));
+      for (const path of paths) row.append(el('td', valueText(trial.parameters[path]), 'num'));
+      row.append(
+        status,
+        el('td', formatNumber(trial.objective), 'num'),
+        el('td', trial.epochs === undefined ? '' : String(trial.epochs), 'num'),
+      );
+      const job = el('td');
+      const { jobId } = trial;
+      if (jobId) {
+        const link = el('a', 'show job', 'job-link');
+        link.href = `#${new URLSearchParams({ sweep: sweep.id, job: jobId })}`;
+        link.title = jobId;
+        link.addEventListener('click', (event) => {
+          event.preventDefault();
+          select(jobId);
+          $('#detail').scrollIntoView({ behavior: 'smooth', block: 'start' });
+        });
+        job.append(link);
+      }
+      row.append(job);
+      return row;
+    }),
+  );
+
+  const plotKey = `${sweep.id} ${sweep.reportUpdatedAt ?? ''}`;
+  if (sweep.reportUpdatedAt && plotsShown !== plotKey) {
+    const prefix = 'objective-vs-';
+    $('#sweep-plots').replaceChildren(
+      ...Object.entries(sweep.artifacts)
+        .filter(([name]) => name.startsWith(prefix) && name.endsWith('.svg'))
+        .map(([name, url]) => {
+          const figure = el('figure');
+          const image = el('img');
+          image.src = url;
+          image.alt = `${objective.metric} against ${name.slice(prefix.length, -'.svg'.length)}`;
+          figure.append(image, el('figcaption', name));
+          return figure;
+        }),
+    );
+    plotsShown = plotKey;
+  }
+}
+
+async function refreshSweep(): Promise<void> {
+  clearTimeout(sweepTimer);
+  const id = selectedSweepId;
+  if (!id) return;
+  let done = false;
+  try {
+    const sweep = await client.getSweep(id);
+    if (id !== selectedSweepId) return;
+    showSweep(sweep);
+    // Finished: one more read or so may still be needed for the report and its plots.
+    if (isSweepFinishedStatus(sweep.status)) finishedReads++;
+    done = finishedReads > 0 && (sweep.reportUpdatedAt !== undefined || finishedReads > 5);
+  } catch (error) {
+    handleError(error);
+    if ($('#login').hidden === false) return;
+  }
+  if (!done && id === selectedSweepId) sweepTimer = setTimeout(refreshSweep, SWEEP_MS);
+}
+
 // ── Start ──────────────────────────────────────────────────────────────────────────────────────
 
 function start(): void {
@@ -290,6 +491,7 @@ function start(): void {
   $('#app').hidden = false;
   $('#sign-out').hidden = false;
   void refreshList();
+  if (selectedSweepId) selectSweep(selectedSweepId);
   if (selectedId) select(selectedId);
 }
 
@@ -311,15 +513,17 @@ window.addEventListener('resize', () => {
   if (chart && width > 0) chart.setSize({ width: Math.max(320, width), height: 300 });
 });
 
-// A `#token=…` or `#job=…` link opened in this tab changes only the hash: act on it too.
+// A `#token=…`, `#job=…` or `#sweep=…` link opened in this tab changes only the hash: act on it too.
 window.addEventListener('hashchange', () => {
-  const params = new URLSearchParams(location.hash.slice(1));
+  const params = hashParams();
   if (params.has('token')) {
     takeTokenFromHash();
     start();
-  } else {
+  } else if (token()) {
+    const sweep = params.get('sweep');
+    if (sweep && sweep !== selectedSweepId) selectSweep(sweep);
     const job = params.get('job');
-    if (job && job !== selectedId && token()) select(job);
+    if (job && job !== selectedId) select(job);
   }
 });
 

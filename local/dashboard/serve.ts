@@ -59,9 +59,13 @@ const ASSETS: Record<string, Asset> = {
   },
 };
 
-/** The page may load only its own files and call only its own origin; uPlot sizes elements inline. */
+/**
+ * The page may load only its own files and call only its own origin; uPlot sizes elements inline.
+ * Images may also come from 127.0.0.1: presigned storage URLs name it even when the page was opened
+ * as localhost.
+ */
 const CSP =
-  "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; " +
+  "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: http://127.0.0.1:*; " +
   "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 export const isDashboardPath = (pathname: string): boolean =>

@@ -1,6 +1,7 @@
 /**
  * The local dashboard in headless Chromium (Debian's `chromium` through playwright-core): a job
- * submitted through the API shows up, reaches SUCCEEDED, and its loss chart and report render.
+ * submitted through the API shows up, reaches SUCCEEDED, and its loss chart and report render; a
+ * sweep's ranked trials and plots show from a `#sweep=` link.
  * Skips, saying why, where /usr/bin/chromium is not installed.
  */
 import assert from 'node:assert/strict';
@@ -140,5 +141,84 @@ describe('local dashboard in headless Chromium', { skip, timeout: 180_000 }, () 
     await page.goto(`${stack.url}/#token=${stack.token}`);
     await page.locator('#jobs tbody tr').first().waitFor();
     assert.equal(await page.evaluate(() => localStorage.getItem('descent.token')), stack.token);
+  });
+
+  it('shows a sweep from a #sweep= link: its ranked trials, their jobs and its plots', async () => {
+    const datasetId = await stack.upload(irisCsv);
+    const submitted = await stack.call('POST', '/sweeps', {
+      body: {
+        name: 'dash-sweep',
+        spec: {
+          task: 'classification',
+          dataset: { id: datasetId, label: 'species' },
+          model: { layers: [{ type: 'dense', units: 8 }] },
+          training: { optimizer: { type: 'adam', learningRate: 0.05 }, epochs: 5, batchSize: 32, seed: 3 },
+        },
+        parameters: { 'training.optimizer.learningRate': { type: 'choice', values: [0.02, 0.1] } },
+        objective: { metric: 'loss' },
+      },
+    });
+    assert.equal(submitted.status, 201, JSON.stringify(submitted.body));
+    const sweepId: string = submitted.body.id;
+
+    // A fresh browser context that already holds the token, opened straight at the sweep.
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    await context.addInitScript((t) => localStorage.setItem('descent.token', t), stack.token);
+    const sweepPage = await context.newPage();
+    const sweepProblems: string[] = [];
+    sweepPage.on('pageerror', (error) => sweepProblems.push(String(error)));
+    sweepPage.on('console', (message) => {
+      if (message.type() === 'error') sweepProblems.push(message.text());
+    });
+    try {
+      await sweepPage.goto(`${stack.url}/#sweep=${sweepId}`);
+      // The table refreshes by itself while the sweep runs.
+      await sweepPage.waitForFunction(
+        () =>
+          Array.from(document.querySelectorAll('#trials tr[data-trial] .status')).filter(
+            (s) => s.textContent === 'SUCCEEDED',
+          ).length === 2,
+        null,
+        { timeout: 90_000 },
+      );
+      await sweepPage.waitForFunction(
+        () =>
+          Array.from(document.querySelectorAll<HTMLImageElement>('#sweep-plots img')).some(
+            (img) => img.complete && img.naturalWidth > 0,
+          ),
+        null,
+        { timeout: 30_000 },
+      );
+      const sweep = (await stack.call('GET', `/sweeps/${sweepId}`)).body;
+      assert.equal(sweep.status, 'SUCCEEDED');
+      await sweepPage
+        .locator('#sweep-title')
+        .filter({ hasText: /dash-sweep\s*SUCCEEDED/ })
+        .waitFor();
+      const order = await sweepPage
+        .locator('#trials tr[data-trial]')
+        .evaluateAll((rows) => rows.map((row) => Number((row as HTMLElement).dataset.trial)));
+      assert.deepEqual(order, sweep.ranking, 'the trials are in the order of the ranking');
+      const captions = await sweepPage.locator('#sweep-plots figcaption').allTextContents();
+      assert.deepEqual(captions, ['objective-vs-training.optimizer.learningRate.svg']);
+
+      // The sweep is in the list, with its trial count, and selected.
+      const listed = sweepPage.locator(`#sweeps tr.selected[data-sweep-id="${sweepId}"]`);
+      await listed.filter({ hasText: '2/2' }).waitFor();
+
+      // The best trial's link opens its job in the job view.
+      await sweepPage.locator('#trials tr.best a.job-link').click();
+      await sweepPage
+        .locator('#job-title')
+        .filter({ hasText: `dash-sweep-${sweep.best.trial}` })
+        .waitFor();
+      await sweepPage.locator('#report').waitFor({ state: 'visible' });
+      const hash = new URLSearchParams((await sweepPage.evaluate(() => location.hash)).slice(1));
+      assert.equal(hash.get('sweep'), sweepId);
+      assert.equal(hash.get('job'), sweep.best.jobId);
+      assert.deepEqual(sweepProblems, []);
+    } finally {
+      await context.close();
+    }
   });
 });
