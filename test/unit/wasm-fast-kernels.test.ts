@@ -8,64 +8,7 @@ import {
   WASM_FAST_KERNELS,
 } from '../../trainer/wasm-fast-kernels.ts';
 import { registerMissingWasmKernels } from '../../trainer/wasm-kernels.ts';
-
-type Shape4 = [number, number, number, number];
-type Pad =
-  | 'valid'
-  | 'same'
-  | number
-  | [[number, number], [number, number], [number, number], [number, number]];
-
-/** Seeded uniform values in [-1, 1) (mulberry32), so both backends get the same inputs. */
-function random(n: number, seed: number): Float32Array {
-  let a = seed >>> 0;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = ((t ^ (t >>> 14)) >>> 0) / 2 ** 31 - 1;
-  }
-  return out;
-}
-
-const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
-
-interface Result {
-  shape: number[];
-  values: Float32Array | Int32Array | Uint8Array;
-}
-
-async function on(backend: 'cpu' | 'wasm', f: () => tf.Tensor | tf.Tensor[]): Promise<Result[]> {
-  assert.ok(await tf.setBackend(backend));
-  const out = tf.tidy(f);
-  const list = Array.isArray(out) ? out : [out];
-  const results = list.map((t) => ({ shape: t.shape, values: t.dataSync() as Result['values'] }));
-  tf.dispose(list);
-  return results;
-}
-
-/** Max |a − b| relative to max |b| under `tol` (0: bitwise equal). */
-function assertClose(actual: Result[], expected: Result[], label: string, tol: number): void {
-  assert.equal(actual.length, expected.length, label);
-  actual.forEach((a, k) => {
-    const e = expected[k] as Result;
-    assert.deepEqual(a.shape, e.shape, `${label} [${k}] shape`);
-    if (tol === 0) {
-      assert.deepEqual(Array.from(a.values), Array.from(e.values), `${label} [${k}]`);
-      return;
-    }
-    let diff = 0;
-    let scale = 0;
-    for (let i = 0; i < e.values.length; i++) {
-      diff = Math.max(diff, Math.abs((a.values[i] as number) - (e.values[i] as number)));
-      scale = Math.max(scale, Math.abs(e.values[i] as number));
-    }
-    assert.ok(scale > 0, `${label} [${k}]: all zero`);
-    assert.ok(diff <= tol * scale, `${label} [${k}]: max diff ${diff} vs scale ${scale}`);
-  });
-}
+import { assertClose, on, type Pad, random, type Shape4, size } from '../helpers/backends.ts';
 
 async function wasmVsCpu(label: string, f: () => tf.Tensor | tf.Tensor[], tol = 1e-5): Promise<void> {
   assertClose(await on('wasm', f), await on('cpu', f), label, tol);

@@ -1,0 +1,62 @@
+/** Running the same computation on the cpu and wasm backends and comparing, for kernel tests. */
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+
+export type Shape4 = [number, number, number, number];
+export type Pad =
+  | 'valid'
+  | 'same'
+  | number
+  | [[number, number], [number, number], [number, number], [number, number]];
+
+/** Seeded uniform values in [-1, 1) (mulberry32), so both backends get the same inputs. */
+export function random(n: number, seed: number): Float32Array {
+  let a = seed >>> 0;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    out[i] = ((t ^ (t >>> 14)) >>> 0) / 2 ** 31 - 1;
+  }
+  return out;
+}
+
+export const size = (shape: number[]): number => shape.reduce((a, b) => a * b, 1);
+
+export interface Result {
+  shape: number[];
+  values: Float32Array | Int32Array | Uint8Array;
+}
+
+/** Runs `f` on a backend (which must create its own input tensors) and reads the result out. */
+export async function on(backend: 'cpu' | 'wasm', f: () => tf.Tensor | tf.Tensor[]): Promise<Result[]> {
+  assert.ok(await tf.setBackend(backend));
+  const out = tf.tidy(f);
+  const list = Array.isArray(out) ? out : [out];
+  const results = list.map((t) => ({ shape: t.shape, values: t.dataSync() as Result['values'] }));
+  tf.dispose(list);
+  return results;
+}
+
+/** Max |a − b| relative to max |b|, per tensor, must be under `tol` (0: bitwise equal). */
+export function assertClose(actual: Result[], expected: Result[], label: string, tol = 1e-4): void {
+  assert.equal(actual.length, expected.length, label);
+  actual.forEach((a, k) => {
+    const e = expected[k] as Result;
+    assert.deepEqual(a.shape, e.shape, `${label} [${k}] shape`);
+    if (tol === 0) {
+      assert.deepEqual(Array.from(a.values), Array.from(e.values), `${label} [${k}]`);
+      return;
+    }
+    let diff = 0;
+    let scale = 0;
+    for (let i = 0; i < e.values.length; i++) {
+      diff = Math.max(diff, Math.abs((a.values[i] as number) - (e.values[i] as number)));
+      scale = Math.max(scale, Math.abs(e.values[i] as number));
+    }
+    assert.ok(scale > 0, `${label} [${k}]: all zero`);
+    assert.ok(diff <= tol * scale, `${label} [${k}]: max diff ${diff} vs scale ${scale}`);
+  });
+}
