@@ -23,7 +23,7 @@
  * (NCHW, batchDims, other axes and dtypes) go to the stock kernel.
  */
 import type { KernelConfig, KernelFunc, NamedAttrMap, Tensor, Tensor4D, TensorInfo } from '@tensorflow/tfjs';
-import { opKernel, padOrCrop, type TF } from './wasm-kernels.ts';
+import { opKernel, padOrCrop, spreadByStride, type TF } from './wasm-kernels.ts';
 
 /** The parts of tfjs-backend-wasm's `BackendWasm` these kernels use. */
 interface WasmBackend {
@@ -187,22 +187,9 @@ function conv2DBackpropInput(tf: TF, inputs: Record<string, Tensor>, attrs: Name
   const dy = inputs.dy as Tensor4D;
   const filter = inputs.filter as Tensor4D;
   const info = tf.backend_util.computeConv2DInfo(inputShape, filter.shape, strides, 1, pad, dimRoundingMode);
-  const [n, h, w] = inputShape;
+  const [, h, w] = inputShape;
   const { strideHeight: sh, strideWidth: sw, filterHeight: kh, filterWidth: kw, padInfo } = info;
-  const { outHeight: oh, outWidth: ow } = info;
-  const f = filter.shape[3];
-  let up: Tensor4D = dy;
-  if (sh > 1 || sw > 1) {
-    const spread = tf.pad(tf.reshape(dy, [n, oh, 1, ow, 1, f]), [
-      [0, 0],
-      [0, 0],
-      [0, sh - 1],
-      [0, 0],
-      [0, sw - 1],
-      [0, 0],
-    ]);
-    up = tf.reshape(spread, [n, oh * sh, ow * sw, f]);
-  }
+  const up = spreadByStride(tf, dy, sh, sw);
   const top = kh - 1 - padInfo.top;
   const left = kw - 1 - padInfo.left;
   const bottom = h + kh - 1 - top - up.shape[1];

@@ -109,6 +109,25 @@ function nhwc(tf: TF, t: Tensor, dataFormat: unknown): Tensor4D {
   return (dataFormat === 'NCHW' ? tf.transpose(t, [0, 2, 3, 1]) : t) as Tensor4D;
 }
 
+/**
+ * Spreads a strided gradient [n, oh, ow, c] back onto the input grid: each value followed by
+ * `sh − 1` zero rows and `sw − 1` zero columns, [n, oh·sh, ow·sw, c]. (The input gradient of a strided
+ * convolution is then a stride-1 convolution of this.)
+ */
+export function spreadByStride(tf: TF, dy: Tensor4D, sh: number, sw: number): Tensor4D {
+  if (sh === 1 && sw === 1) return dy;
+  const [n, oh, ow, c] = dy.shape;
+  const spread = tf.pad(tf.reshape(dy, [n, oh, 1, ow, 1, c]), [
+    [0, 0],
+    [0, 0],
+    [0, sh - 1],
+    [0, 0],
+    [0, sw - 1],
+    [0, 0],
+  ]);
+  return tf.reshape(spread, [n, oh * sh, ow * sw, c]);
+}
+
 /** Zero-pads (or crops, for negative amounts) axes 1 and 2 of an NHWC tensor. */
 export function padOrCrop(
   tf: TF,
@@ -245,21 +264,10 @@ function depthwiseBackpropInput(tf: TF, inputs: Record<string, Tensor>, attrs: N
   );
   const [n, h, w, c] = inputShape;
   const { strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw } = info;
-  const { filterHeight: kh, filterWidth: kw, outHeight: oh, outWidth: ow, padInfo } = info;
+  const { filterHeight: kh, filterWidth: kw, padInfo } = info;
   const q = filter.shape[3];
   const k = c * q;
-  let up: Tensor4D = dy;
-  if (sh > 1 || sw > 1) {
-    const spread = tf.pad(tf.reshape(dy, [n, oh, 1, ow, 1, k]), [
-      [0, 0],
-      [0, 0],
-      [0, sh - 1],
-      [0, 0],
-      [0, sw - 1],
-      [0, 0],
-    ]);
-    up = tf.reshape(spread, [n, oh * sh, ow * sw, k]);
-  }
+  const up = spreadByStride(tf, dy, sh, sw);
   const top = (kh - 1) * dh - padInfo.top;
   const left = (kw - 1) * dw - padInfo.left;
   const bottom = h + (kh - 1) * dh - top - up.shape[1];
