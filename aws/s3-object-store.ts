@@ -9,7 +9,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import { PreconditionFailedError } from '../core/errors.ts';
+import { PreconditionFailedError } from '../core/platform/errors.ts';
 import type {
   GetOptions,
   ListOptions,
@@ -19,7 +19,7 @@ import type {
   PresignOptions,
   PutOptions,
   StoredObject,
-} from '../core/ports.ts';
+} from '../core/platform/ports.ts';
 
 export interface S3ObjectStoreOptions {
   readonly client: S3Client;

@@ -1,8 +1,9 @@
 /** The AWS wiring of the ports: S3 and SQS clients from the environment the CDK stack sets. */
 import { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
-import { ENV, requireEnv } from '../core/config.ts';
-import { createServices, limitsFromEnv, type Services } from '../core/job-service.ts';
+import { ENV, requireEnv } from '../core/platform/config.ts';
+import { limitsFromEnv } from '../core/platform/limits.ts';
+import { createServices, type Services } from '../core/services.ts';
 import { S3ObjectStore } from './s3-object-store.ts';
 import { SqsJobQueue } from './sqs-job-queue.ts';
 

@@ -10,7 +10,7 @@ import {
   SendMessageCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
-import type { JobQueue, QueueDepth, QueueMessage, ReceiveOptions } from '../core/ports.ts';
+import type { JobQueue, QueueDepth, QueueMessage, ReceiveOptions } from '../core/platform/ports.ts';
 
 export interface SqsJobQueueOptions {
   readonly client: SQSClient;

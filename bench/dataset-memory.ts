@@ -2,7 +2,7 @@
  * `npx node bench/dataset-memory.ts [ROWS] [COLUMNS]`: how long parsing a large CSV takes and what
  * it costs in memory (the trainer streams the file; the table keeps 8 bytes per numeric cell).
  */
-import { parseTableStream } from '../core/tabular.ts';
+import { parseTableStream } from '../core/datasets/tabular.ts';
 
 const rows = Number(process.argv[2] ?? 1_000_000);
 const columns = Number(process.argv[3] ?? 10);

@@ -31,7 +31,7 @@ import { availableParallelism, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Tensor } from '@tensorflow/tfjs';
-import { resolvedJobSpec } from '../core/job-spec.ts';
+import { resolvedJobSpec } from '../core/jobs/job-spec.ts';
 import { type SelectedBackend, selectBackend, type TF } from '../trainer/backend.ts';
 import { train } from '../trainer/engine.ts';
 import { buildModel, outputFor } from '../trainer/model-builder.ts';

@@ -2,13 +2,15 @@
  * The API's request and response types, derived from the schemas and service functions that the
  * API itself uses. Type-only imports: nothing from `core/` reaches a browser bundle.
  */
-import type { EpochMetrics, JobEvent, JobRecord, JobStatus } from '../core/job-record.ts';
-import type { createDataset, deleteJob, getResult, listJobs } from '../core/job-service.ts';
-import type { DatasetFormat, JobSpecInput } from '../core/job-spec.ts';
-import type { ClassificationMetrics, RegressionMetrics } from '../core/metrics.ts';
-import type { SweepRecord, SweepStatus, TrialRecord, TrialStatus } from '../core/sweep-record.ts';
-import type { getSweep, listSweeps } from '../core/sweep-service.ts';
-import type { SweepRequestInput } from '../core/sweep-spec.ts';
+
+import type { createDataset } from '../core/datasets/dataset-service.ts';
+import type { EpochMetrics, JobEvent, JobRecord, JobStatus } from '../core/jobs/job-record.ts';
+import type { deleteJob, getResult, listJobs } from '../core/jobs/job-service.ts';
+import type { DatasetFormat, JobSpecInput } from '../core/jobs/job-spec.ts';
+import type { SweepRecord, SweepStatus, TrialRecord, TrialStatus } from '../core/sweeps/sweep-record.ts';
+import type { getSweep, listSweeps } from '../core/sweeps/sweep-service.ts';
+import type { SweepRequestInput } from '../core/sweeps/sweep-spec.ts';
+import type { ClassificationMetrics, RegressionMetrics } from '../core/training/metrics.ts';
 
 export type {
   DatasetFormat,

@@ -3,9 +3,9 @@
  * sweeps advance when their trials end, and this pass repairs any step a crashed controller left
  * half done (a trial claimed but never queued). Idempotent.
  */
-import { ENV } from '../core/config.ts';
-import { log } from '../core/log.ts';
-import { advanceActiveSweeps } from '../core/sweep-controller.ts';
+import { ENV } from '../core/platform/config.ts';
+import { log } from '../core/platform/log.ts';
+import { advanceActiveSweeps } from '../core/sweeps/sweep-controller.ts';
 import { awsServices } from './lambda.ts';
 
 export const handler = async (): Promise<{ advanced: number }> => {

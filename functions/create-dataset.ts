@@ -1,4 +1,5 @@
-import { createDataset, type Services } from '../core/job-service.ts';
+import { createDataset } from '../core/datasets/dataset-service.ts';
+import type { Services } from '../core/services.ts';
 import { api, json, jsonBody, tenantOf } from './http.ts';
 import { lambda } from './lambda.ts';
 

@@ -1,9 +1,9 @@
 /** SQS event source on the dead-letter queue: marks each dead-lettered job FAILED with MAX_ATTEMPTS. */
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
-import { ENV, intEnv } from '../core/config.ts';
-import { handleDeadLetter } from '../core/dead-letter.ts';
-import { emitMetrics, printMetrics } from '../core/emf.ts';
-import { log } from '../core/log.ts';
+import { handleDeadLetter } from '../core/jobs/dead-letter.ts';
+import { ENV, intEnv } from '../core/platform/config.ts';
+import { emitMetrics, printMetrics } from '../core/platform/emf.ts';
+import { log } from '../core/platform/log.ts';
 import { awsServices } from './lambda.ts';
 
 export const handler = async (event: SQSEvent): Promise<SQSBatchResponse> => {

@@ -1,4 +1,5 @@
-import { getEvents, type Services } from '../core/job-service.ts';
+import { getEvents } from '../core/jobs/job-service.ts';
+import type { Services } from '../core/services.ts';
 import { api, json, pathParam, tenantOf } from './http.ts';
 import { lambda } from './lambda.ts';
 

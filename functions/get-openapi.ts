@@ -1,5 +1,5 @@
-import type { Services } from '../core/job-service.ts';
-import { openApiDocument } from '../core/openapi.ts';
+import { openApiDocument } from '../core/api/openapi.ts';
+import type { Services } from '../core/services.ts';
 import { api, json } from './http.ts';
 import { lambda } from './lambda.ts';
 

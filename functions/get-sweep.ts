@@ -1,5 +1,5 @@
-import type { Services } from '../core/job-service.ts';
-import { getSweep } from '../core/sweep-service.ts';
+import type { Services } from '../core/services.ts';
+import { getSweep } from '../core/sweeps/sweep-service.ts';
 import { api, json, pathParam, tenantOf } from './http.ts';
 import { lambda } from './lambda.ts';
 

@@ -10,9 +10,9 @@ import {
   PreconditionFailedError,
   UnauthorizedError,
   UnsupportedMediaTypeError,
-} from '../core/errors.ts';
-import { TENANT_PATTERN } from '../core/keys.ts';
-import { log } from '../core/log.ts';
+} from '../core/platform/errors.ts';
+import { TENANT_PATTERN } from '../core/platform/keys.ts';
+import { log } from '../core/platform/log.ts';
 
 /** What reaches a handler: a v2 event, authorized either by the JWT authorizer or the local gateway. */
 export type ApiEvent = APIGatewayProxyEventV2 & {

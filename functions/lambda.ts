@@ -2,7 +2,7 @@
  * Turns a handler factory into a Lambda entry point: the AWS adapters are built once per container,
  * from the environment, on the first invocation (imported lazily so the local gateway never loads them).
  */
-import type { Services } from '../core/job-service.ts';
+import type { Services } from '../core/services.ts';
 import type { ApiEvent, ApiHandler, ApiResult } from './http.ts';
 
 let services: Promise<Services> | undefined;

@@ -1,4 +1,5 @@
-import { listJobs, type Services } from '../core/job-service.ts';
+import { listJobs } from '../core/jobs/job-service.ts';
+import type { Services } from '../core/services.ts';
 import { api, json, queryOf, tenantOf } from './http.ts';
 import { lambda } from './lambda.ts';
 

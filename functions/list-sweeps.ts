@@ -1,5 +1,5 @@
-import type { Services } from '../core/job-service.ts';
-import { listSweeps } from '../core/sweep-service.ts';
+import type { Services } from '../core/services.ts';
+import { listSweeps } from '../core/sweeps/sweep-service.ts';
 import { api, json, queryOf, tenantOf } from './http.ts';
 import { lambda } from './lambda.ts';
 

@@ -1,5 +1,6 @@
-import { emitMetrics, type MetricsSink, noMetrics, printMetrics } from '../core/emf.ts';
-import { type Services, submitJob } from '../core/job-service.ts';
+import { submitJob } from '../core/jobs/job-service.ts';
+import { emitMetrics, type MetricsSink, noMetrics, printMetrics } from '../core/platform/emf.ts';
+import type { Services } from '../core/services.ts';
 import { api, header, json, jsonBody, tenantOf } from './http.ts';
 import { lambda } from './lambda.ts';
 

@@ -1,5 +1,5 @@
-import type { Services } from '../core/job-service.ts';
-import { submitSweep } from '../core/sweep-service.ts';
+import type { Services } from '../core/services.ts';
+import { submitSweep } from '../core/sweeps/sweep-service.ts';
 import { api, header, json, jsonBody, tenantOf } from './http.ts';
 import { lambda } from './lambda.ts';
 

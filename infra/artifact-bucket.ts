@@ -5,7 +5,7 @@ import { type IKey, Key } from 'aws-cdk-lib/aws-kms';
 import type { Function as LambdaFunction } from 'aws-cdk-lib/aws-lambda';
 import { Bucket, type BucketProps, type IBucket } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import { ENV } from '../core/config.ts';
+import { ENV } from '../core/platform/config.ts';
 import {
   accessLogsBucketDefaults,
   artifactBucketDefaults,
@@ -14,7 +14,7 @@ import {
   withDefaults,
 } from './secure-defaults.ts';
 
-/** Every object descent writes lives under this prefix (see `core/keys.ts`); grants stop there. */
+/** Every object descent writes lives under this prefix (see `core/platform/keys.ts`); grants stop there. */
 export const OBJECT_PREFIX = 'tenants/';
 
 export interface ArtifactBucketProps {
@@ -50,7 +50,7 @@ export interface ArtifactBucketProps {
  * The S3 bucket that holds datasets, job records, checkpoints, models and reports: SSE-KMS, TLS only,
  * no public access, versioned (so a bad compare-and-swap write can be undone), with server access logs.
  */
-/** The checkpoint objects of every job (`core/keys.ts`: tenants/{t}/jobs/{id}/checkpoints/…). */
+/** The checkpoint objects of every job (`core/platform/keys.ts`: tenants/{t}/jobs/{id}/checkpoints/…). */
 const CHECKPOINT_OBJECTS = `${OBJECT_PREFIX}*/jobs/*/checkpoints/*`;
 
 export class ArtifactBucket extends Construct {

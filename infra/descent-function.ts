@@ -5,7 +5,7 @@ import { Architecture, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
-import { ENV } from '../core/config.ts';
+import { ENV } from '../core/platform/config.ts';
 import { type FunctionSettings, functionDefaults, withDefaults } from './secure-defaults.ts';
 
 const projectRoot = fileURLToPath(new URL('../', import.meta.url));

@@ -2,7 +2,7 @@ import { Aws, CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
 import type { ContainerImage } from 'aws-cdk-lib/aws-ecs';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
-import { ENV } from '../core/config.ts';
+import { ENV } from '../core/platform/config.ts';
 import { ArtifactBucket } from './artifact-bucket.ts';
 import { JobQueue } from './job-queue.ts';
 import { JobsApi } from './jobs-api.ts';

@@ -7,7 +7,7 @@ import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Queue, type QueueProps } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { ENV } from '../core/config.ts';
+import { ENV } from '../core/platform/config.ts';
 import type { ArtifactBucket } from './artifact-bucket.ts';
 import { DescentFunction } from './descent-function.ts';
 import { encryptionKeyDefaults, queueDefaults, withDefaults } from './secure-defaults.ts';

@@ -12,7 +12,7 @@ import { HttpUserPoolAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { type Route, routes as routeTable } from '../functions/routes.ts';
+import { type Route, routes as routeTable } from '../core/api/routes.ts';
 import type { ArtifactBucket } from './artifact-bucket.ts';
 import { DescentFunction } from './descent-function.ts';
 import type { JobQueue } from './job-queue.ts';
@@ -44,7 +44,7 @@ export interface JobsApiProps {
   readonly tenants: TenantUserPool;
   /**
    * The routes to serve, each with its own Lambda function running `functions/<handler>.ts`.
-   * @default - the route table of `functions/routes.ts`
+   * @default - the route table of `core/api/routes.ts`
    */
   readonly routes?: readonly Route[];
   /**

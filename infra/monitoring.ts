@@ -15,7 +15,7 @@ import { Key } from 'aws-cdk-lib/aws-kms';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
-import { METRIC_NAMESPACE, METRICS, type MetricName } from '../core/emf.ts';
+import { METRIC_NAMESPACE, METRICS, type MetricName } from '../core/platform/emf.ts';
 import type { JobQueue } from './job-queue.ts';
 import type { JobsApi } from './jobs-api.ts';
 import { encryptionKeyDefaults, topicDefaults } from './secure-defaults.ts';

@@ -4,7 +4,7 @@
  * left out of `cdk.json` is fine; a malformed value fails synthesis with a message that names the key.
  */
 import type { Node } from 'constructs';
-import { DEFAULT_LIMITS } from '../core/job-service.ts';
+import { DEFAULT_LIMITS } from '../core/platform/limits.ts';
 
 export interface DescentSettings {
   /**

@@ -8,7 +8,7 @@ import {
   type UserPoolResourceServer,
 } from 'aws-cdk-lib/aws-cognito';
 import { Construct } from 'constructs';
-import type { Route } from '../functions/routes.ts';
+import type { Route } from '../core/api/routes.ts';
 import { appClientDefaults, userPoolDefaults, withDefaults } from './secure-defaults.ts';
 
 /** The OAuth resource server of the API; its scopes are `descent/read` and `descent/write`. */

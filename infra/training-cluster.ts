@@ -44,7 +44,7 @@ import {
 import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct, type IConstruct } from 'constructs';
-import { ENV } from '../core/config.ts';
+import { ENV } from '../core/platform/config.ts';
 import type { ArtifactBucket } from './artifact-bucket.ts';
 import type { JobQueue } from './job-queue.ts';
 import { gpuLaunchTemplateDefaults } from './secure-defaults.ts';

@@ -19,7 +19,7 @@ import { promises as fs } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { PreconditionFailedError } from '../core/errors.ts';
+import { PreconditionFailedError } from '../core/platform/errors.ts';
 import type {
   GetOptions,
   ListOptions,
@@ -29,7 +29,7 @@ import type {
   PresignOptions,
   PutOptions,
   StoredObject,
-} from '../core/ports.ts';
+} from '../core/platform/ports.ts';
 
 export interface FsObjectStoreOptions {
   /** The folder that holds everything; created when missing. */

@@ -5,17 +5,17 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { matchPath, type Route, routes } from '../core/api/routes.ts';
 import {
   type ApiError,
   MethodNotAllowedError,
   NotFoundError,
   PayloadTooLargeError,
   UnauthorizedError,
-} from '../core/errors.ts';
-import type { Services } from '../core/job-service.ts';
-import type { Logger } from '../core/log.ts';
+} from '../core/platform/errors.ts';
+import type { Logger } from '../core/platform/log.ts';
+import type { Services } from '../core/services.ts';
 import { type ApiEvent, type ApiHandler, type ApiResult, MAX_BODY_BYTES } from '../functions/http.ts';
-import { matchPath, type Route, routes } from '../functions/routes.ts';
 import { isDashboardPath, serveDashboard } from './dashboard/serve.ts';
 import { handleStorageRequest, readBody } from './storage-route.ts';
 import type { TenantTokens } from './tenants.ts';

@@ -1,8 +1,8 @@
 /** `npm start`: the whole service on this machine, no AWS account needed. */
 import { availableParallelism, totalmem } from 'node:os';
 import { resolve } from 'node:path';
-import { ENV, intEnv } from '../core/config.ts';
-import { createLogger } from '../core/log.ts';
+import { ENV, intEnv } from '../core/platform/config.ts';
+import { createLogger } from '../core/platform/log.ts';
 import { startLocalStack } from './stack.ts';
 
 const log = createLogger({ component: 'local' });

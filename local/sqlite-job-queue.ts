@@ -11,7 +11,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { JobQueue, QueueDepth, QueueMessage, ReceiveOptions } from '../core/ports.ts';
+import type { JobQueue, QueueDepth, QueueMessage, ReceiveOptions } from '../core/platform/ports.ts';
 
 export interface SqliteJobQueueOptions {
   /** The database file (created when missing), shared by every queue and process. */

@@ -3,7 +3,7 @@
  * GET/HEAD read the object, PUT writes it, once `verifyPresigned` accepts the signature.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { ObjectStore } from '../core/ports.ts';
+import type { ObjectStore } from '../core/platform/ports.ts';
 import { parseStorageUrl, verifyPresigned } from './fs-object-store.ts';
 
 const fail = (response: ServerResponse, status: number, code: string, message: string): void => {

@@ -4,7 +4,7 @@
  * without a restart.
  */
 import { resolve } from 'node:path';
-import { ENV } from '../core/config.ts';
+import { ENV } from '../core/platform/config.ts';
 import { TenantTokens } from './tenants.ts';
 
 const usage = 'usage: npm run tenants -- add NAME | list';

@@ -7,7 +7,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { TENANT_PATTERN } from '../core/keys.ts';
+import { TENANT_PATTERN } from '../core/platform/keys.ts';
 
 export const DEFAULT_TENANT = 'default';
 

@@ -2,9 +2,10 @@
  * One local trainer worker process (the supervisor in `local/stack.ts` starts `DESCENT_WORKERS` of
  * them): the same worker loop the GPU container runs, on the local store and queue.
  */
-import { ENV, intEnv, requireEnv } from '../core/config.ts';
-import { limitsFromEnv } from '../core/job-service.ts';
-import { createLogger } from '../core/log.ts';
+
+import { ENV, intEnv, requireEnv } from '../core/platform/config.ts';
+import { limitsFromEnv } from '../core/platform/limits.ts';
+import { createLogger } from '../core/platform/log.ts';
 import { selectBackend } from '../trainer/backend.ts';
 import { runJob } from '../trainer/run-job.ts';
 import { Worker } from '../trainer/worker.ts';

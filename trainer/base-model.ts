@@ -3,11 +3,11 @@
  * optionally replace its output layer for this task, and freeze layers by count or name.
  */
 import type { LayersModel, SymbolicTensor } from '@tensorflow/tfjs';
-import { UnrecoverableError } from '../core/errors.ts';
-import type { JobSpec } from '../core/job-spec.ts';
-import { fromJson } from '../core/job-store.ts';
-import { datasetKeys, isValidId, jobKeys } from '../core/keys.ts';
-import type { ObjectStore } from '../core/ports.ts';
+import type { JobSpec } from '../core/jobs/job-spec.ts';
+import { fromJson } from '../core/jobs/job-store.ts';
+import { UnrecoverableError } from '../core/platform/errors.ts';
+import { datasetKeys, isValidId, jobKeys } from '../core/platform/keys.ts';
+import type { ObjectStore } from '../core/platform/ports.ts';
 import type { TF } from './backend.ts';
 import { makeInitializer, type OutputSpec } from './model-builder.ts';
 

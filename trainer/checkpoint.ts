@@ -6,9 +6,9 @@
  * one is refused (fenced) instead of overwriting it.
  */
 import type { Tensor } from '@tensorflow/tfjs';
-import { PreconditionFailedError } from '../core/errors.ts';
-import { fromJson, toJson } from '../core/job-store.ts';
-import type { ObjectStore } from '../core/ports.ts';
+import { fromJson, toJson } from '../core/jobs/job-store.ts';
+import { PreconditionFailedError } from '../core/platform/errors.ts';
+import type { ObjectStore } from '../core/platform/ports.ts';
 import type { TF } from './backend.ts';
 import type { EpochContext, TrainState } from './engine.ts';
 import { faultPoint } from './faults.ts';

@@ -9,18 +9,18 @@ import type { LayersModel, Optimizer, Scalar, Tensor, Variable } from '@tensorfl
 /** A named tensor, as optimizers save their state. */
 export type NamedTensor = { name: string; tensor: Tensor };
 
-import { divergence } from '../core/diagnostics.ts';
-import { UnrecoverableError } from '../core/errors.ts';
-import type { EpochMetrics } from '../core/job-record.ts';
-import type { JobSpec, LossName, OptimizerSpec } from '../core/job-spec.ts';
-import { seededRng, shuffleInPlace } from '../core/random.ts';
+import type { EpochMetrics } from '../core/jobs/job-record.ts';
+import type { JobSpec, LossName, OptimizerSpec } from '../core/jobs/job-spec.ts';
+import { UnrecoverableError } from '../core/platform/errors.ts';
+import { seededRng, shuffleInPlace } from '../core/platform/random.ts';
+import { divergence } from '../core/training/diagnostics.ts';
 import {
   EarlyStopping,
   type EarlyStoppingState,
   LearningRateSchedule,
   type ScheduleState,
   thresholdReached,
-} from '../core/training-rules.ts';
+} from '../core/training/training-rules.ts';
 import type { TF } from './backend.ts';
 import { defaultLoss, meanLoss } from './losses.ts';
 import { type OptimizerState, restoreOptimizer } from './optimizer-state.ts';

@@ -1,8 +1,8 @@
 /** Evaluation of a trained model on sets of rows: the report's metrics and permutation feature importance. */
 import type { LayersModel, Tensor } from '@tensorflow/tfjs';
-import { classificationMetrics, logLoss, regressionMetrics, rocAuc } from '../core/metrics.ts';
-import { type FittedPreprocessing, widthOf } from '../core/preprocess.ts';
-import { seededRng, shuffleInPlace } from '../core/random.ts';
+import { seededRng, shuffleInPlace } from '../core/platform/random.ts';
+import { classificationMetrics, logLoss, regressionMetrics, rocAuc } from '../core/training/metrics.ts';
+import { type FittedPreprocessing, widthOf } from '../core/training/preprocess.ts';
 import type { TF } from './backend.ts';
 
 /** Raw model outputs for row-major inputs, row-major [n × units]. */

@@ -4,7 +4,7 @@
  * set. Never set in production.
  */
 import { writeFileSync } from 'node:fs';
-import { ENV } from '../core/config.ts';
+import { ENV } from '../core/platform/config.ts';
 
 export function faultPoint(point: string): void {
   if (process.env[ENV.fault] !== point) return;

@@ -4,10 +4,10 @@
  * delivered model.
  */
 import type { LayersModel, Tensor } from '@tensorflow/tfjs';
-import type { PreparedData } from '../core/dataset-prep.ts';
-import { UnrecoverableError } from '../core/errors.ts';
-import type { JobSpec } from '../core/job-spec.ts';
-import { encodeRows, type FittedPreprocessing, fitPreprocessing } from '../core/preprocess.ts';
+import type { JobSpec } from '../core/jobs/job-spec.ts';
+import { UnrecoverableError } from '../core/platform/errors.ts';
+import type { PreparedData } from '../core/training/dataset-prep.ts';
+import { encodeRows, type FittedPreprocessing, fitPreprocessing } from '../core/training/preprocess.ts';
 import type { TF } from './backend.ts';
 import { type DataSet, type TrainHooks, type TrainOutcome, type TrainState, train } from './engine.ts';
 import { defaultLoss } from './losses.ts';

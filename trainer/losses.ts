@@ -1,6 +1,6 @@
 /** Loss functions by name, as weighted means over a batch (weights: per-row class weights). */
 import type { Scalar, Tensor } from '@tensorflow/tfjs';
-import type { JobSpec, LossName } from '../core/job-spec.ts';
+import type { JobSpec, LossName } from '../core/jobs/job-spec.ts';
 import type { TF } from './backend.ts';
 
 export const defaultLoss = (spec: JobSpec): LossName =>

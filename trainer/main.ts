@@ -10,13 +10,13 @@
  * DESCENT_LOG_LEVEL. ECS sets ECS_AGENT_URI itself.
  */
 import { createAwsServices } from '../aws/services.ts';
-import { ENV, intEnv } from '../core/config.ts';
-import { emitMetrics, finishedJobMetrics, type MetricsSink, printMetrics } from '../core/emf.ts';
-import type { JobMessage } from '../core/job-record.ts';
-import { limitsFromEnv } from '../core/job-service.ts';
-import { JobStore } from '../core/job-store.ts';
-import { createLogger, type Logger } from '../core/log.ts';
-import type { ObjectStore } from '../core/ports.ts';
+import type { JobMessage } from '../core/jobs/job-record.ts';
+import { JobStore } from '../core/jobs/job-store.ts';
+import { ENV, intEnv } from '../core/platform/config.ts';
+import { emitMetrics, finishedJobMetrics, type MetricsSink, printMetrics } from '../core/platform/emf.ts';
+import { limitsFromEnv } from '../core/platform/limits.ts';
+import { createLogger, type Logger } from '../core/platform/log.ts';
+import type { ObjectStore } from '../core/platform/ports.ts';
 import { selectBackend } from './backend.ts';
 import type { JobOutcome } from './run-job.ts';
 import { runJob } from './run-job.ts';

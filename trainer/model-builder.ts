@@ -3,8 +3,8 @@ import type { Sequential } from '@tensorflow/tfjs';
 
 type Layer = Parameters<Sequential['add']>[0];
 
-import { UnrecoverableError } from '../core/errors.ts';
-import type { HiddenLayer, JobSpec, RegularizerSpec } from '../core/job-spec.ts';
+import type { HiddenLayer, JobSpec, RegularizerSpec } from '../core/jobs/job-spec.ts';
+import { UnrecoverableError } from '../core/platform/errors.ts';
 import type { TF } from './backend.ts';
 
 type InitializerName = NonNullable<Extract<HiddenLayer, { type: 'dense' }>['kernelInitializer']>;

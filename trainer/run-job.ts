@@ -6,26 +6,27 @@
  */
 import { createHash } from 'node:crypto';
 import type { LayersModel } from '@tensorflow/tfjs';
-import { type PreparedData, prepareData } from '../core/dataset-prep.ts';
-import { overfittingWarning, plateauWarning } from '../core/diagnostics.ts';
-import { NotFoundError, PreconditionFailedError, UnrecoverableError } from '../core/errors.ts';
+import { type DatasetMeta, datasetMeta } from '../core/datasets/dataset-service.ts';
+import { parseTableStream, type Table } from '../core/datasets/tabular.ts';
 import {
   type EpochMetrics,
   isTerminal,
   type JobMessage,
   type JobRecord,
   transition,
-} from '../core/job-record.ts';
-import { type DatasetMeta, datasetMeta, type Limits } from '../core/job-service.ts';
-import type { JobSpec } from '../core/job-spec.ts';
-import { fromJson, JobStore, SkipUpdate, toJson } from '../core/job-store.ts';
-import { datasetKeys, jobKeys } from '../core/keys.ts';
-import type { Logger } from '../core/log.ts';
-import { lossCurveSvg } from '../core/loss-curve.ts';
-import { meanStd } from '../core/metrics.ts';
-import type { JobQueue, ObjectStore } from '../core/ports.ts';
-import { type TrialHooks, trialHooks } from '../core/sweep-controller.ts';
-import { parseTableStream, type Table } from '../core/tabular.ts';
+} from '../core/jobs/job-record.ts';
+import type { JobSpec } from '../core/jobs/job-spec.ts';
+import { fromJson, JobStore, SkipUpdate, toJson } from '../core/jobs/job-store.ts';
+import { NotFoundError, PreconditionFailedError, UnrecoverableError } from '../core/platform/errors.ts';
+import { datasetKeys, jobKeys } from '../core/platform/keys.ts';
+import type { Limits } from '../core/platform/limits.ts';
+import type { Logger } from '../core/platform/log.ts';
+import type { JobQueue, ObjectStore } from '../core/platform/ports.ts';
+import { type TrialHooks, trialHooks } from '../core/sweeps/sweep-controller.ts';
+import { type PreparedData, prepareData } from '../core/training/dataset-prep.ts';
+import { overfittingWarning, plateauWarning } from '../core/training/diagnostics.ts';
+import { lossCurveSvg } from '../core/training/loss-curve.ts';
+import { meanStd } from '../core/training/metrics.ts';
 import pkg from '../package.json' with { type: 'json' };
 import { serializeModel } from './artifacts.ts';
 import type { TF } from './backend.ts';

@@ -8,7 +8,7 @@
  * Protection is best effort: a failed call is logged and never fails the job, and it is granted for a
  * bounded time and renewed while the job trains, so a worker that hangs loses it by itself.
  */
-import type { Logger } from '../core/log.ts';
+import type { Logger } from '../core/platform/log.ts';
 
 /** Set by the ECS agent in every container of a task on ECS (EC2 with agent 1.65+ and Fargate 1.4+). */
 export const ECS_AGENT_URI = 'ECS_AGENT_URI';

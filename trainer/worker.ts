@@ -4,10 +4,11 @@
  * after a backoff (and, after the queue's maximum receives, it goes to the dead-letter queue).
  * `stop()` is idempotent: it interrupts the job in hand, releases its message and waits.
  */
-import { retryDelaySeconds } from '../core/backoff.ts';
-import { type JobMessage, jobMessage } from '../core/job-record.ts';
-import type { Logger } from '../core/log.ts';
-import type { JobQueue, QueueMessage } from '../core/ports.ts';
+
+import { type JobMessage, jobMessage } from '../core/jobs/job-record.ts';
+import { retryDelaySeconds } from '../core/platform/backoff.ts';
+import type { Logger } from '../core/platform/log.ts';
+import type { JobQueue, QueueMessage } from '../core/platform/ports.ts';
 import type { JobOutcome } from './run-job.ts';
 
 export interface WorkerOptions {

@@ -4,8 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { jobIndexPrefix } from '../../core/keys.ts';
-import { routes } from '../../functions/routes.ts';
+import { routes } from '../../core/api/routes.ts';
+import { jobIndexPrefix } from '../../core/platform/keys.ts';
 import { startTestStack, type TestStack } from '../helpers/local-stack.ts';
 
 const CSV = 'x1,x2,label\n1,2,a\n2,3,b\n3,4,a\n4,5,b\n';

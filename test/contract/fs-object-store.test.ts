@@ -6,7 +6,7 @@ import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { PreconditionFailedError } from '../../core/errors.ts';
+import { PreconditionFailedError } from '../../core/platform/errors.ts';
 import { FsObjectStore, parseStorageUrl, verifyPresigned } from '../../local/fs-object-store.ts';
 import { type StorageServer, startStorageServer } from '../helpers/storage-server.ts';
 import { objectStoreContract } from './object-store-contract.ts';

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { JobQueue } from '../../core/ports.ts';
+import type { JobQueue } from '../../core/platform/ports.ts';
 
 export interface JobQueueFixture {
   /** A new, empty queue whose messages go to `deadLetterQueue` after 2 receives (maxReceiveCount 2). */

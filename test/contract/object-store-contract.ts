@@ -5,8 +5,8 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it, type TestContext } from 'node:test';
-import { PreconditionFailedError } from '../../core/errors.ts';
-import type { ObjectInfo, ObjectStore } from '../../core/ports.ts';
+import { PreconditionFailedError } from '../../core/platform/errors.ts';
+import type { ObjectInfo, ObjectStore } from '../../core/platform/ports.ts';
 
 export interface ObjectStoreFixture {
   readonly store: ObjectStore;

@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { S3Client } from '@aws-sdk/client-s3';
 import { type FauxqsServer, startFauxqs } from 'fauxqs';
 import { S3ObjectStore } from '../../aws/s3-object-store.ts';
-import { PreconditionFailedError } from '../../core/errors.ts';
+import { PreconditionFailedError } from '../../core/platform/errors.ts';
 import { objectStoreContract } from './object-store-contract.ts';
 
 const clientFor = (server: FauxqsServer): S3Client =>

@@ -10,11 +10,12 @@ import type { SQSEvent } from 'aws-lambda';
 import { type FauxqsServer, startFauxqs } from 'fauxqs';
 import { S3ObjectStore } from '../../aws/s3-object-store.ts';
 import { SqsJobQueue } from '../../aws/sqs-job-queue.ts';
-import { ENV } from '../../core/config.ts';
-import { transition } from '../../core/job-record.ts';
-import { createServices, type Services, submitJob } from '../../core/job-service.ts';
-import { JobStore } from '../../core/job-store.ts';
-import { datasetKeys } from '../../core/keys.ts';
+import { transition } from '../../core/jobs/job-record.ts';
+import { submitJob } from '../../core/jobs/job-service.ts';
+import { JobStore } from '../../core/jobs/job-store.ts';
+import { ENV } from '../../core/platform/config.ts';
+import { datasetKeys } from '../../core/platform/keys.ts';
+import { createServices, type Services } from '../../core/services.ts';
 
 const TENANT = 'acme';
 const BUCKET = 'descent-dead-letters';

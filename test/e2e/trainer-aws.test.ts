@@ -14,10 +14,11 @@ import { SQSClient } from '@aws-sdk/client-sqs';
 import { type FauxqsServer, startFauxqs } from 'fauxqs';
 import { S3ObjectStore } from '../../aws/s3-object-store.ts';
 import { SqsJobQueue } from '../../aws/sqs-job-queue.ts';
-import { ENV } from '../../core/config.ts';
-import { createServices, submitJob } from '../../core/job-service.ts';
-import { JobStore } from '../../core/job-store.ts';
-import { datasetKeys } from '../../core/keys.ts';
+import { submitJob } from '../../core/jobs/job-service.ts';
+import { JobStore } from '../../core/jobs/job-store.ts';
+import { ENV } from '../../core/platform/config.ts';
+import { datasetKeys } from '../../core/platform/keys.ts';
+import { createServices } from '../../core/services.ts';
 
 const TENANT = 'acme';
 const BUCKET = 'descent-e2e';

@@ -2,8 +2,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { datasetKeys } from '../../core/keys.ts';
-import type { ObjectStore } from '../../core/ports.ts';
+import { datasetKeys } from '../../core/platform/keys.ts';
+import type { ObjectStore } from '../../core/platform/ports.ts';
 import { FsObjectStore } from '../../local/fs-object-store.ts';
 import { SqliteJobQueue } from '../../local/sqlite-job-queue.ts';
 

@@ -1,5 +1,5 @@
 /** Small factories for job specs in tests. */
-import { type JobSpec, resolvedJobSpec } from '../../core/job-spec.ts';
+import { type JobSpec, resolvedJobSpec } from '../../core/jobs/job-spec.ts';
 
 export const DATASET_ID = '01M8JH2TQYPMBNJ50HMGRP3N6M';
 

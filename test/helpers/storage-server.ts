@@ -4,7 +4,7 @@
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { ObjectStore } from '../../core/ports.ts';
+import type { ObjectStore } from '../../core/platform/ports.ts';
 import { handleStorageRequest } from '../../local/storage-route.ts';
 
 export interface StorageServer {

@@ -1,5 +1,5 @@
 /** Small tables for tests, built through the real parser. */
-import { parseTable, type Table } from '../../core/tabular.ts';
+import { parseTable, type Table } from '../../core/datasets/tabular.ts';
 
 /** A table from column names and rows (null = missing), via JSON Lines. */
 export function tableOf(columns: string[], rows: unknown[][]): Promise<Table> {

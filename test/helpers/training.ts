@@ -1,7 +1,8 @@
 /** Trains a spec on a table with the real pipeline (prepare → fit), for engine tests. */
-import { prepareData } from '../../core/dataset-prep.ts';
-import type { JobSpec } from '../../core/job-spec.ts';
-import type { Table } from '../../core/tabular.ts';
+
+import type { Table } from '../../core/datasets/tabular.ts';
+import type { JobSpec } from '../../core/jobs/job-spec.ts';
+import { prepareData } from '../../core/training/dataset-prep.ts';
 import type { TF } from '../../trainer/backend.ts';
 import type { TrainHooks } from '../../trainer/engine.ts';
 import { disposeSet, type FitResult, fit } from '../../trainer/fit.ts';

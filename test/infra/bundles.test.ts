@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { build, type Metafile } from 'esbuild';
-import { routes } from '../../functions/routes.ts';
+import { routes } from '../../core/api/routes.ts';
 
 const root = new URL('../../', import.meta.url);
 const handlers = [...new Set([...routes.map((r) => r.handler), 'dead-letter'])].sort();

@@ -4,8 +4,8 @@ import { Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { BlockPublicAccess } from 'aws-cdk-lib/aws-s3';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { ENV } from '../../core/config.ts';
-import { routes } from '../../functions/routes.ts';
+import { routes } from '../../core/api/routes.ts';
+import { ENV } from '../../core/platform/config.ts';
 import { ArtifactBucket } from '../../infra/artifact-bucket.ts';
 import {
   actionsOf,
@@ -73,7 +73,7 @@ describe('DescentStack functions', () => {
     template.allResourcesProperties('AWS::Logs::LogGroup', { RetentionInDays: Match.anyValue() });
   });
 
-  it('gives every function the bucket and queue under the environment names of core/config.ts', () => {
+  it('gives every function the bucket and queue under the environment names of core/platform/config.ts', () => {
     const bucketRef = { Ref: logicalId(stack.artifacts.bucket) };
     everyFunctionHas(template, functionIds, {
       Environment: {
@@ -111,7 +111,7 @@ describe('DescentStack functions', () => {
     }
   });
 
-  it("gives every API handler the quota settings under core/config.ts's names", () => {
+  it("gives every API handler the quota settings under core/platform/config.ts's names", () => {
     const { settings } = stack;
     everyFunctionHas(template, [...stack.jobsApi.functions.values()].map(logicalId), {
       Environment: {

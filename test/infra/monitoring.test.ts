@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Match } from 'aws-cdk-lib/assertions';
-import { METRIC_NAMESPACE, METRICS } from '../../core/emf.ts';
+import { METRIC_NAMESPACE, METRICS } from '../../core/platform/emf.ts';
 import { type CfnResource, resourcesOfType, synthesize } from './synth.ts';
 
 const { stack, template, resources, logicalId } = synthesize();

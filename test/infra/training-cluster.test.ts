@@ -7,7 +7,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Match } from 'aws-cdk-lib/assertions';
-import { ENV } from '../../core/config.ts';
+import { ENV } from '../../core/platform/config.ts';
 import { backlogScalingSteps } from '../../infra/training-cluster.ts';
 import { actionsOf, type CfnResource, resourcesOfType, statementsOfRole, synthesize } from './synth.ts';
 
@@ -267,7 +267,7 @@ describe('TrainingCluster trainer permissions', () => {
     }
   });
 
-  it("configures the trainer through core/config.ts's names, with the queue's visibility timeout as heartbeat", () => {
+  it("configures the trainer through core/platform/config.ts's names, with the queue's visibility timeout as heartbeat", () => {
     const env = Object.fromEntries(container.Environment.map((e) => [e.Name, e.Value]));
     assert.deepEqual(env[ENV.bucket], { Ref: logicalId(stack.artifacts.bucket) });
     assert.deepEqual(env[ENV.queueUrl], { Ref: logicalId(stack.jobQueue.queue) });

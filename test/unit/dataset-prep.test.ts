@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { prepareData, sortClasses } from '../../core/dataset-prep.ts';
-import { UnrecoverableError } from '../../core/errors.ts';
+import { UnrecoverableError } from '../../core/platform/errors.ts';
+import { prepareData, sortClasses } from '../../core/training/dataset-prep.ts';
 import { specOf } from '../helpers/specs.ts';
 import { tableOf } from '../helpers/tables.ts';
 

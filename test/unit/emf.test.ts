@@ -4,8 +4,14 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { emfLine, emitMetrics, finishedJobMetrics, METRIC_NAMESPACE, METRICS } from '../../core/emf.ts';
-import { type JobRecord, transition } from '../../core/job-record.ts';
+import { type JobRecord, transition } from '../../core/jobs/job-record.ts';
+import {
+  emfLine,
+  emitMetrics,
+  finishedJobMetrics,
+  METRIC_NAMESPACE,
+  METRICS,
+} from '../../core/platform/emf.ts';
 
 const at = (iso: string) => new Date(iso);
 

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import type { Tensor } from '@tensorflow/tfjs';
-import { UnrecoverableError } from '../../core/errors.ts';
-import type { Table } from '../../core/tabular.ts';
+import type { Table } from '../../core/datasets/tabular.ts';
+import { UnrecoverableError } from '../../core/platform/errors.ts';
 import { selectBackend, type TF } from '../../trainer/backend.ts';
 import { specOf } from '../helpers/specs.ts';
 import { blobs, lcg, tableOf } from '../helpers/tables.ts';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { NotFoundError, PreconditionFailedError } from '../../core/errors.ts';
-import { createLogger } from '../../core/log.ts';
+import { NotFoundError, PreconditionFailedError } from '../../core/platform/errors.ts';
+import { createLogger } from '../../core/platform/log.ts';
 import { type ApiEvent, api } from '../../functions/http.ts';
 
 const event = { routeKey: 'GET /x', requestContext: { requestId: 'req-1' } } as unknown as ApiEvent;
@@ -24,7 +24,7 @@ describe('api() error mapping', () => {
   });
   it('turns anything else into a 500 with the request id, never the stack', async () => {
     const lines: string[] = [];
-    const { log } = await import('../../core/log.ts');
+    const { log } = await import('../../core/platform/log.ts');
     const original = log.error;
     log.error = createLogger({}, (l) => lines.push(l)).error;
     try {

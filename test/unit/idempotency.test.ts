@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ConflictError, NotFoundError } from '../../core/errors.ts';
-import { replayEarlier } from '../../core/idempotency.ts';
+import { replayEarlier } from '../../core/api/idempotency.ts';
+import { ConflictError, NotFoundError } from '../../core/platform/errors.ts';
 
 describe('replayEarlier', () => {
   it('returns what the first request created when the body is the same', async () => {

@@ -4,11 +4,11 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { transition } from '../../core/job-record.ts';
-import { createServices, type Services } from '../../core/job-service.ts';
-import { JobStore } from '../../core/job-store.ts';
-import { datasetKeys } from '../../core/keys.ts';
-import { createLogger } from '../../core/log.ts';
+import { transition } from '../../core/jobs/job-record.ts';
+import { JobStore } from '../../core/jobs/job-store.ts';
+import { datasetKeys } from '../../core/platform/keys.ts';
+import { createLogger } from '../../core/platform/log.ts';
+import { createServices, type Services } from '../../core/services.ts';
 import type { ApiEvent } from '../../functions/http.ts';
 import { create as submitHandler } from '../../functions/submit-job.ts';
 import { measuredRun } from '../../trainer/main.ts';

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ConflictError } from '../../core/errors.ts';
-import { reverseUlid, ulid, ulidTime } from '../../core/ids.ts';
-import { canTransition, JOB_STATUSES, type JobRecord, transition } from '../../core/job-record.ts';
-import { jobKeys } from '../../core/keys.ts';
+import { canTransition, JOB_STATUSES, type JobRecord, transition } from '../../core/jobs/job-record.ts';
+import { ConflictError } from '../../core/platform/errors.ts';
+import { reverseUlid, ulid, ulidTime } from '../../core/platform/ids.ts';
+import { jobKeys } from '../../core/platform/keys.ts';
 import { specOf } from '../helpers/specs.ts';
 
 const record = (status: JobRecord['status']): JobRecord => ({

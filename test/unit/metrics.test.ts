@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { classificationMetrics, regressionMetrics } from '../../core/metrics.ts';
+import { classificationMetrics, regressionMetrics } from '../../core/training/metrics.ts';
 
 describe('classificationMetrics', () => {
   it('computes accuracy, per-class precision/recall/F1 and the confusion matrix', () => {

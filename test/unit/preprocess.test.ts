@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { prepareData } from '../../core/dataset-prep.ts';
-import { UnrecoverableError } from '../../core/errors.ts';
-import { encodeRecord, encodeRows, fitPreprocessing } from '../../core/preprocess.ts';
+import { UnrecoverableError } from '../../core/platform/errors.ts';
+import { prepareData } from '../../core/training/dataset-prep.ts';
+import { encodeRecord, encodeRows, fitPreprocessing } from '../../core/training/preprocess.ts';
 import { specOf } from '../helpers/specs.ts';
 import { tableOf } from '../helpers/tables.ts';
 

@@ -5,10 +5,11 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { createServices, type Services, submitJob } from '../../core/job-service.ts';
-import { JobStore } from '../../core/job-store.ts';
-import { jobKeys } from '../../core/keys.ts';
-import { createLogger } from '../../core/log.ts';
+import { submitJob } from '../../core/jobs/job-service.ts';
+import { JobStore } from '../../core/jobs/job-store.ts';
+import { jobKeys } from '../../core/platform/keys.ts';
+import { createLogger } from '../../core/platform/log.ts';
+import { createServices, type Services } from '../../core/services.ts';
 import { selectBackend } from '../../trainer/backend.ts';
 import { runJob, type TrainerDeps } from '../../trainer/run-job.ts';
 import { type LocalPorts, localPorts, putDataset } from '../helpers/local-ports.ts';

@@ -4,10 +4,11 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { handleDeadLetter } from '../../core/dead-letter.ts';
-import { createServices, type Services, submitJob } from '../../core/job-service.ts';
-import { JobStore } from '../../core/job-store.ts';
-import { createLogger } from '../../core/log.ts';
+import { handleDeadLetter } from '../../core/jobs/dead-letter.ts';
+import { submitJob } from '../../core/jobs/job-service.ts';
+import { JobStore } from '../../core/jobs/job-store.ts';
+import { createLogger } from '../../core/platform/log.ts';
+import { createServices, type Services } from '../../core/services.ts';
 import { selectBackend } from '../../trainer/backend.ts';
 import { runJob, type TrainerDeps } from '../../trainer/run-job.ts';
 import { type LocalPorts, localPorts, putDataset } from '../helpers/local-ports.ts';
@@ -75,7 +76,11 @@ describe('runJob', () => {
       await new Promise((r) => setTimeout(r, 10));
       record = (await jobs.get(TENANT, jobId)).record;
     }
-    const cancelled = await (await import('../../core/job-service.ts')).cancelJob(services, TENANT, jobId);
+    const cancelled = await (await import('../../core/jobs/job-service.ts')).cancelJob(
+      services,
+      TENANT,
+      jobId,
+    );
     assert.equal(cancelled.status, 'CANCELLING');
     const epochAtCancel = cancelled.progress.epoch;
     assert.equal(await run, 'done');
@@ -265,8 +270,8 @@ describe('runJob', () => {
 
   it('drops the message of a job deleted after it ended', async () => {
     const jobId = await submit(blobs, { epochs: 1 });
-    await (await import('../../core/job-service.ts')).cancelJob(services, TENANT, jobId);
-    await (await import('../../core/job-service.ts')).deleteJob(services, TENANT, jobId);
+    await (await import('../../core/jobs/job-service.ts')).cancelJob(services, TENANT, jobId);
+    await (await import('../../core/jobs/job-service.ts')).deleteJob(services, TENANT, jobId);
     assert.equal(await runJob(deps, message(jobId), new AbortController().signal), 'done');
   });
 
@@ -340,7 +345,7 @@ describe('runJob', () => {
 
   it('does nothing with a job that has already ended', async () => {
     const jobId = await submit(blobs, { epochs: 1 });
-    await (await import('../../core/job-service.ts')).cancelJob(services, TENANT, jobId);
+    await (await import('../../core/jobs/job-service.ts')).cancelJob(services, TENANT, jobId);
     assert.equal(await runJob(deps, message(jobId), new AbortController().signal), 'done');
     const { record } = await jobs.get(TENANT, jobId);
     assert.equal(record.status, 'CANCELLED');

@@ -6,16 +6,17 @@
  */
 import assert from 'node:assert/strict';
 import { after, beforeEach, describe, it } from 'node:test';
-import { ConflictError } from '../../core/errors.ts';
-import { isTerminal, type JobStatus, transition } from '../../core/job-record.ts';
-import { cancelJob, createServices, listJobs, type Services } from '../../core/job-service.ts';
-import { JobStore, toJson } from '../../core/job-store.ts';
-import { activeSweepsPrefix, jobKeys, sweepKeys } from '../../core/keys.ts';
-import type { JobQueue } from '../../core/ports.ts';
-import { advanceSweep, CLAIM_GRACE_MS } from '../../core/sweep-controller.ts';
-import type { SweepRecord } from '../../core/sweep-record.ts';
-import { cancelSweep, getSweep, listSweeps, submitSweep } from '../../core/sweep-service.ts';
-import { SweepStore } from '../../core/sweep-store.ts';
+import { isTerminal, type JobStatus, transition } from '../../core/jobs/job-record.ts';
+import { cancelJob, listJobs } from '../../core/jobs/job-service.ts';
+import { JobStore, toJson } from '../../core/jobs/job-store.ts';
+import { ConflictError } from '../../core/platform/errors.ts';
+import { activeSweepsPrefix, jobKeys, sweepKeys } from '../../core/platform/keys.ts';
+import type { JobQueue } from '../../core/platform/ports.ts';
+import { createServices, type Services } from '../../core/services.ts';
+import { advanceSweep, CLAIM_GRACE_MS } from '../../core/sweeps/sweep-controller.ts';
+import type { SweepRecord } from '../../core/sweeps/sweep-record.ts';
+import { cancelSweep, getSweep, listSweeps, submitSweep } from '../../core/sweeps/sweep-service.ts';
+import { SweepStore } from '../../core/sweeps/sweep-store.ts';
 import { type LocalPorts, localPorts, putDataset } from '../helpers/local-ports.ts';
 
 const TENANT = 'acme';

@@ -4,8 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ValidationError } from '../../core/errors.ts';
-import { median, medianStop, runningBest } from '../../core/median-stopping.ts';
+import { ValidationError } from '../../core/platform/errors.ts';
+import { median, medianStop, runningBest } from '../../core/sweeps/median-stopping.ts';
 import {
   type Domain,
   gridAssignments,
@@ -15,7 +15,7 @@ import {
   setPath,
   sweepRequest,
   trialSpec,
-} from '../../core/sweep-spec.ts';
+} from '../../core/sweeps/sweep-spec.ts';
 import { DATASET_ID } from '../helpers/specs.ts';
 
 const LIMITS = { maxActiveJobs: 20 };

@@ -6,10 +6,11 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
-import { createServices, getResult, type Services } from '../../core/job-service.ts';
-import { JobStore } from '../../core/job-store.ts';
-import { createLogger } from '../../core/log.ts';
-import { getSweep, submitSweep } from '../../core/sweep-service.ts';
+import { getResult } from '../../core/jobs/job-service.ts';
+import { JobStore } from '../../core/jobs/job-store.ts';
+import { createLogger } from '../../core/platform/log.ts';
+import { createServices, type Services } from '../../core/services.ts';
+import { getSweep, submitSweep } from '../../core/sweeps/sweep-service.ts';
 import { selectBackend } from '../../trainer/backend.ts';
 import { runJob, type TrainerDeps } from '../../trainer/run-job.ts';
 import { Worker } from '../../trainer/worker.ts';

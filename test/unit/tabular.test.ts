@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { UnrecoverableError } from '../../core/errors.ts';
 import {
   cellAt,
   csvCell,
@@ -8,7 +7,8 @@ import {
   parseTableStream,
   peekColumns,
   type Table,
-} from '../../core/tabular.ts';
+} from '../../core/datasets/tabular.ts';
+import { UnrecoverableError } from '../../core/platform/errors.ts';
 
 const bytes = (s: string) => new TextEncoder().encode(s);
 const dataError = (pattern: RegExp) => (error: unknown) =>

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { createLogger } from '../../core/log.ts';
+import { createLogger } from '../../core/platform/log.ts';
 import { TASK_PROTECTION_PATH, TaskProtection } from '../../trainer/task-protection.ts';
 
 interface Received {

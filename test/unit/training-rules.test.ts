@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { divergence, overfittingWarning, plateauWarning } from '../../core/diagnostics.ts';
-import type { EpochMetrics } from '../../core/job-record.ts';
-import { EarlyStopping, LearningRateSchedule, thresholdReached } from '../../core/training-rules.ts';
+import type { EpochMetrics } from '../../core/jobs/job-record.ts';
+import { divergence, overfittingWarning, plateauWarning } from '../../core/training/diagnostics.ts';
+import { EarlyStopping, LearningRateSchedule, thresholdReached } from '../../core/training/training-rules.ts';
 
 const epochs = (losses: number[], valLosses?: number[]): EpochMetrics[] =>
   losses.map((loss, i) => ({

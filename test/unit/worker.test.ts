@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { createLogger } from '../../core/log.ts';
+import { createLogger } from '../../core/platform/log.ts';
 import type { JobOutcome } from '../../trainer/run-job.ts';
 import { Worker, type WorkerOptions } from '../../trainer/worker.ts';
 import { type LocalPorts, localPorts } from '../helpers/local-ports.ts';

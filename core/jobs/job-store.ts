@@ -2,11 +2,11 @@
  * Reading and writing a job's objects. Every change to `job.json` is a compare-and-swap on the ETag
  * that was read, so two writers (two workers, or a worker and a cancel) can never both win.
  */
-import { NotFoundError, PreconditionFailedError } from './errors.ts';
-import { reverseUlid } from './ids.ts';
+import { NotFoundError, PreconditionFailedError } from '../platform/errors.ts';
+import { reverseUlid } from '../platform/ids.ts';
+import { activePrefix, isValidId, jobIndexPrefix, jobKeys } from '../platform/keys.ts';
+import type { ObjectStore } from '../platform/ports.ts';
 import { type EpochMetrics, isTerminal, type JobEvent, type JobRecord, jobRecord } from './job-record.ts';
-import { activePrefix, isValidId, jobIndexPrefix, jobKeys } from './keys.ts';
-import type { ObjectStore } from './ports.ts';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();

@@ -2,9 +2,10 @@
  * Feature preprocessing declared in the spec, fitted on training rows only (no leakage into
  * validation) and saved with the model, so that a prediction applies exactly the same transform.
  */
-import { UnrecoverableError } from './errors.ts';
-import type { PreprocessingSpec } from './job-spec.ts';
-import type { Table } from './tabular.ts';
+
+import type { Table } from '../datasets/tabular.ts';
+import type { PreprocessingSpec } from '../jobs/job-spec.ts';
+import { UnrecoverableError } from '../platform/errors.ts';
 
 export type ScaleMode = 'none' | 'standardize' | 'minMax';
 export type MissingMode = 'error' | 'drop' | 'mean' | 'mostFrequent';

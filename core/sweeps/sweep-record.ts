@@ -2,10 +2,10 @@
  * The sweep record (`tenants/{t}/sweeps/{id}/sweep.json`): the resolved request, the sweep's status
  * and its trials table, fixed at submit (every trial's values are chosen then). Each trial is an
  * ordinary job, tagged with the sweep's id; the table mirrors the trial's job status as the
- * controller (`core/sweep-controller.ts`) observes it.
+ * controller (`core/sweeps/sweep-controller.ts`) observes it.
  */
 import { z } from 'zod';
-import { isTerminal, jobError, jobStatus } from './job-record.ts';
+import { isTerminal, jobError, jobStatus } from '../jobs/job-record.ts';
 import { better, resolvedSweep } from './sweep-spec.ts';
 
 export const SWEEP_STATUSES = ['RUNNING', 'CANCELLING', 'SUCCEEDED', 'FAILED', 'CANCELLED'] as const;

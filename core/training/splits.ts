@@ -1,5 +1,5 @@
 /** Seeded row splits: stratified hold-out, k-fold partitions. Pure functions over row indices. */
-import { type Rng, shuffleInPlace } from './random.ts';
+import { type Rng, shuffleInPlace } from '../platform/random.ts';
 
 /** Groups rows by class (classification) or keeps one group (regression), in row order. */
 export function groupsOf(rows: Int32Array, y: Float32Array, classCount?: number): number[][] {

@@ -2,12 +2,12 @@
  * A job whose message reached the dead-letter queue was received the maximum number of times without
  * finishing: mark it FAILED (`MAX_ATTEMPTS`) so that no job stays QUEUED or RUNNING forever.
  */
-import { NotFoundError } from './errors.ts';
+import { NotFoundError } from '../platform/errors.ts';
+import { log } from '../platform/log.ts';
+import type { JobQueue, ObjectStore } from '../platform/ports.ts';
+import { advanceSweep } from '../sweeps/sweep-controller.ts';
 import { isTerminal, type JobMessage, jobMessage, transition } from './job-record.ts';
 import { JobStore, SkipUpdate } from './job-store.ts';
-import { log } from './log.ts';
-import type { JobQueue, ObjectStore } from './ports.ts';
-import { advanceSweep } from './sweep-controller.ts';
 
 export type DeadLetterOutcome = 'failed' | 'cancelled' | 'already-finished' | 'unknown-job' | 'malformed';
 

@@ -1,5 +1,5 @@
 /** `loss-curve.svg`: training and validation loss per epoch, as a small self-contained SVG. */
-import type { EpochMetrics } from './job-record.ts';
+import type { EpochMetrics } from '../jobs/job-record.ts';
 
 const W = 640;
 const H = 360;

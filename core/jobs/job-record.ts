@@ -3,7 +3,7 @@
  * state machine that every change goes through.
  */
 import { z } from 'zod';
-import { ConflictError } from './errors.ts';
+import { ConflictError } from '../platform/errors.ts';
 import { resolvedJobSpec } from './job-spec.ts';
 
 export const JOB_STATUSES = [

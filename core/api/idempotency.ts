@@ -3,7 +3,7 @@
  * body returns what the first request created; with another body it is a 409.
  */
 import { createHash } from 'node:crypto';
-import { BadRequestError, ConflictError, NotFoundError } from './errors.ts';
+import { BadRequestError, ConflictError, NotFoundError } from '../platform/errors.ts';
 
 /** Canonical JSON (sorted keys), so that the same body in another key order is the same request. */
 function canonical(value: unknown): string {

@@ -1,10 +1,10 @@
 /** The OpenAPI 3.1 document, generated from the route table and the same zod schemas that validate requests. */
 import { z } from 'zod';
-import { routes } from '../functions/routes.ts';
-import { jobRecord } from './job-record.ts';
-import { createDatasetRequest, jobSpec } from './job-spec.ts';
-import { sweepRecord, sweepView } from './sweep-record.ts';
-import { sweepRequest } from './sweep-spec.ts';
+import { jobRecord } from '../jobs/job-record.ts';
+import { createDatasetRequest, jobSpec } from '../jobs/job-spec.ts';
+import { sweepRecord, sweepView } from '../sweeps/sweep-record.ts';
+import { sweepRequest } from '../sweeps/sweep-spec.ts';
+import { routes } from './routes.ts';
 
 const errorBody = z.object({
   error: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() }),

@@ -6,7 +6,7 @@
  *
  * Everything here is pure except `printMetrics`, which writes a line to stdout.
  */
-import type { JobRecord } from './job-record.ts';
+import type { JobRecord } from '../jobs/job-record.ts';
 
 /** The CloudWatch namespace of every descent metric. */
 export const METRIC_NAMESPACE = 'descent';

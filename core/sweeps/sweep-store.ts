@@ -4,11 +4,12 @@
  * controllers (a trainer, the API and the local loop) never queue the same trial, nor more than
  * `maxParallel` at once.
  */
-import { NotFoundError, PreconditionFailedError } from './errors.ts';
-import { reverseUlid } from './ids.ts';
-import { fromJson, SkipUpdate, toJson } from './job-store.ts';
-import { activeSweepsPrefix, isValidId, sweepIndexPrefix, sweepKeys } from './keys.ts';
-import type { ObjectStore } from './ports.ts';
+
+import { fromJson, SkipUpdate, toJson } from '../jobs/job-store.ts';
+import { NotFoundError, PreconditionFailedError } from '../platform/errors.ts';
+import { reverseUlid } from '../platform/ids.ts';
+import { activeSweepsPrefix, isValidId, sweepIndexPrefix, sweepKeys } from '../platform/keys.ts';
+import type { ObjectStore } from '../platform/ports.ts';
 import { isSweepFinished, type SweepRecord, sweepRecord } from './sweep-record.ts';
 
 export interface VersionedSweep {

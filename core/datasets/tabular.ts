@@ -3,8 +3,9 @@
  * chunk, so a large file is never held as text and rows at once: numeric columns are Float64Arrays
  * (8 bytes a cell). Every problem is an `UnrecoverableError` naming the row and column.
  */
-import { UnrecoverableError } from './errors.ts';
-import type { DatasetFormat } from './job-spec.ts';
+
+import type { DatasetFormat } from '../jobs/job-spec.ts';
+import { UnrecoverableError } from '../platform/errors.ts';
 
 /** A numeric column keeps NaN for a missing value; a text column null; an array column null. */
 export type Column =

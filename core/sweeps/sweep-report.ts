@@ -3,7 +3,7 @@
  * objective against the parameter's value (`report.json` and `plots/objective-vs-<path>.svg` under the
  * sweep's prefix). Pure functions of the sweep record.
  */
-import { sweepPlotName } from './keys.ts';
+import { sweepPlotName } from '../platform/keys.ts';
 import { rankTrials, type SweepRecord } from './sweep-record.ts';
 import type { Domain, ParameterValue } from './sweep-spec.ts';
 

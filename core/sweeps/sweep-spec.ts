@@ -6,9 +6,9 @@
  * parameter, and nothing invalid is stored or queued.
  */
 import { z } from 'zod';
-import { ValidationError } from './errors.ts';
-import { jobSpec, MAX_EPOCHS, type TASKS } from './job-spec.ts';
-import { seededRng } from './random.ts';
+import { jobSpec, MAX_EPOCHS, type TASKS } from '../jobs/job-spec.ts';
+import { ValidationError } from '../platform/errors.ts';
+import { seededRng } from '../platform/random.ts';
 
 /** Most trials one sweep may run. */
 export const MAX_TRIALS = 200;

@@ -11,15 +11,22 @@
  * half done by a crash (the job not stored, or its message not sent) is finished by a later pass once
  * it is `CLAIM_GRACE_MS` old.
  */
-import { NotFoundError, PreconditionFailedError } from './errors.ts';
-import { reverseUlid, ulid } from './ids.ts';
-import { type EpochMetrics, isTerminal, type JobRecord, type JobStatus, transition } from './job-record.ts';
-import { jobSpec, resolvedJobSpec } from './job-spec.ts';
-import { JobStore, SkipUpdate, toJson } from './job-store.ts';
-import { activePrefix, jobIndexPrefix, jobKeys, sweepKeys } from './keys.ts';
-import type { Logger } from './log.ts';
+
+import {
+  type EpochMetrics,
+  isTerminal,
+  type JobRecord,
+  type JobStatus,
+  transition,
+} from '../jobs/job-record.ts';
+import { jobSpec, resolvedJobSpec } from '../jobs/job-spec.ts';
+import { JobStore, SkipUpdate, toJson } from '../jobs/job-store.ts';
+import { NotFoundError, PreconditionFailedError } from '../platform/errors.ts';
+import { reverseUlid, ulid } from '../platform/ids.ts';
+import { activePrefix, jobIndexPrefix, jobKeys, sweepKeys } from '../platform/keys.ts';
+import type { Logger } from '../platform/log.ts';
+import type { JobQueue, ObjectStore } from '../platform/ports.ts';
 import { medianStop, monitorGoal, runningBest } from './median-stopping.ts';
-import type { JobQueue, ObjectStore } from './ports.ts';
 import {
   isSweepFinished,
   isTrialFinished,

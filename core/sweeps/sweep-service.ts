@@ -3,30 +3,26 @@
  * only parse requests and map results): submit a sweep, list, read and cancel sweeps.
  */
 import { z } from 'zod';
+import { decodeCursor, encodeCursor, replayEarlier, requestHash, sha256 } from '../api/idempotency.ts';
+import { checkDataset, countRows, getDatasetMeta } from '../datasets/dataset-service.ts';
+import { IDEMPOTENCY_KEY_PATTERN } from '../jobs/job-service.ts';
+import type { JobSpec } from '../jobs/job-spec.ts';
+import { fromJson, SkipUpdate, toJson } from '../jobs/job-store.ts';
 import {
   BadRequestError,
   ConflictError,
   PayloadTooLargeError,
   PreconditionFailedError,
   ValidationError,
-} from './errors.ts';
-import { decodeCursor, encodeCursor, replayEarlier, requestHash, sha256 } from './idempotency.ts';
-import {
-  checkDataset,
-  countRows,
-  getDatasetMeta,
-  IDEMPOTENCY_KEY_PATTERN,
-  type Services,
-} from './job-service.ts';
-import type { JobSpec } from './job-spec.ts';
-import { fromJson, SkipUpdate, toJson } from './job-store.ts';
-import { sweepIdempotencyKey, sweepKeys } from './keys.ts';
-import { log } from './log.ts';
+} from '../platform/errors.ts';
+import { sweepIdempotencyKey, sweepKeys } from '../platform/keys.ts';
+import { log } from '../platform/log.ts';
+import { parseOrThrow } from '../platform/validate.ts';
+import type { Services } from '../services.ts';
 import { advanceSweep } from './sweep-controller.ts';
 import { isSweepFinished, rankTrials, type SweepRecord, sweepStatus } from './sweep-record.ts';
 import { resolveSweep, type SweepPlan, sweepRequest, trialSpec } from './sweep-spec.ts';
 import { SweepStore } from './sweep-store.ts';
-import { parseOrThrow } from './validate.ts';
 
 /**
  * The dataset checks `POST /jobs` makes, for every trial's dataset, label and features (uploaded, a

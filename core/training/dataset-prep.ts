@@ -2,12 +2,13 @@
  * From a parsed table and a job spec to what training needs: the feature columns, the targets, the
  * classes, and the seeded splits (test, hold-out or k-fold). Pure: no TensorFlow.js.
  */
-import { UnrecoverableError } from './errors.ts';
-import type { JobSpec } from './job-spec.ts';
+
+import { cellAt, type Table } from '../datasets/tabular.ts';
+import type { JobSpec } from '../jobs/job-spec.ts';
+import { UnrecoverableError } from '../platform/errors.ts';
+import { seededRng } from '../platform/random.ts';
 import { applyMissingRules, describeFeatures, type FeatureColumn } from './preprocess.ts';
-import { seededRng } from './random.ts';
 import { groupsOf, holdout, kfold } from './splits.ts';
-import { cellAt, type Table } from './tabular.ts';
 
 export interface PreparedData {
   table: Table;

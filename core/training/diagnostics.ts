@@ -2,7 +2,7 @@
  * The trainer watching its own run and saying what went wrong in words (the article's advice):
  * divergence, a learning rate too small to move the loss, and overfitting.
  */
-import type { EpochMetrics } from './job-record.ts';
+import type { EpochMetrics } from '../jobs/job-record.ts';
 
 /** A loss this many times the first epoch's is taken as exploding. */
 const EXPLODING_FACTOR = 1000;

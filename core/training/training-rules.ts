@@ -2,8 +2,8 @@
  * The rules that steer a training run epoch by epoch, as pure state machines so that they can be
  * tested alone and checkpointed: learning-rate schedules, early stopping, the loss threshold.
  */
-import type { EpochMetrics } from './job-record.ts';
-import type { JobSpec, Monitor, ScheduleSpec } from './job-spec.ts';
+import type { EpochMetrics } from '../jobs/job-record.ts';
+import type { JobSpec, Monitor, ScheduleSpec } from '../jobs/job-spec.ts';
 
 /** Accuracy-like metrics improve upwards; losses and errors downwards. */
 export const higherIsBetter = (monitor: Monitor): boolean =>

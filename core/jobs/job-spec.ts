@@ -3,7 +3,7 @@
  * defaults (the stored spec is the resolved one), and generates the OpenAPI document.
  */
 import { z } from 'zod';
-import { ULID_PATTERN } from './ids.ts';
+import { ULID_PATTERN } from '../platform/ids.ts';
 
 /** No control or bidi-override characters: names end up in logs, terminals and file names. */
 const UNPRINTABLE: [number, number][] = [

@@ -1,9 +1,9 @@
 /**
  * The median stopping rule (Golovin et al., "Google Vizier", 2017): stop a trial at epoch e when its
  * best value of the watched metric by epoch e is worse than the median of the completed trials' best
- * values by the same epoch. Pure functions; the trainer calls them through `core/sweep-controller.ts`.
+ * values by the same epoch. Pure functions; the trainer calls them through `core/sweeps/sweep-controller.ts`.
  */
-import type { EpochMetrics } from './job-record.ts';
+import type { EpochMetrics } from '../jobs/job-record.ts';
 import { better, type Goal, type StoppingMonitor } from './sweep-spec.ts';
 
 /** Lower is better for losses and errors, higher for accuracy. */

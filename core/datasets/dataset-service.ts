@@ -1,0 +1,160 @@
+/**
+ * Datasets: created with a presigned upload URL, checked cheaply at submit (uploaded, a table, within
+ * the size limit, with the columns the spec names), and their rows counted for the epochs × rows quota.
+ */
+import { z } from 'zod';
+import { createDatasetRequest, type DatasetFormat, featureName, type JobSpec } from '../jobs/job-spec.ts';
+import { fromJson, toJson } from '../jobs/job-store.ts';
+import { BadRequestError, PayloadTooLargeError, ValidationError } from '../platform/errors.ts';
+import { datasetKeys, isValidId } from '../platform/keys.ts';
+import { parseOrThrow } from '../platform/validate.ts';
+import type { Services } from '../services.ts';
+import { peekColumns } from './tabular.ts';
+
+export const datasetMeta = z.object({
+  id: z.string(),
+  name: z.string(),
+  format: z.enum(['csv', 'jsonl', 'tfjs-model']),
+  createdAt: z.string(),
+  /** Data rows, counted at the first submit that uses the dataset... */
+  rows: z.int().optional(),
+  /** ...of the data object with this ETag. */
+  rowsEtag: z.string().optional(),
+});
+export type DatasetMeta = z.infer<typeof datasetMeta>;
+
+const CONTENT_TYPES: Record<Exclude<DatasetFormat, 'tfjs-model'>, string> = {
+  csv: 'text/csv',
+  jsonl: 'application/x-ndjson',
+};
+
+export async function createDataset(s: Services, tenant: string, body: unknown) {
+  const request = parseOrThrow(createDatasetRequest, body, 'dataset request');
+  const id = s.newId();
+  const keys = datasetKeys(tenant, id);
+  const meta: DatasetMeta = {
+    id,
+    name: request.name,
+    format: request.format,
+    createdAt: s.now().toISOString(),
+  };
+  await s.store.put(keys.meta, toJson(meta), { ifNoneMatch: '*', contentType: 'application/json' });
+  const expiresInSeconds = s.limits.uploadUrlSeconds;
+  const expiresAt = new Date(s.now().getTime() + expiresInSeconds * 1000).toISOString();
+  const common = {
+    datasetId: id,
+    name: meta.name,
+    format: meta.format,
+    uploadMethod: 'PUT' as const,
+    maxBytes: s.limits.maxDatasetBytes,
+    expiresAt,
+  };
+  if (request.format === 'tfjs-model') {
+    // A TensorFlow.js layers model for fine-tuning: two files, each with its own URL.
+    const contentType = { 'model.json': 'application/json', 'weights.bin': 'application/octet-stream' };
+    const [modelJson, weights] = await Promise.all([
+      s.store.presignPut(keys.modelJson, { expiresInSeconds, contentType: contentType['model.json'] }),
+      s.store.presignPut(keys.weights, { expiresInSeconds, contentType: contentType['weights.bin'] }),
+    ]);
+    return {
+      ...common,
+      uploadUrl: modelJson,
+      uploadHeaders: { 'content-type': contentType['model.json'] },
+      uploadUrls: { 'model.json': modelJson, 'weights.bin': weights },
+      uploadHeadersByFile: {
+        'model.json': { 'content-type': contentType['model.json'] },
+        'weights.bin': { 'content-type': contentType['weights.bin'] },
+      },
+    };
+  }
+  const uploadUrl = await s.store.presignPut(keys.data, {
+    expiresInSeconds,
+    contentType: CONTENT_TYPES[request.format],
+  });
+  return { ...common, uploadUrl, uploadHeaders: { 'content-type': CONTENT_TYPES[request.format] } };
+}
+
+export async function getDatasetMeta(s: Services, tenant: string, datasetId: string): Promise<DatasetMeta> {
+  const object = isValidId(datasetId) ? await s.store.get(datasetKeys(tenant, datasetId).meta) : undefined;
+  if (!object) {
+    throw new BadRequestError(
+      `dataset.id: no dataset ${datasetId} in this account; create one with POST /datasets.`,
+      { path: 'dataset.id' },
+      'UNKNOWN_DATASET',
+    );
+  }
+  return datasetMeta.parse(fromJson(object.body));
+}
+
+/** Checks at submit what can be checked cheaply: the data was uploaded, fits, and has the columns. */
+/** The checks at submit that can be made cheaply: the data is uploaded, a table, within the limit, and has the columns. */
+export async function checkDataset(
+  s: Services,
+  tenant: string,
+  spec: Pick<JobSpec, 'dataset'>,
+  meta: DatasetMeta,
+): Promise<void> {
+  const keys = datasetKeys(tenant, meta.id);
+  if (meta.format === 'tfjs-model') {
+    throw new BadRequestError(
+      `dataset.id: dataset ${meta.id} is a TensorFlow.js model; use it as model.baseModel.datasetId, and give a CSV or JSON Lines dataset here.`,
+      { path: 'dataset.id' },
+      'WRONG_DATASET_FORMAT',
+    );
+  }
+  const info = await s.store.head(keys.data);
+  if (!info) {
+    throw new BadRequestError(
+      `dataset.id: dataset ${meta.id} has no data yet; PUT the file to its uploadUrl first.`,
+      { path: 'dataset.id' },
+      'DATASET_NOT_UPLOADED',
+    );
+  }
+  if (info.size === 0)
+    throw new BadRequestError(
+      `dataset.id: dataset ${meta.id} is empty.`,
+      { path: 'dataset.id' },
+      'EMPTY_DATASET',
+    );
+  if (info.size > s.limits.maxDatasetBytes) {
+    throw new PayloadTooLargeError(
+      `Dataset ${meta.id} is ${info.size} bytes; the limit is ${s.limits.maxDatasetBytes}.`,
+    );
+  }
+  const head = await s.store.get(keys.data, { range: { start: 0, end: 64 * 1024 - 1 } });
+  const columns = head ? peekColumns(head.body, meta.format) : undefined;
+  if (!columns) return;
+  const wanted = [spec.dataset.label, ...(spec.dataset.features ?? []).map(featureName)];
+  const missing = wanted.filter((c) => !columns.includes(c));
+  if (missing.length > 0) {
+    throw new ValidationError(
+      `The dataset has no column${missing.length > 1 ? 's' : ''} ${missing.map((m) => `"${m}"`).join(', ')}; its columns are ${columns.map((c) => `"${c}"`).join(', ')}.`,
+      { missing, columns },
+    );
+  }
+  if (spec.dataset.features?.map(featureName).includes(spec.dataset.label)) {
+    throw new ValidationError(`dataset.features must not include the label "${spec.dataset.label}".`);
+  }
+}
+
+/** Data rows of a dataset (lines after the header; cached in its dataset.json once counted). */
+export async function countRows(s: Services, tenant: string, meta: DatasetMeta): Promise<number> {
+  const keys = datasetKeys(tenant, meta.id);
+  // The count holds for the bytes it was made on: an upload to the same URL later counts again.
+  const etag = (await s.store.head(keys.data))?.etag;
+  if (meta.rows !== undefined && meta.rowsEtag === etag) return meta.rows;
+  const stream = await s.store.getStream(keys.data);
+  if (!stream) return 0;
+  let lines = 0;
+  let last = 10;
+  for await (const chunk of stream) {
+    for (const byte of chunk) if (byte === 10) lines++;
+    if (chunk.length) last = chunk[chunk.length - 1] as number;
+  }
+  if (last !== 10) lines++;
+  const rows = Math.max(0, meta.format === 'csv' ? lines - 1 : lines);
+  await s.store.put(keys.meta, toJson({ ...meta, rows, ...(etag ? { rowsEtag: etag } : {}) }), {
+    contentType: 'application/json',
+  });
+  return rows;
+}
