@@ -3,15 +3,16 @@
  * sweeps advance when their trials end, and this pass repairs any step a crashed controller left
  * half done (a trial claimed but never queued). Idempotent.
  */
-import { ENV } from '../core/platform/config.ts';
 import { log } from '../core/platform/log.ts';
+import { loadRuntimeConfig } from '../core/platform/runtime-config.ts';
 import { advanceActiveSweeps } from '../core/sweeps/sweep-controller.ts';
 import { awsServices } from './lambda.ts';
 
+const config = loadRuntimeConfig();
+
 export const handler = async (): Promise<{ advanced: number }> => {
   const services = await awsServices();
-  const tenants = (process.env[ENV.tenants] ?? '').split(',').filter(Boolean);
-  const advanced = await advanceActiveSweeps({ ...services, log }, tenants);
-  log.info('sweeps advanced', { tenants: tenants.length, advanced });
+  const advanced = await advanceActiveSweeps(services, config.tenants);
+  log.info('sweeps advanced', { tenants: config.tenants.length, advanced });
   return { advanced };
 };

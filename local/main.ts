@@ -3,11 +3,20 @@ import { availableParallelism, totalmem } from 'node:os';
 import { resolve } from 'node:path';
 import { ENV, intEnv } from '../core/platform/config.ts';
 import { createLogger } from '../core/platform/log.ts';
+import { loadRuntimeConfig, type RuntimeConfig } from '../core/platform/runtime-config.ts';
 import { startLocalStack } from './stack.ts';
 
 const log = createLogger({ component: 'local' });
 const dataDir = resolve(process.env[ENV.dataDir] || '.descent');
-const port = intEnv(ENV.port, 8080, { min: 0, max: 65_535 });
+let port: number;
+let config: RuntimeConfig;
+try {
+  port = intEnv(ENV.port, 8080, { min: 0, max: 65_535 });
+  config = loadRuntimeConfig();
+} catch (error) {
+  process.stderr.write(`descent cannot start: ${(error as Error).message}\n`);
+  process.exit(2);
+}
 
 // Workers: one per core, at most 4, and at most one per 2 GiB of memory. The wasm backend trains
 // on one thread per process (threads are off in Node), so N workers on N cores train N jobs at once
@@ -26,7 +35,7 @@ const stack = await startLocalStack({
   dataDir,
   port,
   workers,
-  maxAttempts: intEnv(ENV.maxAttempts, 3, { min: 1, max: 1000 }),
+  maxAttempts: config.maxAttempts,
   ...(process.env[ENV.token] ? { token: process.env[ENV.token] } : {}),
   log,
 });

@@ -7,8 +7,9 @@ import { mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { handleDeadLetter } from '../core/jobs/dead-letter.ts';
-import { type Limits, limitsFromEnv } from '../core/platform/limits.ts';
+import type { Limits } from '../core/platform/limits.ts';
 import { createLogger, type Logger } from '../core/platform/log.ts';
+import { loadRuntimeConfig } from '../core/platform/runtime-config.ts';
 import { createServices } from '../core/services.ts';
 import { advanceActiveSweeps } from '../core/sweeps/sweep-controller.ts';
 import { createGateway } from './gateway.ts';
@@ -43,6 +44,9 @@ export interface LocalStack {
   workerPids(): number[];
 }
 
+/** A worker's exit code for a setting it cannot start with: restarting it would fail the same way. */
+export const WORKER_CANNOT_START = 2;
+
 const WORKER_ENTRY = fileURLToPath(new URL('./worker-process.ts', import.meta.url));
 
 export async function startLocalStack(options: LocalStackOptions): Promise<LocalStack> {
@@ -58,7 +62,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   const store = openLocalStore(dataDir, secret, () => baseUrl);
   const queue = openJobQueue(dataDir, maxAttempts);
   const deadLetters = openDeadLetterQueue(dataDir);
-  const services = createServices(store, queue, { limits: { ...limitsFromEnv(), ...options.limits } });
+  const config = loadRuntimeConfig();
+  const services = createServices(store, queue, { limits: { ...config.limits, ...options.limits }, log });
   const server = createGateway({ services, tokens, storageSecret: secret, log });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -88,6 +93,10 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     child.once('exit', (code, signal) => {
       children.delete(child);
       if (stopping) return;
+      if (code === WORKER_CANNOT_START) {
+        log.error('worker cannot start (see its message above); not restarting it', { worker: index });
+        return;
+      }
       const delay = Math.min(30_000, 1000 * 2 ** Math.min(restarts, 5));
       log.error('worker exited; restarting', { worker: index, code, signal, inMs: delay });
       setTimeout(() => {
@@ -104,7 +113,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       try {
         const messages = await deadLetters.receive({ waitSeconds: 5, signal: abort.signal });
         for (const message of messages) {
-          const outcome = await handleDeadLetter(store, message.body, new Date(), maxAttempts, queue);
+          const outcome = await handleDeadLetter(services.lifecycle, message.body, maxAttempts);
           log.warn('dead-lettered job handled', { outcome, body: message.body });
           await deadLetters.delete(message.receiptHandle);
         }
@@ -121,7 +130,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     while (!abort.signal.aborted) {
       try {
         await tokens.reload();
-        await advanceActiveSweeps({ ...services, log }, tokens.names());
+        await advanceActiveSweeps(services, tokens.names());
       } catch (error) {
         if (!abort.signal.aborted) log.error('sweep loop error', { error: String(error) });
       }

@@ -1,52 +1,44 @@
 /**
  * One local trainer worker process (the supervisor in `local/stack.ts` starts `DESCENT_WORKERS` of
- * them): the same worker loop the GPU container runs, on the local store and queue.
+ * them): the trainer start-up the GPU container runs too, on the local store and queue.
  */
-
-import { ENV, intEnv, requireEnv } from '../core/platform/config.ts';
-import { limitsFromEnv } from '../core/platform/limits.ts';
+import { ENV, requireEnv } from '../core/platform/config.ts';
+import { noMetrics } from '../core/platform/emf.ts';
 import { createLogger } from '../core/platform/log.ts';
-import { selectBackend } from '../trainer/backend.ts';
-import { runJob } from '../trainer/run-job.ts';
-import { Worker } from '../trainer/worker.ts';
+import { loadRuntimeConfig } from '../core/platform/runtime-config.ts';
+import { startTrainer } from '../trainer/startup.ts';
 import { openJobQueue, openLocalStore, VISIBILITY_TIMEOUT_SECONDS } from './layout.ts';
 import { ensureSecret } from './tenants.ts';
 
-const dataDir = requireEnv(ENV.dataDir);
 const log = createLogger({ component: 'worker', pid: process.pid });
 process.on('unhandledRejection', (reason) => log.error('unhandled rejection', { reason: String(reason) }));
 
-const backend = await selectBackend(process.env[ENV.backend] || undefined);
-log.info('backend selected', { backend: backend.name, package: backend.package, skipped: backend.skipped });
-
+let config: ReturnType<typeof loadRuntimeConfig>;
+let dataDir: string;
+try {
+  config = loadRuntimeConfig();
+  dataDir = requireEnv(ENV.dataDir);
+} catch (error) {
+  log.error('bad setting; the worker cannot start', { error: (error as Error).message });
+  process.exit(2);
+}
 const secret = await ensureSecret(dataDir, 'storage-secret');
 const store = openLocalStore(dataDir, secret, process.env.DESCENT_PUBLIC_URL ?? 'http://127.0.0.1');
-const queue = openJobQueue(dataDir, intEnv(ENV.maxAttempts, 3, { min: 1, max: 1000 }));
-const hourlyPriceUsd = Number(process.env[ENV.hourlyPriceUsd] ?? 0) || 0;
-const limits = limitsFromEnv();
-const worker = new Worker({
+const queue = openJobQueue(dataDir, config.maxAttempts);
+// The local stack drops job metrics (no CloudWatch); the code path is the AWS trainer's.
+const trainer = await startTrainer({
+  config,
+  store,
   queue,
   log,
-  visibilityTimeoutSeconds: intEnv(ENV.visibilityTimeoutSeconds, VISIBILITY_TIMEOUT_SECONDS, {
-    min: 1,
-    max: 43_200,
-  }),
-  run: (message, signal) =>
-    runJob(
-      {
-        store,
-        queue,
-        tf: backend.tf,
-        backend: backend.name,
-        now: () => new Date(),
-        log,
-        hourlyPriceUsd,
-        limits,
-      },
-      message,
-      signal,
-    ),
+  metrics: noMetrics,
+  defaultVisibilitySeconds: VISIBILITY_TIMEOUT_SECONDS,
+}).catch((error: unknown) => {
+  // No backend could start (or the one named in DESCENT_BACKEND): restarting would fail the same way.
+  log.error('the worker cannot start', { error: (error as Error).message });
+  process.exit(2);
 });
+const { backend, worker } = trainer;
 
 const shutdown = async (signal: string) => {
   log.info('stopping', { signal });

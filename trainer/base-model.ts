@@ -4,8 +4,8 @@
  */
 import type { LayersModel, SymbolicTensor } from '@tensorflow/tfjs';
 import type { JobSpec } from '../core/jobs/job-spec.ts';
-import { fromJson } from '../core/jobs/job-store.ts';
 import { UnrecoverableError } from '../core/platform/errors.ts';
+import { fromJson } from '../core/platform/json.ts';
 import { datasetKeys, isValidId, jobKeys } from '../core/platform/keys.ts';
 import type { ObjectStore } from '../core/platform/ports.ts';
 import type { TF } from './backend.ts';

@@ -6,31 +6,51 @@
  * one is refused (fenced) instead of overwriting it.
  */
 import type { Tensor } from '@tensorflow/tfjs';
-import { fromJson, toJson } from '../core/jobs/job-store.ts';
-import { PreconditionFailedError } from '../core/platform/errors.ts';
+import { z } from 'zod';
+import { epochMetrics } from '../core/jobs/job-record.ts';
+import { FencedError } from '../core/jobs/lifecycle.ts';
 import type { ObjectStore } from '../core/platform/ports.ts';
+import { VersionedDocuments } from '../core/platform/versioned-document.ts';
 import type { TF } from './backend.ts';
-import type { EpochContext, TrainState } from './engine.ts';
+import type { EpochContext } from './engine.ts';
 import { faultPoint } from './faults.ts';
 import { captureOptimizer, type OptimizerState } from './optimizer-state.ts';
 
-type WeightSpec = { name: string; shape: number[]; dtype: string };
+const weightSpec = z.object({ name: z.string(), shape: z.array(z.int()), dtype: z.string() });
+type WeightSpec = z.infer<typeof weightSpec>;
+/** JSON writes a non-finite number as null: read it back as "none". */
+const optionalNumber = z
+  .number()
+  .nullish()
+  .transform((v) => v ?? undefined);
 
-export interface CheckpointPointer {
-  version: 1;
-  attempt: number;
+/** `latest.json`: which files hold the latest checkpoint, and the training state to resume with. */
+export const checkpointPointer = z.object({
+  version: z.literal(1),
+  attempt: z.int(),
   /** The fold being trained (0-based), or `final` for the delivered model. */
-  phase: number | 'final';
-  epoch: number;
-  savedAt: string;
-  state: TrainState;
+  phase: z.union([z.int().min(0), z.literal('final')]),
+  epoch: z.int(),
+  savedAt: z.string(),
+  state: z.object({
+    epoch: z.int(),
+    history: z.array(epochMetrics),
+    rngState: z.number(),
+    schedule: z.object({ rate: z.number(), best: optionalNumber, wait: z.number() }),
+    earlyStopping: z.object({ best: optionalNumber, bestEpoch: z.int(), wait: z.number() }).optional(),
+  }),
   /** Completed folds' reports (k-fold), so a resume skips them. */
-  folds: Record<string, unknown>[];
-  files: { weights: string; optimizer: string; best?: string };
-  specs: { weights: WeightSpec[]; optimizer: WeightSpec[]; best?: WeightSpec[] };
+  folds: z.array(z.record(z.string(), z.unknown())),
+  files: z.object({ weights: z.string(), optimizer: z.string(), best: z.string().optional() }),
+  specs: z.object({
+    weights: z.array(weightSpec),
+    optimizer: z.array(weightSpec),
+    best: z.array(weightSpec).optional(),
+  }),
   /** Optimizer state that is not a tensor (Adam's running β powers, Adamax's iteration). */
-  optimizerScalars: Record<string, number>;
-}
+  optimizerScalars: z.record(z.string(), z.number()),
+});
+export type CheckpointPointer = z.infer<typeof checkpointPointer>;
 
 export interface LoadedCheckpoint {
   pointer: CheckpointPointer;
@@ -40,24 +60,17 @@ export interface LoadedCheckpoint {
   bestWeights?: Tensor[];
 }
 
-/** This attempt no longer owns the job (another attempt claimed it, or it ended meanwhile). */
-export class FencedError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'FencedError';
-  }
-}
-
 const toArrayBuffer = (bytes: Uint8Array) =>
   bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
 
 export class Checkpoints {
   readonly #store: ObjectStore;
+  readonly #pointers: VersionedDocuments<typeof checkpointPointer>;
   readonly #prefix: string;
   readonly #attempt: number;
+  readonly #now: () => Date;
   /** ETag of the pointer this attempt last read or wrote (`null`: none existed). */
   #etag: string | null | undefined;
-
   readonly #owns: () => Promise<boolean>;
 
   /** `owns` tells whether this attempt still owns the job (the record is the judge when the pointer moved). */
@@ -66,11 +79,14 @@ export class Checkpoints {
     prefix: string,
     attempt: number,
     owns: () => Promise<boolean> = async () => false,
+    now: () => Date = () => new Date(),
   ) {
     this.#store = store;
+    this.#pointers = new VersionedDocuments(store, checkpointPointer, { what: 'checkpoint pointer' });
     this.#prefix = prefix;
     this.#attempt = attempt;
     this.#owns = owns;
+    this.#now = now;
   }
 
   get pointerKey(): string {
@@ -79,10 +95,10 @@ export class Checkpoints {
 
   /** The latest checkpoint, or `undefined`; remembers its ETag for the next save. */
   async load(tf: TF): Promise<LoadedCheckpoint | undefined> {
-    const object = await this.#store.get(this.pointerKey);
-    this.#etag = object?.etag ?? null;
-    if (!object) return undefined;
-    const pointer = fromJson(object.body) as CheckpointPointer;
+    const found = await this.#pointers.read(this.pointerKey);
+    this.#etag = found?.etag ?? null;
+    if (!found) return undefined;
+    const pointer = found.value;
     const [weights, optimizer, best] = await Promise.all([
       this.#store.get(`${this.#prefix}${pointer.files.weights}`),
       this.#store.get(`${this.#prefix}${pointer.files.optimizer}`),
@@ -101,7 +117,7 @@ export class Checkpoints {
       weights: decode(weights.body, pointer.specs.weights).map((w) => w.tensor),
       optimizer: {
         tensors: decode(optimizer.body, pointer.specs.optimizer),
-        scalars: pointer.optimizerScalars ?? {},
+        scalars: pointer.optimizerScalars,
       },
       ...(best && pointer.specs.best
         ? { bestWeights: decode(best.body, pointer.specs.best).map((w) => w.tensor) }
@@ -114,7 +130,7 @@ export class Checkpoints {
     { model, optimizer, state, bestWeights }: EpochContext,
     phase: number | 'final',
     folds: Record<string, unknown>[],
-  ): Promise<CheckpointPointer> {
+  ): Promise<z.input<typeof checkpointPointer>> {
     if (this.#etag === undefined) this.#etag = (await this.#store.head(this.pointerKey))?.etag ?? null;
     const encode = (tensors: Tensor[]) =>
       tf.io.encodeWeights(tensors.map((tensor, i) => ({ name: `w${i}`, tensor })));
@@ -134,12 +150,12 @@ export class Checkpoints {
     await this.#store.put(`${this.#prefix}${files.optimizer}`, concat(optimizerWeights.data));
     if (best && files.best) await this.#store.put(`${this.#prefix}${files.best}`, concat(best.data));
     faultPoint('kill-during-checkpoint');
-    const pointer: CheckpointPointer = {
+    const pointer: z.input<typeof checkpointPointer> = {
       version: 1,
       attempt: this.#attempt,
       phase,
       epoch: state.epoch,
-      savedAt: new Date().toISOString(),
+      savedAt: this.#now().toISOString(),
       state,
       folds,
       files,
@@ -150,34 +166,17 @@ export class Checkpoints {
       },
       optimizerScalars: optimizerState.scalars,
     };
-    let previous = this.#etag ? await this.#store.get(this.pointerKey) : undefined;
-    for (;;) {
-      try {
-        const { etag } = await this.#store.put(
-          this.pointerKey,
-          toJson(pointer),
-          this.#etag
-            ? { ifMatch: this.#etag, contentType: 'application/json' }
-            : { ifNoneMatch: '*', contentType: 'application/json' },
-        );
-        this.#etag = etag;
-        break;
-      } catch (error) {
-        if (!(error instanceof PreconditionFailedError)) throw error;
-        // The pointer moved: a stale attempt wrote it (we still own the job: take it back) or the new owner did.
-        if (!(await this.#owns()))
-          throw new FencedError(`attempt ${this.#attempt} lost the checkpoint to another attempt`);
-        previous = await this.#store.get(this.pointerKey);
-        this.#etag = previous?.etag ?? null;
-      }
-    }
+    let previous = this.#etag ? (await this.#pointers.read(this.pointerKey))?.value : undefined;
+    this.#etag = await this.#pointers.overwrite(this.pointerKey, pointer, this.#etag, async () => {
+      // The pointer moved: a stale attempt wrote it (we still own the job: take it back) or the new owner did.
+      if (!(await this.#owns()))
+        throw new FencedError(`attempt ${this.#attempt} lost the checkpoint to another attempt`);
+      previous = (await this.#pointers.read(this.pointerKey))?.value;
+    });
     // The previous checkpoint's files are no longer pointed at.
-    if (previous) {
-      const old = fromJson(previous.body) as CheckpointPointer;
-      for (const file of Object.values(old.files)) {
-        if (!Object.values(files).includes(file))
-          await this.#store.delete(`${this.#prefix}${file}`).catch(() => {});
-      }
+    for (const file of Object.values(previous?.files ?? {}) as string[]) {
+      if (!Object.values(files).includes(file))
+        await this.#store.delete(`${this.#prefix}${file}`).catch(() => {});
     }
     return pointer;
   }

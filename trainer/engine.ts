@@ -66,12 +66,9 @@ export interface EpochContext {
   bestWeights?: Tensor[];
 }
 
-export interface TrainHooks {
+export interface TrainHooks<Context = EpochContext> {
   /** After every epoch; return `'stop'` to end training (cancel, shutdown). */
-  onEpoch?: (
-    metrics: EpochMetrics,
-    context: EpochContext,
-  ) => Promise<'stop' | undefined> | 'stop' | undefined;
+  onEpoch?: (metrics: EpochMetrics, context: Context) => Promise<'stop' | undefined> | 'stop' | undefined;
   /** Things worth an event (a learning rate reduced on plateau). */
   onInfo?: (message: string) => void;
 }

@@ -6,9 +6,9 @@
  */
 
 import { type JobMessage, jobMessage } from '../core/jobs/job-record.ts';
-import { retryDelaySeconds } from '../core/platform/backoff.ts';
 import type { Logger } from '../core/platform/log.ts';
 import type { JobQueue, QueueMessage } from '../core/platform/ports.ts';
+import { retryDelaySeconds } from '../core/platform/retry.ts';
 import type { JobOutcome } from './run-job.ts';
 
 export interface WorkerOptions {

@@ -3,7 +3,16 @@
  * body returns what the first request created; with another body it is a 409.
  */
 import { createHash } from 'node:crypto';
-import { BadRequestError, ConflictError, NotFoundError } from '../platform/errors.ts';
+import { z } from 'zod';
+import {
+  BadRequestError,
+  ConflictError,
+  NotFoundError,
+  PreconditionFailedError,
+} from '../platform/errors.ts';
+import { idempotencyKey } from '../platform/keys.ts';
+import type { ObjectStore } from '../platform/ports.ts';
+import { VersionedDocuments } from '../platform/versioned-document.ts';
 
 /** Canonical JSON (sorted keys), so that the same body in another key order is the same request. */
 function canonical(value: unknown): string {
@@ -67,4 +76,65 @@ export async function replayEarlier<T>(
     'An earlier request with this Idempotency-Key is still being processed; retry shortly.',
     'IDEMPOTENCY_IN_PROGRESS',
   );
+}
+
+export const IDEMPOTENCY_KEY_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
+
+/** What an `Idempotency-Key` made: stored as `{jobId | sweepId, requestHash}` (the formats of earlier versions). */
+const idempotencyRecord = z.union([
+  z.object({ jobId: z.string(), requestHash: z.string() }),
+  z.object({ sweepId: z.string(), requestHash: z.string() }),
+]);
+
+export interface Earlier {
+  readonly id: string;
+  readonly requestHash: string;
+}
+
+/**
+ * The `Idempotency-Key`s of one kind of resource: `reserve` records, create-once, which id the key
+ * makes; a request that loses the race (or comes later) gets the earlier one instead.
+ */
+export class IdempotencyKeys {
+  readonly #docs: VersionedDocuments<typeof idempotencyRecord>;
+  readonly #kind: 'job' | 'sweep';
+
+  constructor(store: ObjectStore, kind: 'job' | 'sweep') {
+    this.#docs = new VersionedDocuments(store, idempotencyRecord, { what: 'idempotency record' });
+    this.#kind = kind;
+  }
+
+  /** The storage key of a caller's `Idempotency-Key`; a 400 when it is not well formed. */
+  objectKey(tenant: string, key: string): string {
+    if (!IDEMPOTENCY_KEY_PATTERN.test(key))
+      throw new BadRequestError('Idempotency-Key must be 1–128 characters of letters, digits, _ . : -');
+    return idempotencyKey(tenant, this.#kind, sha256(key));
+  }
+
+  /** What the key made before, if it was used. */
+  async earlier(objectKey: string): Promise<Earlier | undefined> {
+    const found = await this.#docs.read(objectKey);
+    if (!found) return undefined;
+    const value = found.value;
+    return { id: 'jobId' in value ? value.jobId : value.sweepId, requestHash: value.requestHash };
+  }
+
+  /** Records that the key makes `id`; returns the earlier use instead when another request got there first. */
+  async reserve(objectKey: string, id: string, requestHash: string): Promise<Earlier | undefined> {
+    const value = this.#kind === 'job' ? { jobId: id, requestHash } : { sweepId: id, requestHash };
+    try {
+      await this.#docs.create(objectKey, value);
+      return undefined;
+    } catch (error) {
+      if (!(error instanceof PreconditionFailedError)) throw error;
+      const earlier = await this.earlier(objectKey);
+      if (!earlier) throw error;
+      return earlier;
+    }
+  }
+
+  /** Frees the key (its request was taken back). */
+  async release(objectKey: string): Promise<void> {
+    await this.#docs.store.delete(objectKey);
+  }
 }

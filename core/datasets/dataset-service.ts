@@ -4,10 +4,11 @@
  */
 import { z } from 'zod';
 import { createDatasetRequest, type DatasetFormat, featureName, type JobSpec } from '../jobs/job-spec.ts';
-import { fromJson, toJson } from '../jobs/job-store.ts';
 import { BadRequestError, PayloadTooLargeError, ValidationError } from '../platform/errors.ts';
 import { datasetKeys, isValidId } from '../platform/keys.ts';
+import type { ObjectStore } from '../platform/ports.ts';
 import { parseOrThrow } from '../platform/validate.ts';
+import { UNCHANGED, VersionedDocuments } from '../platform/versioned-document.ts';
 import type { Services } from '../services.ts';
 import { peekColumns } from './tabular.ts';
 
@@ -22,6 +23,10 @@ export const datasetMeta = z.object({
   rowsEtag: z.string().optional(),
 });
 export type DatasetMeta = z.infer<typeof datasetMeta>;
+
+/** `dataset.json` documents, validated on read. */
+export const datasetMetas = (store: ObjectStore) =>
+  new VersionedDocuments(store, datasetMeta, { what: 'dataset description' });
 
 const CONTENT_TYPES: Record<Exclude<DatasetFormat, 'tfjs-model'>, string> = {
   csv: 'text/csv',
@@ -38,7 +43,7 @@ export async function createDataset(s: Services, tenant: string, body: unknown) 
     format: request.format,
     createdAt: s.now().toISOString(),
   };
-  await s.store.put(keys.meta, toJson(meta), { ifNoneMatch: '*', contentType: 'application/json' });
+  await datasetMetas(s.store).create(keys.meta, meta);
   const expiresInSeconds = s.limits.uploadUrlSeconds;
   const expiresAt = new Date(s.now().getTime() + expiresInSeconds * 1000).toISOString();
   const common = {
@@ -74,19 +79,29 @@ export async function createDataset(s: Services, tenant: string, body: unknown) 
   return { ...common, uploadUrl, uploadHeaders: { 'content-type': CONTENT_TYPES[request.format] } };
 }
 
+/** The dataset's description, or `undefined` when this tenant has no such dataset. */
+export async function findDatasetMeta(
+  s: Pick<Services, 'store'>,
+  tenant: string,
+  datasetId: string,
+): Promise<DatasetMeta | undefined> {
+  if (!isValidId(datasetId)) return undefined;
+  return (await datasetMetas(s.store).read(datasetKeys(tenant, datasetId).meta))?.value;
+}
+
+/** The dataset's description, or a 400 naming `dataset.id` when there is none. */
 export async function getDatasetMeta(s: Services, tenant: string, datasetId: string): Promise<DatasetMeta> {
-  const object = isValidId(datasetId) ? await s.store.get(datasetKeys(tenant, datasetId).meta) : undefined;
-  if (!object) {
+  const meta = await findDatasetMeta(s, tenant, datasetId);
+  if (!meta) {
     throw new BadRequestError(
       `dataset.id: no dataset ${datasetId} in this account; create one with POST /datasets.`,
       { path: 'dataset.id' },
       'UNKNOWN_DATASET',
     );
   }
-  return datasetMeta.parse(fromJson(object.body));
+  return meta;
 }
 
-/** Checks at submit what can be checked cheaply: the data was uploaded, fits, and has the columns. */
 /** The checks at submit that can be made cheaply: the data is uploaded, a table, within the limit, and has the columns. */
 export async function checkDataset(
   s: Services,
@@ -153,8 +168,8 @@ export async function countRows(s: Services, tenant: string, meta: DatasetMeta):
   }
   if (last !== 10) lines++;
   const rows = Math.max(0, meta.format === 'csv' ? lines - 1 : lines);
-  await s.store.put(keys.meta, toJson({ ...meta, rows, ...(etag ? { rowsEtag: etag } : {}) }), {
-    contentType: 'application/json',
-  });
+  await datasetMetas(s.store).update(keys.meta, (current) =>
+    current ? { ...current, rows, ...(etag ? { rowsEtag: etag } : {}) } : UNCHANGED,
+  );
   return rows;
 }

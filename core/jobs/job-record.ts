@@ -1,9 +1,10 @@
 /**
- * The job record (`tenants/{t}/jobs/{id}/job.json`): the single source of truth for a job, and the
- * state machine that every change goes through.
+ * The job record (`tenants/{t}/jobs/{id}/job.json`): the single source of truth for a job. Its status
+ * changes only through the job lifecycle (`lifecycle.ts`), which owns the transition table.
  */
 import { z } from 'zod';
-import { ConflictError } from '../platform/errors.ts';
+import { ULID_PATTERN } from '../platform/ids.ts';
+import { TENANT_PATTERN } from '../platform/keys.ts';
 import { resolvedJobSpec } from './job-spec.ts';
 
 export const JOB_STATUSES = [
@@ -21,19 +22,6 @@ export type JobStatus = z.infer<typeof jobStatus>;
 /** `STOPPED_EARLY`: a sweep's trial ended by the median stopping rule (its partial metrics are kept). */
 export const TERMINAL_STATUSES: readonly JobStatus[] = ['SUCCEEDED', 'FAILED', 'CANCELLED', 'STOPPED_EARLY'];
 export const isTerminal = (status: JobStatus): boolean => TERMINAL_STATUSES.includes(status);
-
-/** Which status may follow which. RUNNING → RUNNING is a new attempt after a redelivery. */
-const TRANSITIONS: Record<JobStatus, readonly JobStatus[]> = {
-  QUEUED: ['RUNNING', 'CANCELLED', 'FAILED'],
-  RUNNING: ['RUNNING', 'CANCELLING', 'SUCCEEDED', 'FAILED', 'STOPPED_EARLY'],
-  CANCELLING: ['CANCELLED', 'FAILED'],
-  SUCCEEDED: [],
-  FAILED: [],
-  CANCELLED: [],
-  STOPPED_EARLY: [],
-};
-
-export const canTransition = (from: JobStatus, to: JobStatus): boolean => TRANSITIONS[from].includes(to);
 
 export const jobError = z.object({ code: z.string(), message: z.string() });
 export type JobError = z.infer<typeof jobError>;
@@ -106,33 +94,6 @@ export const jobRecord = z.object({
 });
 export type JobRecord = z.infer<typeof jobRecord>;
 
-/** Returns the record moved to `to` with `patch` applied, or throws a 409 naming both states. */
-export function transition(
-  record: JobRecord,
-  to: JobStatus,
-  now: Date,
-  patch: Partial<JobRecord> = {},
-): JobRecord {
-  if (!canTransition(record.status, to)) {
-    throw new ConflictError(
-      `Job ${record.id} is ${record.status} and cannot become ${to}.`,
-      'INVALID_STATE',
-      {
-        status: record.status,
-      },
-    );
-  }
-  const stamp = now.toISOString();
-  return {
-    ...record,
-    ...patch,
-    status: to,
-    updatedAt: stamp,
-    ...(to === 'RUNNING' && !record.startedAt ? { startedAt: stamp } : {}),
-    ...(isTerminal(to) ? { finishedAt: stamp } : {}),
-  };
-}
-
 export const jobEvent = z.object({
   at: z.string(),
   type: z.enum(['state', 'warning', 'info']),
@@ -152,5 +113,8 @@ export const epochMetrics = z
 export type EpochMetrics = z.infer<typeof epochMetrics>;
 
 /** The queue message of a job: just enough to find its record. */
-export const jobMessage = z.strictObject({ tenant: z.string(), jobId: z.string() });
+export const jobMessage = z.strictObject({
+  tenant: z.string().regex(TENANT_PATTERN),
+  jobId: z.string().regex(ULID_PATTERN),
+});
 export type JobMessage = z.infer<typeof jobMessage>;

@@ -1,39 +1,40 @@
 /**
- * What the API does, as plain functions over injected ports: the handlers in `functions/` only
- * parse requests and map results. No AWS or TensorFlow.js here.
+ * What the job routes do, as plain functions over injected ports: the handlers in `functions/` only
+ * parse requests and map results. Every change of a job goes through the job lifecycle
+ * (`s.lifecycle`); this module checks requests and reads. No AWS or TensorFlow.js here.
  */
 import { z } from 'zod';
-import { decodeCursor, encodeCursor, replayEarlier, requestHash, sha256 } from '../api/idempotency.ts';
-import { checkDataset, countRows, type DatasetMeta, getDatasetMeta } from '../datasets/dataset-service.ts';
+import {
+  decodeCursor,
+  encodeCursor,
+  IdempotencyKeys,
+  replayEarlier,
+  requestHash,
+} from '../api/idempotency.ts';
+import {
+  checkDataset,
+  countRows,
+  type DatasetMeta,
+  findDatasetMeta,
+  getDatasetMeta,
+} from '../datasets/dataset-service.ts';
 import {
   BadRequestError,
   ConflictError,
   PayloadTooLargeError,
-  PreconditionFailedError,
   ServiceUnavailableError,
   TooManyRequestsError,
   ValidationError,
 } from '../platform/errors.ts';
-import { datasetKeys, jobKeys, tenantPrefix } from '../platform/keys.ts';
-import { log } from '../platform/log.ts';
-import type { ObjectStore } from '../platform/ports.ts';
+import { datasetKeys, jobKeys } from '../platform/keys.ts';
 import { parseOrThrow } from '../platform/validate.ts';
 import type { Services } from '../services.ts';
-import { advanceSweep } from '../sweeps/sweep-controller.ts';
-import {
-  isTerminal,
-  type JobEvent,
-  type JobRecord,
-  type JobStatus,
-  jobStatus,
-  transition,
-} from './job-record.ts';
+import { type JobRecord, jobStatus } from './job-record.ts';
 import { type JobSpec, jobSpec } from './job-spec.ts';
-import { fromJson, JobStore, toJson } from './job-store.ts';
 
 /** Per-tenant quotas: active jobs (429) and epochs × rows (413), each message naming the limit. */
 async function checkQuotas(s: Services, tenant: string, spec: JobSpec, meta: DatasetMeta): Promise<void> {
-  const active = await new JobStore(s.store).countActive(tenant, s.limits.maxActiveJobs);
+  const active = await s.lifecycle.jobs.countActive(tenant, s.limits.maxActiveJobs);
   if (active >= s.limits.maxActiveJobs) {
     throw new TooManyRequestsError(
       `This account has ${active} queued or running jobs, the most it may have at once (${s.limits.maxActiveJobs}); wait for one to finish or cancel one.`,
@@ -65,7 +66,7 @@ async function checkBaseModel(s: Services, tenant: string, spec: JobSpec): Promi
     );
   }
   if ('jobId' in base) {
-    const found = await new JobStore(s.store).get(tenant, base.jobId).catch(() => undefined);
+    const found = await s.lifecycle.jobs.find(tenant, base.jobId);
     if (found?.record.status !== 'SUCCEEDED') {
       throw new BadRequestError(
         `model.baseModel.jobId: no SUCCEEDED job ${base.jobId} in this account${found ? ` (it is ${found.record.status})` : ''}.`,
@@ -75,7 +76,7 @@ async function checkBaseModel(s: Services, tenant: string, spec: JobSpec): Promi
     }
     return;
   }
-  const meta = await getDatasetMeta(s, tenant, base.datasetId).catch(() => undefined);
+  const meta = await findDatasetMeta(s, tenant, base.datasetId);
   const keys = datasetKeys(tenant, base.datasetId);
   const uploaded =
     meta?.format === 'tfjs-model' &&
@@ -90,14 +91,13 @@ async function checkBaseModel(s: Services, tenant: string, spec: JobSpec): Promi
   }
 }
 
-export const IDEMPOTENCY_KEY_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
-
 export interface SubmitResult {
   record: JobRecord;
   /** True when an `Idempotency-Key` replay returned the job created earlier. */
   replayed: boolean;
 }
 
+/** `POST /jobs`: validate, check the data, base model and quotas, store and queue. */
 export async function submitJob(
   s: Services,
   tenant: string,
@@ -105,17 +105,12 @@ export async function submitJob(
   idempotencyKey?: string,
 ): Promise<SubmitResult> {
   const parsed = parseOrThrow(jobSpec, body, 'job spec');
-  const jobs = new JobStore(s.store);
-
-  let idempotencyObject: string | undefined;
+  const keys = new IdempotencyKeys(s.store, 'job');
   const bodyHash = requestHash(body);
-  if (idempotencyKey !== undefined) {
-    if (!IDEMPOTENCY_KEY_PATTERN.test(idempotencyKey)) {
-      throw new BadRequestError('Idempotency-Key must be 1–128 characters of letters, digits, _ . : -');
-    }
-    idempotencyObject = `${tenantPrefix(tenant)}idempotency/${sha256(idempotencyKey)}.json`;
-    const earlier = await replayIfUsed(jobs, s.store, tenant, idempotencyObject, bodyHash);
-    if (earlier) return earlier;
+  const keyObject = idempotencyKey === undefined ? undefined : keys.objectKey(tenant, idempotencyKey);
+  if (keyObject) {
+    const earlier = await keys.earlier(keyObject);
+    if (earlier) return replay(s, tenant, earlier, bodyHash);
   }
 
   const id = s.newId();
@@ -137,19 +132,10 @@ export async function submitJob(
   await checkBaseModel(s, tenant, spec);
   await checkQuotas(s, tenant, spec, meta);
 
-  if (idempotencyObject) {
-    try {
-      await s.store.put(idempotencyObject, toJson({ jobId: id, requestHash: bodyHash }), {
-        ifNoneMatch: '*',
-      });
-    } catch (error) {
-      if (!(error instanceof PreconditionFailedError)) throw error;
-      const earlier = await replayIfUsed(jobs, s.store, tenant, idempotencyObject, bodyHash);
-      if (earlier) return earlier;
-      throw error;
-    }
+  if (keyObject) {
+    const earlier = await keys.reserve(keyObject, id, bodyHash);
+    if (earlier) return replay(s, tenant, earlier, bodyHash);
   }
-
   const now = s.now().toISOString();
   const record: JobRecord = {
     id,
@@ -161,55 +147,27 @@ export async function submitJob(
     progress: { epoch: 0, epochs: spec.training.epochs },
     spec,
   };
-  await jobs.create(tenant, record);
-  await jobs.appendEvent(tenant, id, {
-    at: now,
-    type: 'state',
-    status: 'QUEUED',
-    message: 'Job submitted and queued.',
-  });
   try {
-    await s.queue.send(JSON.stringify({ tenant, jobId: id }));
+    await s.lifecycle.submit(tenant, record, { by: 'api', message: 'Job submitted and queued.' });
   } catch (error) {
-    // A job that is stored but not queued would never run: take it back, so that the caller's
-    // error is the truth ("nothing was accepted") and a retry with the same Idempotency-Key starts over.
-    log.error('queueing a submitted job failed; removing it', { tenant, jobId: id, error: String(error) });
-    await jobs
-      .purge(tenant, id)
-      .catch((e: unknown) => log.error('could not remove the unqueued job', { jobId: id, error: String(e) }));
-    if (idempotencyObject) await s.store.delete(idempotencyObject).catch(() => {});
-    throw new ServiceUnavailableError(
-      'The job could not be queued, and nothing was stored; retry the request.',
-    );
+    // Taken back: a retry with the same Idempotency-Key starts over.
+    if (keyObject && error instanceof ServiceUnavailableError) await keys.release(keyObject).catch(() => {});
+    throw error;
   }
   return { record, replayed: false };
 }
 
-/** The earlier job of an Idempotency-Key, when the key was used before. */
-async function replayIfUsed(
-  jobs: JobStore,
-  store: ObjectStore,
-  tenant: string,
-  key: string,
-  requestHash: string,
-): Promise<SubmitResult | undefined> {
-  const earlier = await store.get(key);
-  return earlier
-    ? replay(jobs, tenant, fromJson(earlier.body) as { jobId: string; requestHash: string }, requestHash)
-    : undefined;
-}
-
 async function replay(
-  jobs: JobStore,
+  s: Services,
   tenant: string,
-  earlier: { jobId: string; requestHash: string },
+  earlier: { id: string; requestHash: string },
   requestHash: string,
 ): Promise<SubmitResult> {
   const record = await replayEarlier(
-    { id: earlier.jobId, requestHash: earlier.requestHash },
+    earlier,
     requestHash,
     'job',
-    async (id) => (await jobs.get(tenant, id)).record,
+    async (id) => (await s.lifecycle.jobs.get(tenant, id)).record,
   );
   return { record, replayed: true };
 }
@@ -222,25 +180,23 @@ export const listJobsQuery = z.strictObject({
   cursor: z.string().max(1024).optional(),
 });
 
+/**
+ * `GET /jobs`: newest first, a page at a time. A job deleted between the index and its record is
+ * passed over; any other read error fails the request rather than hiding a job.
+ */
 export async function listJobs(s: Services, tenant: string, query: unknown) {
   const q = parseOrThrow(listJobsQuery, query, 'query');
-  const jobs = new JobStore(s.store);
+  const jobs = s.lifecycle.jobs;
   const found: JobRecord[] = [];
   let cursor = q.cursor ? decodeCursor(q.cursor, 'GET /jobs') : undefined;
-  // Scan index pages until the page is full; with a status filter a page may need several reads.
+  // Scan index pages until the page is full; with a filter a page may need several reads.
   for (let scanned = 0; found.length < q.limit && scanned < 20; scanned++) {
     const page = await jobs.listIds(tenant, { limit: q.limit - found.length, ...(cursor ? { cursor } : {}) });
-    const records = await Promise.all(
-      page.ids.map((id) =>
-        jobs.get(tenant, id).then(
-          (v) => v.record,
-          () => undefined,
-        ),
-      ),
-    );
-    for (const record of records)
+    const versions = await Promise.all(page.ids.map((id) => jobs.find(tenant, id)));
+    for (const record of versions.map((v) => v?.record)) {
       if (record && (!q.status || record.status === q.status) && (!q.sweepId || record.sweepId === q.sweepId))
         found.push(record);
+    }
     cursor = page.nextCursor;
     if (!cursor) break;
   }
@@ -248,83 +204,35 @@ export async function listJobs(s: Services, tenant: string, query: unknown) {
 }
 
 export async function getJob(s: Services, tenant: string, jobId: string): Promise<JobRecord> {
-  return (await new JobStore(s.store).get(tenant, jobId)).record;
+  return (await s.lifecycle.jobs.get(tenant, jobId)).record;
 }
 
 export async function getMetrics(s: Services, tenant: string, jobId: string) {
-  const jobs = new JobStore(s.store);
+  const jobs = s.lifecycle.jobs;
   await jobs.get(tenant, jobId);
   return { epochs: await jobs.metrics(tenant, jobId) };
 }
 
 export async function getEvents(s: Services, tenant: string, jobId: string) {
-  const jobs = new JobStore(s.store);
+  const jobs = s.lifecycle.jobs;
   await jobs.get(tenant, jobId);
   return { events: await jobs.events(tenant, jobId) };
 }
 
+/** `POST /jobs/{id}/cancel`. */
 export async function cancelJob(s: Services, tenant: string, jobId: string): Promise<JobRecord> {
-  const jobs = new JobStore(s.store);
-  const now = s.now();
-  let from: JobStatus | undefined;
-  const { record } = await jobs.update(tenant, jobId, (current) => {
-    from = current.status;
-    if (current.status === 'QUEUED')
-      return transition(current, 'CANCELLED', now, { cancelRequestedAt: now.toISOString() });
-    if (current.status === 'RUNNING')
-      return transition(current, 'CANCELLING', now, { cancelRequestedAt: now.toISOString() });
-    if (current.status === 'CANCELLING') return current;
-    throw new ConflictError(
-      `Job ${jobId} is ${current.status}; only QUEUED or RUNNING jobs can be cancelled.`,
-      'INVALID_STATE',
-      {
-        status: current.status,
-      },
-    );
-  });
-  if (from !== 'CANCELLING') {
-    const event: JobEvent = {
-      at: now.toISOString(),
-      type: 'state',
-      status: record.status,
-      message:
-        record.status === 'CANCELLED'
-          ? 'Cancelled before it started.'
-          : 'Cancel requested; stopping after the current epoch.',
-    };
-    await jobs.appendEvent(tenant, jobId, event);
-  }
-  // A sweep's trial: let the sweep record it (and queue its next trial once this one has ended).
-  if (record.sweepId) {
-    await advanceSweep(s, tenant, record.sweepId).catch((error: unknown) =>
-      log.warn('advancing the sweep after a cancel failed; the controller retries', {
-        tenant,
-        sweepId: record.sweepId,
-        error: String(error),
-      }),
-    );
-  }
-  return record;
+  const cancelled = await s.lifecycle.cancel(tenant, jobId, 'api');
+  return (cancelled as { record: JobRecord }).record;
 }
 
+/** `DELETE /jobs/{id}`: purges a job that has ended. */
 export async function deleteJob(s: Services, tenant: string, jobId: string) {
-  const jobs = new JobStore(s.store);
-  const { record } = await jobs.get(tenant, jobId);
-  if (!isTerminal(record.status)) {
-    throw new ConflictError(
-      `Job ${jobId} is ${record.status}; cancel it and wait until it has ended before deleting it.`,
-      'INVALID_STATE',
-      {
-        status: record.status,
-      },
-    );
-  }
-  const deletedObjects = await jobs.purge(tenant, jobId);
+  const deletedObjects = await s.lifecycle.delete(tenant, jobId);
   return { id: jobId, deleted: true, deletedObjects };
 }
 
 export async function getResult(s: Services, tenant: string, jobId: string) {
-  const jobs = new JobStore(s.store);
+  const jobs = s.lifecycle.jobs;
   const { record } = await jobs.get(tenant, jobId);
   if (record.status !== 'SUCCEEDED') {
     throw new ConflictError(
@@ -336,7 +244,7 @@ export async function getResult(s: Services, tenant: string, jobId: string) {
     );
   }
   const keys = jobKeys(tenant, jobId);
-  const report = await jobs.readJson<Record<string, unknown>>(keys.report, {});
+  const report = (await jobs.report(tenant, jobId)) ?? {};
   const expiresInSeconds = s.limits.downloadUrlSeconds;
   const sign = (key: string) => s.store.presignGet(key, { expiresInSeconds });
   const [modelJson, weights, reportUrl, lossCurve, preprocessing] = await Promise.all([

@@ -1,58 +1,63 @@
 /**
- * Reading and writing a job's objects. Every change to `job.json` is a compare-and-swap on the ETag
- * that was read, so two writers (two workers, or a worker and a cancel) can never both win.
+ * Reading a job's documents: the record, its events, its metrics and its report, each validated on
+ * read. Nothing here writes `job.json`: the job lifecycle (`lifecycle.ts`) is the one module that
+ * does. Events and metrics are written here for everyone (an event is not a change of status).
  */
-import { NotFoundError, PreconditionFailedError } from '../platform/errors.ts';
+import { z } from 'zod';
+import { NotFoundError } from '../platform/errors.ts';
 import { reverseUlid } from '../platform/ids.ts';
 import { activePrefix, isValidId, jobIndexPrefix, jobKeys } from '../platform/keys.ts';
 import type { ObjectStore } from '../platform/ports.ts';
-import { type EpochMetrics, isTerminal, type JobEvent, type JobRecord, jobRecord } from './job-record.ts';
-
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
-
-export const toJson = (value: unknown): Uint8Array => encoder.encode(`${JSON.stringify(value, null, 2)}\n`);
-export const fromJson = (body: Uint8Array): unknown => JSON.parse(decoder.decode(body));
+import { type Versioned, VersionedDocuments } from '../platform/versioned-document.ts';
+import {
+  type EpochMetrics,
+  epochMetrics,
+  isTerminal,
+  type JobEvent,
+  type JobRecord,
+  jobEvent,
+  jobRecord,
+} from './job-record.ts';
 
 export interface VersionedRecord {
   record: JobRecord;
   etag: string;
 }
 
-/** Thrown from an update function to leave the record as it is. */
-export class SkipUpdate extends Error {
-  constructor() {
-    super('update skipped');
-    this.name = 'SkipUpdate';
-  }
-}
+export const notFound = (jobId: string): NotFoundError =>
+  new NotFoundError(`No job ${jobId} in this account.`, 'JOB_NOT_FOUND');
 
-const notFound = (jobId: string) => new NotFoundError(`No job ${jobId} in this account.`, 'JOB_NOT_FOUND');
+/** `report.json`: an open object (its shape is the trainer's), read for its scalar sections. */
+export const jobReport = z.record(z.string(), z.unknown());
+export type JobReport = z.infer<typeof jobReport>;
 
 export class JobStore {
   readonly store: ObjectStore;
+  readonly #records: VersionedDocuments<typeof jobRecord>;
+  readonly #events: VersionedDocuments<z.ZodArray<typeof jobEvent>>;
+  readonly #metrics: VersionedDocuments<z.ZodArray<typeof epochMetrics>>;
+  readonly #reports: VersionedDocuments<typeof jobReport>;
 
   constructor(store: ObjectStore) {
     this.store = store;
+    this.#records = new VersionedDocuments(store, jobRecord, { what: 'job record' });
+    this.#events = new VersionedDocuments(store, z.array(jobEvent), { what: "job's events" });
+    this.#metrics = new VersionedDocuments(store, z.array(epochMetrics), { what: "job's metrics" });
+    this.#reports = new VersionedDocuments(store, jobReport, { what: 'job report' });
   }
 
   /** The record and its ETag, or a 404 (also for ids that are malformed or belong to another tenant). */
   async get(tenant: string, jobId: string): Promise<VersionedRecord> {
-    if (!isValidId(jobId)) throw notFound(jobId);
-    const object = await this.store.get(jobKeys(tenant, jobId).record);
-    if (!object) throw notFound(jobId);
-    return { record: jobRecord.parse(fromJson(object.body)), etag: object.etag };
+    const found = await this.find(tenant, jobId);
+    if (!found) throw notFound(jobId);
+    return found;
   }
 
-  /** Stores a new record; fails if one exists. Writes the newest-first index marker too. */
-  async create(tenant: string, record: JobRecord): Promise<string> {
-    const { etag } = await this.store.put(jobKeys(tenant, record.id).record, toJson(record), {
-      ifNoneMatch: '*',
-      contentType: 'application/json',
-    });
-    await this.store.put(`${jobIndexPrefix(tenant)}${reverseUlid(record.id)}`, record.id);
-    await this.store.put(`${activePrefix(tenant)}${record.id}`, record.id);
-    return etag;
+  /** The record and its ETag, or `undefined` when there is no such job. */
+  async find(tenant: string, jobId: string): Promise<VersionedRecord | undefined> {
+    if (!isValidId(jobId)) return undefined;
+    const found = await this.#records.read(jobKeys(tenant, jobId).record);
+    return found && { record: found.value, etag: found.etag };
   }
 
   /**
@@ -65,56 +70,12 @@ export class JobStore {
     let active = 0;
     for (const object of page.objects) {
       const jobId = object.key.slice(activePrefix(tenant).length);
-      let record: JobRecord | undefined;
-      try {
-        record = (await this.get(tenant, jobId)).record;
-      } catch (error) {
-        if (!(error instanceof NotFoundError)) throw error; // a read error proves nothing: keep the marker
-      }
-      if (record && !isTerminal(record.status)) active++;
+      // A read error proves nothing and is thrown: only a job that is gone or ended loses its marker.
+      const found = await this.find(tenant, jobId);
+      if (found && !isTerminal(found.record.status)) active++;
       else await this.store.delete(object.key);
     }
     return active;
-  }
-
-  /** Writes `record` only if `job.json` still has `etag`; returns the new ETag. */
-  async replace(tenant: string, record: JobRecord, etag: string): Promise<string> {
-    const result = await this.store.put(jobKeys(tenant, record.id).record, toJson(record), {
-      ifMatch: etag,
-      contentType: 'application/json',
-    });
-    return result.etag;
-  }
-
-  /**
-   * Read-modify-write with retries: `change` gets the current record and returns the new one (or
-   * throws `SkipUpdate` to leave it, or any error to abort). Retries when another writer got in first.
-   */
-  async update(
-    tenant: string,
-    jobId: string,
-    change: (record: JobRecord) => JobRecord,
-    attempts = 20,
-  ): Promise<VersionedRecord> {
-    for (let i = 0; ; i++) {
-      const current = await this.get(tenant, jobId);
-      let next: JobRecord;
-      try {
-        next = change(current.record);
-      } catch (error) {
-        if (error instanceof SkipUpdate) return current;
-        throw error;
-      }
-      try {
-        const etag = await this.replace(tenant, next, current.etag);
-        if (isTerminal(next.status) && !isTerminal(current.record.status))
-          await this.store.delete(`${activePrefix(tenant)}${jobId}`);
-        return { record: next, etag };
-      } catch (error) {
-        if (!(error instanceof PreconditionFailedError) || i + 1 >= attempts) throw error;
-        await new Promise((resolve) => setTimeout(resolve, 5 + Math.random() * 20 * (i + 1)));
-      }
-    }
   }
 
   /** Job ids, newest first, one page at a time. */
@@ -128,56 +89,40 @@ export class JobStore {
     return { ids, ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) };
   }
 
-  async readJson<T>(key: string, fallback: T): Promise<T> {
-    const object = await this.store.get(key);
-    return object ? (fromJson(object.body) as T) : fallback;
+  async metrics(tenant: string, jobId: string): Promise<EpochMetrics[]> {
+    return (await this.#metrics.read(jobKeys(tenant, jobId).metrics))?.value ?? [];
   }
 
-  async metrics(tenant: string, jobId: string): Promise<EpochMetrics[]> {
-    return this.readJson<EpochMetrics[]>(jobKeys(tenant, jobId).metrics, []);
+  /** The metrics document with its ETag (the trainer continues it). */
+  async readMetrics(tenant: string, jobId: string): Promise<Versioned<EpochMetrics[]> | undefined> {
+    return this.#metrics.read(jobKeys(tenant, jobId).metrics);
+  }
+
+  /**
+   * Writes the whole per-epoch history over the version this writer last saw (`since`); when another
+   * writer got in between, `onConflict` throws if this writer no longer owns the job.
+   */
+  async writeMetrics(
+    tenant: string,
+    jobId: string,
+    history: EpochMetrics[],
+    since: string | null,
+    onConflict: () => Promise<void>,
+  ): Promise<string> {
+    return this.#metrics.overwrite(jobKeys(tenant, jobId).metrics, history, since, onConflict);
   }
 
   async events(tenant: string, jobId: string): Promise<JobEvent[]> {
-    return this.readJson<JobEvent[]>(jobKeys(tenant, jobId).events, []);
+    return (await this.#events.read(jobKeys(tenant, jobId).events))?.value ?? [];
   }
 
   /** Appends to `events.json` with compare-and-swap, so concurrent writers never drop an event. */
   async appendEvent(tenant: string, jobId: string, event: JobEvent): Promise<void> {
-    const key = jobKeys(tenant, jobId).events;
-    for (let i = 0; ; i++) {
-      const current = await this.store.get(key);
-      const events = current ? (fromJson(current.body) as JobEvent[]) : [];
-      events.push(event);
-      try {
-        await this.store.put(
-          key,
-          toJson(events),
-          current
-            ? { ifMatch: current.etag, contentType: 'application/json' }
-            : { ifNoneMatch: '*', contentType: 'application/json' },
-        );
-        return;
-      } catch (error) {
-        if (!(error instanceof PreconditionFailedError) || i >= 8) throw error;
-      }
-    }
+    await this.#events.update(jobKeys(tenant, jobId).events, (events = []) => [...events, event]);
   }
 
-  /** Deletes every object of a job, its index marker last. */
-  async purge(tenant: string, jobId: string): Promise<number> {
-    const keys = jobKeys(tenant, jobId);
-    let deleted = 0;
-    let cursor: string | undefined;
-    do {
-      const page = await this.store.list(keys.prefix, cursor ? { cursor } : {});
-      const rest = page.objects.filter((o) => o.key !== keys.record);
-      await Promise.all(rest.map((o) => this.store.delete(o.key)));
-      deleted += rest.length;
-      cursor = page.nextCursor;
-    } while (cursor);
-    await this.store.delete(keys.record);
-    await this.store.delete(`${jobIndexPrefix(tenant)}${reverseUlid(jobId)}`);
-    await this.store.delete(`${activePrefix(tenant)}${jobId}`);
-    return deleted + 1;
+  /** The job's report, or `undefined` before it has one. */
+  async report(tenant: string, jobId: string): Promise<JobReport | undefined> {
+    return (await this.#reports.read(jobKeys(tenant, jobId).report))?.value;
   }
 }

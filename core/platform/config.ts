@@ -76,3 +76,34 @@ export function intEnv(
   }
   return value;
 }
+
+/** Reads an optional non-negative number; throws a message that names the variable when malformed. */
+export function numberEnv(
+  name: EnvName,
+  fallback: number,
+  bounds: { min: number; max: number },
+  env: NodeJS.ProcessEnv = process.env,
+): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < bounds.min || value > bounds.max) {
+    throw new Error(
+      `Environment variable ${name} must be a number from ${bounds.min} to ${bounds.max}, got "${raw}".`,
+    );
+  }
+  return value;
+}
+
+/** Reads an optional variable that must be one of `allowed`; throws a message that names it otherwise. */
+export function oneOfEnv<T extends string>(
+  name: EnvName,
+  allowed: readonly T[],
+  env: NodeJS.ProcessEnv = process.env,
+): T | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return undefined;
+  if (!allowed.includes(raw as T))
+    throw new Error(`Environment variable ${name} must be one of ${allowed.join(', ')}, got "${raw}".`);
+  return raw as T;
+}

@@ -6,7 +6,6 @@
  *
  * Everything here is pure except `printMetrics`, which writes a line to stdout.
  */
-import type { JobRecord } from '../jobs/job-record.ts';
 
 /** The CloudWatch namespace of every descent metric. */
 export const METRIC_NAMESPACE = 'descent';
@@ -68,24 +67,6 @@ export function emfLine(values: MetricValues, options: EmfOptions = {}): string 
   };
   for (const [name, value] of entries) document[METRICS[name].name] = value;
   return JSON.stringify(document);
-}
-
-/**
- * The metrics of a job that a trainer has just run, read from its record afterwards: SUCCEEDED →
- * `jobsSucceeded` and `trainingSeconds`, FAILED → `jobsFailed`. A record that finished before `since`
- * (another attempt or the dead-letter handler finished it) or is not finished gives none, so a job is
- * counted once.
- */
-export function finishedJobMetrics(record: JobRecord, since: Date): MetricValues {
-  if (!record.finishedAt || Date.parse(record.finishedAt) < since.getTime()) return {};
-  if (record.status === 'SUCCEEDED') {
-    return {
-      jobsSucceeded: 1,
-      ...(record.resources ? { trainingSeconds: record.resources.trainingSeconds } : {}),
-    };
-  }
-  if (record.status === 'FAILED') return { jobsFailed: 1 };
-  return {};
 }
 
 /** Where metric lines go: stdout, which Lambda and the ECS awslogs driver send to CloudWatch Logs. */

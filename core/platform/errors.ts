@@ -109,6 +109,32 @@ export class ServiceUnavailableError extends ApiError {
   }
 }
 
+/** A compare-and-swap lost to other writers on every try of its retry policy: busy, not broken; retry later. */
+export class BusyError extends ConflictError {
+  constructor(what: string) {
+    super(`The ${what} changed while this request ran, on every try; retry it.`, 'BUSY');
+    this.name = 'BusyError';
+  }
+}
+
+/** A stored document that fails its schema: the data is damaged (or from an incompatible version). */
+export class CorruptDocumentError extends Error {
+  readonly key: string;
+  constructor(key: string, detail: string) {
+    super(`The stored document ${key} is not valid: ${detail}`);
+    this.name = 'CorruptDocumentError';
+    this.key = key;
+  }
+}
+
+/** A storage key was asked for with a tenant or id that is not well formed (no such object can exist). */
+export class InvalidKeyError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'InvalidKeyError';
+  }
+}
+
 /** Thrown by an `ObjectStore` when an `ifMatch` / `ifNoneMatch` precondition fails. */
 export class PreconditionFailedError extends Error {
   readonly key: string;

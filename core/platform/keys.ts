@@ -2,17 +2,18 @@
  * Storage keys. Every key is built here from validated parts, so no caller-controlled string can add
  * a path segment or reach another tenant's prefix.
  */
+import { InvalidKeyError } from './errors.ts';
 import { ULID_PATTERN } from './ids.ts';
 
 export const TENANT_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
 function checkTenant(tenant: string): string {
-  if (!TENANT_PATTERN.test(tenant)) throw new Error(`invalid tenant id ${JSON.stringify(tenant)}`);
+  if (!TENANT_PATTERN.test(tenant)) throw new InvalidKeyError(`invalid tenant id ${JSON.stringify(tenant)}`);
   return tenant;
 }
 
 function checkId(id: string): string {
-  if (!ULID_PATTERN.test(id)) throw new Error(`invalid id ${JSON.stringify(id)}`);
+  if (!ULID_PATTERN.test(id)) throw new InvalidKeyError(`invalid id ${JSON.stringify(id)}`);
   return id;
 }
 
@@ -82,8 +83,8 @@ export const sweepIndexPrefix = (tenant: string): string => `${tenantPrefix(tena
 /** One marker per sweep that is not finished: what the local controller loop advances. */
 export const activeSweepsPrefix = (tenant: string): string => `${tenantPrefix(tenant)}active-sweeps/`;
 
-/** `POST /sweeps` with an `Idempotency-Key`: which sweep the key made. */
-export const sweepIdempotencyKey = (tenant: string, keySha256: string): string => {
-  if (!/^[0-9a-f]{64}$/.test(keySha256)) throw new Error('invalid idempotency key hash');
-  return `${tenantPrefix(tenant)}idempotency/sweeps/${keySha256}.json`;
+/** An `Idempotency-Key` of `POST /jobs` or `POST /sweeps` (by its SHA-256): what the first request made. */
+export const idempotencyKey = (tenant: string, kind: 'job' | 'sweep', keySha256: string): string => {
+  if (!/^[0-9a-f]{64}$/.test(keySha256)) throw new InvalidKeyError('invalid idempotency key hash');
+  return `${tenantPrefix(tenant)}idempotency/${kind === 'sweep' ? 'sweeps/' : ''}${keySha256}.json`;
 };

@@ -12,20 +12,16 @@
  * it is `CLAIM_GRACE_MS` old.
  */
 
-import {
-  type EpochMetrics,
-  isTerminal,
-  type JobRecord,
-  type JobStatus,
-  transition,
-} from '../jobs/job-record.ts';
+import { type EpochMetrics, isTerminal, type JobRecord } from '../jobs/job-record.ts';
 import { jobSpec, resolvedJobSpec } from '../jobs/job-spec.ts';
-import { JobStore, SkipUpdate, toJson } from '../jobs/job-store.ts';
-import { NotFoundError, PreconditionFailedError } from '../platform/errors.ts';
-import { reverseUlid, ulid } from '../platform/ids.ts';
-import { activePrefix, jobIndexPrefix, jobKeys, sweepKeys } from '../platform/keys.ts';
+import { JobStore } from '../jobs/job-store.ts';
+import type { JobChange, JobLifecycle } from '../jobs/lifecycle.ts';
+import { ulid } from '../platform/ids.ts';
+import { toJson } from '../platform/json.ts';
+import { sweepKeys } from '../platform/keys.ts';
 import type { Logger } from '../platform/log.ts';
-import type { JobQueue, ObjectStore } from '../platform/ports.ts';
+import type { ObjectStore } from '../platform/ports.ts';
+import { UNCHANGED } from '../platform/versioned-document.ts';
 import { medianStop, monitorGoal, runningBest } from './median-stopping.ts';
 import {
   isSweepFinished,
@@ -39,11 +35,11 @@ import { objectivePlotSvg, sweepReport } from './sweep-report.ts';
 import { trialSpec } from './sweep-spec.ts';
 import { SweepStore } from './sweep-store.ts';
 
-/** What the controller needs: `Services` has it all; a trainer passes what it has. */
+/** What the controller needs: `Services` has it all. */
 export interface SweepDeps {
   readonly store: ObjectStore;
-  /** Without a queue, trials are observed and the sweep finished, but no trial is queued. */
-  readonly queue?: JobQueue;
+  /** Queues and cancels the trials' jobs; without a queue, trials are observed and the sweep finished, none queued. */
+  readonly lifecycle: JobLifecycle;
   readonly now: () => Date;
   readonly newId?: () => string;
   /** With limits, a trial is queued only while the account is under its active-jobs quota. */
@@ -86,11 +82,8 @@ async function observe(jobs: JobStore, tenant: string, sweep: SweepRecord, job: 
     ...(job.error ? { error: job.error } : {}),
   };
   if (job.status === 'SUCCEEDED') {
-    const report = await jobs.readJson<{ validation?: Record<string, unknown> }>(
-      jobKeys(tenant, job.id).report,
-      {},
-    );
-    const value = report.validation?.[sweep.request.objective.metric];
+    const validation = (await jobs.report(tenant, job.id))?.validation as Record<string, unknown> | undefined;
+    const value = validation?.[sweep.request.objective.metric];
     if (typeof value === 'number' && Number.isFinite(value)) row.objective = value;
   }
   return row;
@@ -129,7 +122,8 @@ async function onePass(
   before: SweepRecord,
 ): Promise<{ record: SweepRecord; cancelledJobs: boolean }> {
   const sweeps = new SweepStore(deps.store);
-  const jobs = new JobStore(deps.store);
+  const jobs = deps.lifecycle.jobs;
+  const queueing = deps.lifecycle.canSubmit;
   const now = deps.now();
   const stamp = now.toISOString();
 
@@ -137,18 +131,11 @@ async function onePass(
   const observed = new Map<number, Observation>();
   for (const trial of before.trials) {
     if (!trial.jobId || isTrialFinished(trial.status)) continue;
-    const job = await jobs.get(tenant, trial.jobId).then(
-      (v) => v.record,
-      (error: unknown) => {
-        if (error instanceof NotFoundError) return undefined; // claimed, not stored yet
-        throw error;
-      },
-    );
+    const job = (await jobs.find(tenant, trial.jobId))?.record; // none: claimed, not stored yet
     if (job) observed.set(trial.trial, await observe(jobs, tenant, before, job));
   }
-  const queueing = deps.queue !== undefined && before.status === 'RUNNING';
   const quotaRoom =
-    queueing && deps.limits
+    queueing && before.status === 'RUNNING' && deps.limits
       ? deps.limits.maxActiveJobs - (await jobs.countActive(tenant, deps.limits.maxActiveJobs))
       : Number.POSITIVE_INFINITY;
   const newId = deps.newId ?? (() => ulid());
@@ -176,7 +163,7 @@ async function onePass(
     for (const trial of current.trials) {
       const since = trial.claimedAt ? now.getTime() - Date.parse(trial.claimedAt) : 0;
       if (
-        deps.queue &&
+        queueing &&
         trial.jobId &&
         !trial.queuedAt &&
         !isTrialFinished(trial.status) &&
@@ -186,7 +173,7 @@ async function onePass(
         recovered.push(trial);
       }
     }
-    if (current.status === 'RUNNING' && deps.queue) {
+    if (current.status === 'RUNNING' && queueing) {
       const active = current.trials.filter(
         (t) => t.status !== 'PENDING' && !isTrialFinished(t.status),
       ).length;
@@ -213,23 +200,21 @@ async function onePass(
         };
       }
     }
-    if (JSON.stringify(current) === original) throw new SkipUpdate();
+    if (JSON.stringify(current) === original) return UNCHANGED;
     current.updatedAt = stamp;
     return current;
   });
 
   // 3. Store and send the jobs of the trials this pass claimed, and of claims a crash left half done.
-  if (deps.queue) {
-    for (const trial of claimed) await queueTrial(deps, deps.queue, tenant, record, trial, false);
-    for (const trial of recovered) await queueTrial(deps, deps.queue, tenant, record, trial, true);
-  }
+  for (const trial of claimed) await queueTrial(deps, tenant, record, trial, false);
+  for (const trial of recovered) await queueTrial(deps, tenant, record, trial, true);
 
   // 4. A cancelled sweep cancels the jobs of its trials that are still queued or running.
   let cancelledJobs = false;
   if (record.status === 'CANCELLING') {
     for (const trial of record.trials) {
       if (trial.jobId && !isTrialFinished(trial.status))
-        cancelledJobs = (await cancelTrialJob(jobs, tenant, trial.jobId, now)) || cancelledJobs;
+        cancelledJobs = (await cancelTrialJob(deps.lifecycle, tenant, trial.jobId)) || cancelledJobs;
     }
   }
 
@@ -242,20 +227,18 @@ async function onePass(
 }
 
 /**
- * Stores the job of a claimed trial (create-once: its id was fixed by the claim) and sends its
- * message, then records `queuedAt`. `recovering`: a crashed controller's claim, whose job may
- * already exist; its message is sent again if the job is still QUEUED (a worker skips a duplicate
- * message of a job that has ended, and a duplicate of a running one only moves it to a new attempt).
+ * Submits the job of a claimed trial through the job lifecycle (create-once: its id was fixed by the
+ * claim), then records `queuedAt`. `recovering`: a crashed controller's claim, whose job may exist
+ * already; its message is sent again if the job is still QUEUED (a worker skips a duplicate message
+ * of a job that has ended, and a duplicate of a running one only moves it to a new attempt).
  */
 async function queueTrial(
   deps: SweepDeps,
-  queue: JobQueue,
   tenant: string,
   sweep: SweepRecord,
   trial: TrialRecord,
   recovering: boolean,
 ): Promise<void> {
-  const jobs = new JobStore(deps.store);
   const sweeps = new SweepStore(deps.store);
   const jobId = trial.jobId as string;
   const stamp = deps.now().toISOString();
@@ -263,21 +246,14 @@ async function queueTrial(
   const endRow = (status: 'FAILED' | 'CANCELLED', error?: { code: string; message: string }) =>
     sweeps.update(tenant, sweep.id, (current) => {
       const row = current.trials.find((t) => t.trial === trial.trial);
-      if (!row || row.jobId !== jobId || row.queuedAt) throw new SkipUpdate();
+      if (!row || row.jobId !== jobId || row.queuedAt) return UNCHANGED;
       Object.assign(row, { status, finishedAt: stamp, ...(error ? { error } : {}) });
       delete row.jobId;
       return current;
     });
   if (sweep.status !== 'RUNNING') {
     // A crashed claim of a sweep cancelled since: never start it (a job already stored is cancelled by the pass).
-    const stored = await jobs.get(tenant, jobId).then(
-      () => true,
-      (error: unknown) => {
-        if (error instanceof NotFoundError) return false;
-        throw error;
-      },
-    );
-    if (!stored) await endRow('CANCELLED');
+    if (!(await deps.lifecycle.jobs.find(tenant, jobId))) await endRow('CANCELLED');
     return;
   }
   const parsed = resolvedJobSpec.safeParse({
@@ -290,76 +266,40 @@ async function queueTrial(
     return;
   }
   const spec = parsed.data;
-  const record: JobRecord = {
-    id: jobId,
-    name: spec.name,
-    status: 'QUEUED',
-    createdAt: stamp,
-    updatedAt: stamp,
-    attempt: 0,
-    progress: { epoch: 0, epochs: spec.training.epochs },
-    spec,
-    sweepId: sweep.id,
-    trial: trial.trial,
-  };
-  let send = true;
-  try {
-    await jobs.create(tenant, record);
-    const values = Object.entries(trial.parameters)
-      .map(([path, value]) => `${path}=${JSON.stringify(value)}`)
-      .join(', ');
-    await jobs.appendEvent(tenant, jobId, {
-      at: stamp,
-      type: 'state',
+  const values = Object.entries(trial.parameters)
+    .map(([path, value]) => `${path}=${JSON.stringify(value)}`)
+    .join(', ');
+  await deps.lifecycle.submit(
+    tenant,
+    {
+      id: jobId,
+      name: spec.name,
       status: 'QUEUED',
-      message: `Trial ${trial.trial} of sweep ${sweep.id} queued (${values}).`,
-    });
-  } catch (error) {
-    if (!(error instanceof PreconditionFailedError) || !recovering) throw error;
-    // Stored by the crashed controller: put back its listing markers, and send only if it still waits.
-    const existing = (await jobs.get(tenant, jobId)).record;
-    await deps.store.put(`${jobIndexPrefix(tenant)}${reverseUlid(jobId)}`, jobId);
-    if (!isTerminal(existing.status)) await deps.store.put(`${activePrefix(tenant)}${jobId}`, jobId);
-    send = existing.status === 'QUEUED';
-  }
-  if (send) await queue.send(JSON.stringify({ tenant, jobId }));
+      createdAt: stamp,
+      updatedAt: stamp,
+      attempt: 0,
+      progress: { epoch: 0, epochs: spec.training.epochs },
+      spec,
+      sweepId: sweep.id,
+      trial: trial.trial,
+    },
+    { by: 'sweep', message: `Trial ${trial.trial} of sweep ${sweep.id} queued (${values}).`, recovering },
+  );
   deps.log?.info('sweep trial queued', { tenant, sweepId: sweep.id, trial: trial.trial, jobId, recovering });
   const { record: latest } = await sweeps.update(tenant, sweep.id, (current) => {
     const row = current.trials.find((t) => t.trial === trial.trial);
-    if (!row || row.jobId !== jobId || row.queuedAt) throw new SkipUpdate();
+    if (!row || row.jobId !== jobId || row.queuedAt) return UNCHANGED;
     row.queuedAt = stamp;
     return current;
   });
   // Cancelled while this trial was being queued: the cancel's own pass may have missed its job.
-  if (latest.status === 'CANCELLING') await cancelTrialJob(jobs, tenant, jobId, deps.now());
+  if (latest.status === 'CANCELLING') await cancelTrialJob(deps.lifecycle, tenant, jobId);
 }
 
-/** QUEUED → CANCELLED, RUNNING → CANCELLING (the trainer stops after the epoch); true if it changed. */
-async function cancelTrialJob(jobs: JobStore, tenant: string, jobId: string, now: Date): Promise<boolean> {
-  let from: JobStatus | undefined;
-  let to: JobStatus | undefined;
-  try {
-    await jobs.update(tenant, jobId, (record) => {
-      from = record.status;
-      to = record.status === 'QUEUED' ? 'CANCELLED' : record.status === 'RUNNING' ? 'CANCELLING' : undefined;
-      if (!to) throw new SkipUpdate();
-      return transition(record, to, now, { cancelRequestedAt: now.toISOString() });
-    });
-  } catch (error) {
-    if (error instanceof NotFoundError) return false; // claimed, not stored yet: the claim's pass sees the cancel
-    throw error;
-  }
-  if (!to) return false;
-  await jobs.appendEvent(tenant, jobId, {
-    at: now.toISOString(),
-    type: 'state',
-    status: to,
-    message:
-      to === 'CANCELLED'
-        ? 'Cancelled before it started: its sweep was cancelled.'
-        : 'Its sweep was cancelled; stopping after the current epoch.',
-  });
-  return from === 'QUEUED';
+/** QUEUED → CANCELLED, RUNNING → CANCELLING (the trainer stops after the epoch); true if it ended at once. */
+async function cancelTrialJob(lifecycle: JobLifecycle, tenant: string, jobId: string): Promise<boolean> {
+  const result = await lifecycle.cancel(tenant, jobId, 'sweep'); // undefined: claimed, not stored yet
+  return result?.changed === true && result.record.status === 'CANCELLED';
 }
 
 /**
@@ -374,22 +314,16 @@ async function writeReport(
   now: Date,
 ): Promise<SweepRecord> {
   const keys = sweepKeys(tenant, sweepId);
-  for (let attempt = 1; ; attempt++) {
-    const { record, etag } = await sweeps.get(tenant, sweepId);
+  const { record } = await sweeps.update(tenant, sweepId, async (current) => {
     await Promise.all([
-      sweeps.store.put(keys.report, toJson(sweepReport(record, now)), { contentType: 'application/json' }),
-      ...Object.keys(record.request.parameters).map((path) =>
-        sweeps.store.put(keys.plot(path), objectivePlotSvg(record, path), { contentType: 'image/svg+xml' }),
+      sweeps.store.put(keys.report, toJson(sweepReport(current, now)), { contentType: 'application/json' }),
+      ...Object.keys(current.request.parameters).map((path) =>
+        sweeps.store.put(keys.plot(path), objectivePlotSvg(current, path), { contentType: 'image/svg+xml' }),
       ),
     ]);
-    const stamped = { ...record, reportUpdatedAt: now.toISOString() };
-    try {
-      await sweeps.replace(tenant, stamped, etag);
-      return stamped;
-    } catch (error) {
-      if (!(error instanceof PreconditionFailedError) || attempt >= 10) throw error;
-    }
-  }
+    return { ...current, reportUpdatedAt: now.toISOString() };
+  });
+  return record;
 }
 
 /** Advances every sweep of `tenants` that has not finished (the local loop; errors are logged, not thrown). */
@@ -418,23 +352,25 @@ export async function advanceActiveSweeps(deps: SweepDeps, tenants: readonly str
 /** A trial's per-epoch check: a reason to stop it now, or `undefined` to go on. */
 export type StopRule = (history: readonly EpochMetrics[]) => Promise<string | undefined>;
 
-/** What the trainer calls for a job that may be a sweep's trial (`trainer/run-job.ts`). */
-export interface TrialHooks {
-  /** The stopping rule of the job's sweep, for the epochs of its delivered model; `undefined` for other jobs. */
-  stopRule(tenant: string, job: JobRecord): StopRule | undefined;
-  /** The job has ended: if it is a trial, advance its sweep (record it, queue the next trial). */
-  ended(tenant: string, jobId: string): Promise<void>;
-}
-
-export function trialHooks(deps: SweepDeps & { readonly refreshMs?: number }): TrialHooks {
-  return {
-    stopRule: (tenant, job) =>
-      job.sweepId ? medianStopRule(deps, tenant, job.sweepId, job.id, deps.refreshMs ?? 1000) : undefined,
-    ended: async (tenant, jobId) => {
-      const { record } = await new JobStore(deps.store).get(tenant, jobId);
-      if (record.sweepId) await advanceSweep(deps, tenant, record.sweepId);
-    },
+/**
+ * The job lifecycle's subscriber: when a trial's job ends (or the API cancels it), its sweep records
+ * it and queues its next trial. Changes the sweep made itself are passed over (its pass sees them).
+ */
+export const advanceSweepOnTrialEnd =
+  (deps: SweepDeps) =>
+  async ({ tenant, record, by }: JobChange): Promise<void> => {
+    if (!record.sweepId || by === 'sweep') return;
+    if (isTerminal(record.status) || by === 'api') await advanceSweep(deps, tenant, record.sweepId);
   };
+
+/** The stopping rule of a job's sweep, for the epochs of its delivered model; `undefined` for other jobs. */
+export function trialStopRule(
+  deps: Pick<SweepDeps, 'store' | 'now'>,
+  tenant: string,
+  job: JobRecord,
+  refreshMs = 1000,
+): StopRule | undefined {
+  return job.sweepId ? medianStopRule(deps, tenant, job.sweepId, job.id, refreshMs) : undefined;
 }
 
 /**
@@ -442,7 +378,7 @@ export function trialHooks(deps: SweepDeps & { readonly refreshMs?: number }): T
  * completed trial's `metrics.json` once (a finished trial's history never changes).
  */
 function medianStopRule(
-  deps: SweepDeps,
+  deps: Pick<SweepDeps, 'store' | 'now'>,
   tenant: string,
   sweepId: string,
   jobId: string,
@@ -454,9 +390,10 @@ function medianStopRule(
   let readAt = 0;
   const curves = new Map<string, number[]>();
   return async (history) => {
-    if (!sweep || Date.now() - readAt >= refreshMs) {
+    const now = deps.now().getTime();
+    if (!sweep || now - readAt >= refreshMs) {
       sweep = (await sweeps.get(tenant, sweepId)).record;
-      readAt = Date.now();
+      readAt = now;
     }
     const rule = sweep.request.earlyStopping;
     if (!rule || history.length < rule.minEpochs) return undefined;

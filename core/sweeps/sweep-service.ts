@@ -3,21 +3,21 @@
  * only parse requests and map results): submit a sweep, list, read and cancel sweeps.
  */
 import { z } from 'zod';
-import { decodeCursor, encodeCursor, replayEarlier, requestHash, sha256 } from '../api/idempotency.ts';
-import { checkDataset, countRows, getDatasetMeta } from '../datasets/dataset-service.ts';
-import { IDEMPOTENCY_KEY_PATTERN } from '../jobs/job-service.ts';
-import type { JobSpec } from '../jobs/job-spec.ts';
-import { fromJson, SkipUpdate, toJson } from '../jobs/job-store.ts';
 import {
-  BadRequestError,
-  ConflictError,
-  PayloadTooLargeError,
-  PreconditionFailedError,
-  ValidationError,
-} from '../platform/errors.ts';
-import { sweepIdempotencyKey, sweepKeys } from '../platform/keys.ts';
+  decodeCursor,
+  type Earlier,
+  encodeCursor,
+  IdempotencyKeys,
+  replayEarlier,
+  requestHash,
+} from '../api/idempotency.ts';
+import { checkDataset, countRows, getDatasetMeta } from '../datasets/dataset-service.ts';
+import type { JobSpec } from '../jobs/job-spec.ts';
+import { ConflictError, PayloadTooLargeError, ValidationError } from '../platform/errors.ts';
+import { sweepKeys } from '../platform/keys.ts';
 import { log } from '../platform/log.ts';
 import { parseOrThrow } from '../platform/validate.ts';
+import { UNCHANGED } from '../platform/versioned-document.ts';
 import type { Services } from '../services.ts';
 import { advanceSweep } from './sweep-controller.ts';
 import { isSweepFinished, rankTrials, type SweepRecord, sweepStatus } from './sweep-record.ts';
@@ -68,14 +68,12 @@ export async function submitSweep(
 ): Promise<SubmitSweepResult> {
   const request = parseOrThrow(sweepRequest, body, 'sweep');
   const sweeps = new SweepStore(s.store);
-  let idempotencyObject: string | undefined;
+  const keys = new IdempotencyKeys(s.store, 'sweep');
   const bodyHash = requestHash(body);
-  if (idempotencyKey !== undefined) {
-    if (!IDEMPOTENCY_KEY_PATTERN.test(idempotencyKey))
-      throw new BadRequestError('Idempotency-Key must be 1–128 characters of letters, digits, _ . : -');
-    idempotencyObject = sweepIdempotencyKey(tenant, sha256(idempotencyKey));
-    const earlier = await s.store.get(idempotencyObject);
-    if (earlier) return replay(sweeps, tenant, fromJson(earlier.body) as Earlier, bodyHash);
+  const keyObject = idempotencyKey === undefined ? undefined : keys.objectKey(tenant, idempotencyKey);
+  if (keyObject) {
+    const earlier = await keys.earlier(keyObject);
+    if (earlier) return replay(sweeps, tenant, earlier, bodyHash);
   }
 
   const maxRuntimeSeconds = request.spec.resources.maxRuntimeSeconds ?? s.limits.defaultMaxRuntimeSeconds;
@@ -90,17 +88,9 @@ export async function submitSweep(
   await checkData(s, tenant, plan);
 
   const id = s.newId();
-  if (idempotencyObject) {
-    try {
-      await s.store.put(idempotencyObject, toJson({ sweepId: id, requestHash: bodyHash }), {
-        ifNoneMatch: '*',
-      });
-    } catch (error) {
-      if (!(error instanceof PreconditionFailedError)) throw error;
-      const earlier = await s.store.get(idempotencyObject);
-      if (earlier) return replay(sweeps, tenant, fromJson(earlier.body) as Earlier, bodyHash);
-      throw error;
-    }
+  if (keyObject) {
+    const earlier = await keys.reserve(keyObject, id, bodyHash);
+    if (earlier) return replay(sweeps, tenant, earlier, bodyHash);
   }
   const now = s.now().toISOString();
   await sweeps.create(tenant, {
@@ -124,8 +114,6 @@ export async function submitSweep(
   return { record, replayed: false };
 }
 
-type Earlier = { sweepId: string; requestHash: string };
-
 async function replay(
   sweeps: SweepStore,
   tenant: string,
@@ -133,7 +121,7 @@ async function replay(
   requestHash: string,
 ): Promise<SubmitSweepResult> {
   const record = await replayEarlier(
-    { id: earlier.sweepId, requestHash: earlier.requestHash },
+    earlier,
     requestHash,
     'sweep',
     async (id) => (await sweeps.get(tenant, id)).record,
@@ -158,14 +146,8 @@ export async function listSweeps(s: Services, tenant: string, query: unknown) {
       limit: q.limit - found.length,
       ...(cursor ? { cursor } : {}),
     });
-    const records = await Promise.all(
-      page.ids.map((id) =>
-        sweeps.get(tenant, id).then(
-          (v) => v.record,
-          () => undefined,
-        ),
-      ),
-    );
+    // A sweep deleted between the index and its record is passed over; other read errors fail the request.
+    const records = (await Promise.all(page.ids.map((id) => sweeps.find(tenant, id)))).map((v) => v?.record);
     for (const record of records)
       if (record && (!q.status || record.status === q.status)) found.push(summary(record));
     cursor = page.nextCursor;
@@ -232,7 +214,7 @@ export async function cancelSweep(s: Services, tenant: string, sweepId: string) 
   await sweeps.update(tenant, sweepId, (current) => {
     if (current.status === 'RUNNING')
       return { ...current, status: 'CANCELLING', cancelRequestedAt: now, updatedAt: now };
-    if (current.status === 'CANCELLING') throw new SkipUpdate();
+    if (current.status === 'CANCELLING') return UNCHANGED;
     throw new ConflictError(
       `Sweep ${sweepId} is ${current.status}; only a RUNNING sweep can be cancelled.`,
       'INVALID_STATE',

@@ -1,15 +1,14 @@
 /**
  * Reading and writing sweep records. As for `job.json`, every change to `sweep.json` is a
- * compare-and-swap on the ETag read: the controller claims a trial only by winning that write, so two
- * controllers (a trainer, the API and the local loop) never queue the same trial, nor more than
- * `maxParallel` at once.
+ * compare-and-swap on the ETag read (the versioned-document primitive): the controller claims a trial
+ * only by winning that write, so two controllers (a trainer, the API and the local loop) never queue
+ * the same trial, nor more than `maxParallel` at once.
  */
-
-import { fromJson, SkipUpdate, toJson } from '../jobs/job-store.ts';
-import { NotFoundError, PreconditionFailedError } from '../platform/errors.ts';
+import { NotFoundError } from '../platform/errors.ts';
 import { reverseUlid } from '../platform/ids.ts';
 import { activeSweepsPrefix, isValidId, sweepIndexPrefix, sweepKeys } from '../platform/keys.ts';
 import type { ObjectStore } from '../platform/ports.ts';
+import { type UNCHANGED, VersionedDocuments } from '../platform/versioned-document.ts';
 import { isSweepFinished, type SweepRecord, sweepRecord } from './sweep-record.ts';
 
 export interface VersionedSweep {
@@ -22,64 +21,49 @@ const notFound = (sweepId: string) =>
 
 export class SweepStore {
   readonly store: ObjectStore;
+  readonly #records: VersionedDocuments<typeof sweepRecord>;
 
   constructor(store: ObjectStore) {
     this.store = store;
+    this.#records = new VersionedDocuments(store, sweepRecord, { what: 'sweep record' });
   }
 
   /** The record and its ETag, or a 404 (also for malformed ids and other tenants' sweeps). */
   async get(tenant: string, sweepId: string): Promise<VersionedSweep> {
-    if (!isValidId(sweepId)) throw notFound(sweepId);
-    const object = await this.store.get(sweepKeys(tenant, sweepId).record);
-    if (!object) throw notFound(sweepId);
-    return { record: sweepRecord.parse(fromJson(object.body)), etag: object.etag };
+    const found = await this.find(tenant, sweepId);
+    if (!found) throw notFound(sweepId);
+    return found;
+  }
+
+  /** The record and its ETag, or `undefined` when there is no such sweep. */
+  async find(tenant: string, sweepId: string): Promise<VersionedSweep | undefined> {
+    if (!isValidId(sweepId)) return undefined;
+    const found = await this.#records.read(sweepKeys(tenant, sweepId).record);
+    return found && { record: found.value, etag: found.etag };
   }
 
   /** Stores a new record (fails if one exists), then its newest-first marker and its active marker. */
   async create(tenant: string, record: SweepRecord): Promise<void> {
-    await this.store.put(sweepKeys(tenant, record.id).record, toJson(record), {
-      ifNoneMatch: '*',
-      contentType: 'application/json',
-    });
+    await this.#records.create(sweepKeys(tenant, record.id).record, record);
     await this.store.put(`${sweepIndexPrefix(tenant)}${reverseUlid(record.id)}`, record.id);
     await this.store.put(`${activeSweepsPrefix(tenant)}${record.id}`, record.id);
   }
 
-  /** Writes `record` only if `sweep.json` still has `etag`; returns the new ETag. */
-  async replace(tenant: string, record: SweepRecord, etag: string): Promise<string> {
-    const result = await this.store.put(sweepKeys(tenant, record.id).record, toJson(record), {
-      ifMatch: etag,
-      contentType: 'application/json',
-    });
-    return result.etag;
-  }
-
   /**
-   * Read-modify-write with retries: `change` gets the current record and returns the new one (or
-   * throws `SkipUpdate` to leave it). It may run several times, so it must not have side effects.
+   * Read-modify-write: `change` gets the current record and returns the new one (or `UNCHANGED`).
+   * It may run several times, so any side effect it has must be safe to repeat.
    */
   async update(
     tenant: string,
     sweepId: string,
-    change: (record: SweepRecord) => SweepRecord,
-    attempts = 12,
+    change: (record: SweepRecord) => SweepRecord | typeof UNCHANGED | Promise<SweepRecord | typeof UNCHANGED>,
   ): Promise<VersionedSweep> {
-    for (let i = 0; ; i++) {
-      const current = await this.get(tenant, sweepId);
-      let next: SweepRecord;
-      try {
-        next = change(structuredClone(current.record));
-      } catch (error) {
-        if (error instanceof SkipUpdate) return current;
-        throw error;
-      }
-      try {
-        return { record: next, etag: await this.replace(tenant, next, current.etag) };
-      } catch (error) {
-        if (!(error instanceof PreconditionFailedError) || i + 1 >= attempts) throw error;
-        await new Promise((resolve) => setTimeout(resolve, 5 + Math.random() * 20 * (i + 1)));
-      }
-    }
+    const written = await this.#records.update(sweepKeys(tenant, sweepId).record, (current) => {
+      if (!current) throw notFound(sweepId);
+      return change(current);
+    });
+    const { value, etag } = written as { value: SweepRecord; etag: string };
+    return { record: value, etag };
   }
 
   /** A finished sweep leaves the controller's list. */

@@ -10,9 +10,7 @@ import type { SQSEvent } from 'aws-lambda';
 import { type FauxqsServer, startFauxqs } from 'fauxqs';
 import { S3ObjectStore } from '../../aws/s3-object-store.ts';
 import { SqsJobQueue } from '../../aws/sqs-job-queue.ts';
-import { transition } from '../../core/jobs/job-record.ts';
 import { submitJob } from '../../core/jobs/job-service.ts';
-import { JobStore } from '../../core/jobs/job-store.ts';
 import { ENV } from '../../core/platform/config.ts';
 import { datasetKeys } from '../../core/platform/keys.ts';
 import { createServices, type Services } from '../../core/services.ts';
@@ -69,8 +67,9 @@ describe('functions/dead-letter.ts on the AWS adapters', () => {
       task: 'classification',
       dataset: { id: datasetId, label: 'label' },
     });
-    const jobs = new JobStore(services.store);
-    await jobs.update(TENANT, record.id, (r) => transition(r, 'RUNNING', new Date(), { attempt: 3 }));
+    const jobs = services.lifecycle.jobs;
+    // Three deliveries, each claimed by a worker that then died.
+    for (let i = 0; i < 3; i++) await services.lifecycle.claim(TENANT, record.id, 'wasm');
 
     const { handler } = await import('../../functions/dead-letter.ts');
     const event = {

@@ -5,59 +5,32 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
-import { submitJob } from '../../core/jobs/job-service.ts';
-import { JobStore } from '../../core/jobs/job-store.ts';
 import { jobKeys } from '../../core/platform/keys.ts';
-import { createLogger } from '../../core/platform/log.ts';
-import { createServices, type Services } from '../../core/services.ts';
-import { selectBackend } from '../../trainer/backend.ts';
-import { runJob, type TrainerDeps } from '../../trainer/run-job.ts';
-import { type LocalPorts, localPorts, putDataset } from '../helpers/local-ports.ts';
+import { readJson } from '../helpers/local-ports.ts';
+import { TENANT, type TrainerFixture, trainerFixture } from '../helpers/trainer.ts';
 
-const TENANT = 'examples';
 const read = (path: string) => readFile(new URL(`../../examples/${path}`, import.meta.url), 'utf8');
 
 describe('examples train to their documented results', { timeout: 300_000 }, () => {
-  let ports: LocalPorts;
-  let services: Services;
-  let deps: TrainerDeps;
+  let fixture: TrainerFixture;
 
   const train = async (specPath: string, dataPath: string, fill: Record<string, string> = {}) => {
-    const id = services.newId();
-    await putDataset(
-      ports.store,
-      TENANT,
-      id,
-      await read(dataPath),
-      dataPath.endsWith('.csv') ? 'csv' : 'jsonl',
-    );
+    const id = await fixture.dataset(await read(dataPath), dataPath.endsWith('.csv') ? 'csv' : 'jsonl');
     let text = (await read(specPath)).replace('<datasetId>', id);
     for (const [k, v] of Object.entries(fill)) text = text.replace(k, v);
-    const { record } = await submitJob(services, TENANT, JSON.parse(text));
-    assert.equal(
-      await runJob(deps, { tenant: TENANT, jobId: record.id }, new AbortController().signal),
-      'done',
-    );
-    const jobs = new JobStore(ports.store);
-    const done = (await jobs.get(TENANT, record.id)).record;
+    const spec = JSON.parse(text);
+    const record = await fixture.submit(spec);
+    assert.equal(await fixture.run(record.id), 'done');
+    const done = await fixture.record(record.id);
     assert.equal(done.status, 'SUCCEEDED', JSON.stringify(done.error));
-    return { id: record.id, report: await jobs.readJson<any>(jobKeys(TENANT, record.id).report, undefined) };
+    return { id: record.id, report: await readJson(fixture.ports.store, jobKeys(TENANT, record.id).report) };
   };
 
   before(async () => {
-    ports = await localPorts();
-    services = createServices(ports.store, ports.queue);
-    const backend = await selectBackend('wasm');
-    deps = {
-      store: ports.store,
-      tf: backend.tf,
-      backend: backend.name,
-      now: () => new Date(),
-      log: createLogger({}, () => {}, 'error'),
-    };
+    fixture = await trainerFixture({ deps: { progressIntervalMs: 1000 } });
   });
   after(async () => {
-    await ports.cleanup();
+    await fixture.cleanup();
   });
 
   it('iris: validation accuracy ≥ 0.9', async () => {

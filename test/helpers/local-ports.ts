@@ -63,3 +63,9 @@ export async function putDataset(
   await store.put(keys.data, data);
   return id;
 }
+
+/** A stored JSON object as the test sees it (`undefined` when there is none). */
+export async function readJson(store: ObjectStore, key: string): Promise<any> {
+  const object = await store.get(key);
+  return object ? JSON.parse(new TextDecoder().decode(object.body)) : undefined;
+}

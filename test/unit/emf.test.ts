@@ -4,14 +4,10 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { type JobRecord, transition } from '../../core/jobs/job-record.ts';
-import {
-  emfLine,
-  emitMetrics,
-  finishedJobMetrics,
-  METRIC_NAMESPACE,
-  METRICS,
-} from '../../core/platform/emf.ts';
+import { endedJobMetrics } from '../../core/jobs/job-metrics.ts';
+import type { JobRecord } from '../../core/jobs/job-record.ts';
+import { transition } from '../../core/jobs/lifecycle.ts';
+import { emfLine, emitMetrics, METRIC_NAMESPACE, METRICS } from '../../core/platform/emf.ts';
 
 const at = (iso: string) => new Date(iso);
 
@@ -25,7 +21,7 @@ function queued(): JobRecord {
     updatedAt: '2025-01-01T10:00:00.000Z',
     attempt: 0,
     progress: { epoch: 0, epochs: 5 },
-    // finishedJobMetrics reads only the status, finishedAt and resources.
+    // endedJobMetrics reads only the status, finishedAt and resources.
     spec: {} as JobRecord['spec'],
   } as JobRecord;
 }
@@ -99,25 +95,21 @@ describe('emfLine', () => {
   });
 });
 
-describe('finishedJobMetrics', () => {
-  const since = at('2025-01-01T10:00:30Z');
-
-  it('counts a job that succeeded since the run began, with its training time', () => {
-    assert.deepEqual(finishedJobMetrics(ended('SUCCEEDED'), since), {
-      jobsSucceeded: 1,
-      trainingSeconds: 212.5,
-    });
+describe('endedJobMetrics', () => {
+  it('counts a job that succeeded, with its training time', () => {
+    assert.deepEqual(endedJobMetrics(ended('SUCCEEDED')), { jobsSucceeded: 1, trainingSeconds: 212.5 });
   });
 
-  it('counts a job that failed since the run began', () => {
-    assert.deepEqual(finishedJobMetrics(ended('FAILED'), since), { jobsFailed: 1 });
+  it('counts a failed job, and a dead-lettered one apart', () => {
+    assert.deepEqual(endedJobMetrics(ended('FAILED')), { jobsFailed: 1 });
+    const dead = { ...ended('FAILED'), error: { code: 'MAX_ATTEMPTS', message: 'x' } };
+    assert.deepEqual(endedJobMetrics(dead), { jobsDeadLettered: 1 });
   });
 
-  it('counts nothing for a job that ended before the run began, is still going, or was cancelled', () => {
-    assert.deepEqual(finishedJobMetrics(ended('SUCCEEDED'), at('2025-01-01T10:06:00Z')), {});
-    assert.deepEqual(finishedJobMetrics(ended('CANCELLING'), since), {});
+  it('counts nothing for a job that is still going or was cancelled', () => {
+    assert.deepEqual(endedJobMetrics(ended('CANCELLING')), {});
     const cancelled = transition(ended('CANCELLING'), 'CANCELLED', at('2025-01-01T10:06:00Z'));
-    assert.deepEqual(finishedJobMetrics(cancelled, since), {});
-    assert.deepEqual(finishedJobMetrics(queued(), since), {});
+    assert.deepEqual(endedJobMetrics(cancelled), {});
+    assert.deepEqual(endedJobMetrics(queued()), {});
   });
 });

@@ -1,21 +1,17 @@
 /**
  * Who emits which job metric: the submit handler counts a new job once (not its idempotent replays),
- * and the trainer counts a job it finished, read from the record after the run, once.
+ * and a job that ends is counted once, by the job lifecycle's change that ended it.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { transition } from '../../core/jobs/job-record.ts';
-import { JobStore } from '../../core/jobs/job-store.ts';
+import { jobEndMetrics } from '../../core/jobs/job-metrics.ts';
 import { datasetKeys } from '../../core/platform/keys.ts';
-import { createLogger } from '../../core/platform/log.ts';
 import { createServices, type Services } from '../../core/services.ts';
 import type { ApiEvent } from '../../functions/http.ts';
 import { create as submitHandler } from '../../functions/submit-job.ts';
-import { measuredRun } from '../../trainer/main.ts';
 import { type LocalPorts, localPorts } from '../helpers/local-ports.ts';
 
 const TENANT = 'acme';
-const quiet = createLogger({}, () => {}, 'error');
 
 /** A POST /jobs event as API Gateway passes it after the JWT authorizer. */
 const submitEvent = (body: unknown, idempotencyKey?: string) =>
@@ -82,48 +78,54 @@ describe('job metrics', () => {
     assert.deepEqual({ tenant, jobId }, { tenant: TENANT, jobId: JSON.parse(first.body as string).id });
   });
 
-  it('the trainer counts the job its run finished, and nothing for a run that did not finish one', async () => {
+  it('a job is counted once, by the change that ended it: succeeded, failed, dead-lettered', async () => {
     lines.length = 0;
-    const jobs = new JobStore(ports.store);
-    const submitted = await submitHandler(services)(submitEvent(spec()));
-    const jobId = JSON.parse(submitted.body as string).id as string;
-    const message = { tenant: TENANT, jobId };
-    const signal = new AbortController().signal;
+    services.lifecycle.subscribe(jobEndMetrics(sink));
+    const { lifecycle } = services;
+    const submit = async () =>
+      JSON.parse((await submitHandler(services)(submitEvent(spec()))).body as string).id as string;
 
-    // A run that trains and fails the job (what runJob does for bad data).
-    const failing = measuredRun(
-      async () => {
-        await jobs.update(TENANT, jobId, (r) => transition(r, 'RUNNING', new Date(), { attempt: 1 }));
-        await jobs.update(TENANT, jobId, (r) =>
-          transition(r, 'FAILED', new Date(), { error: { code: 'INVALID_DATA', message: 'row 2' } }),
-        );
-        return 'done';
+    // A run that fails the job (what runJob does for bad data).
+    const failed = await submit();
+    assert.equal((await lifecycle.claim(TENANT, failed, 'wasm')).kind, 'running');
+    await lifecycle.finish(
+      TENANT,
+      failed,
+      { attempt: 1 },
+      {
+        status: 'FAILED',
+        patch: { error: { code: 'INVALID_DATA', message: 'row 2' } },
+        message: () => 'Failed: row 2',
       },
-      { store: ports.store, metrics: sink, log: quiet },
     );
-    assert.equal(await failing(message, signal), 'done');
     assert.equal(lines.length, 1);
     assert.deepEqual(metricsIn(lines[0]), { jobsFailed: 1 });
     assert.equal(JSON.parse(lines[0] as string).status, 'FAILED');
 
-    // A redelivery of the finished job: runJob leaves it alone and says 'done'; it is not counted again.
-    const later = () => new Date(Date.now() + 1000);
-    const redelivered = measuredRun(async () => 'done', {
-      store: ports.store,
-      metrics: sink,
-      log: quiet,
-      now: later,
-    });
-    assert.equal(await redelivered(message, signal), 'done');
-    // An interrupted run, and a run whose record cannot be read: no metric, the outcome unchanged.
-    const interrupted = measuredRun(async () => 'interrupted', {
-      store: ports.store,
-      metrics: sink,
-      log: quiet,
-    });
-    assert.equal(await interrupted(message, signal), 'interrupted');
-    const unknown = measuredRun(async () => 'done', { store: ports.store, metrics: sink, log: quiet });
-    assert.equal(await unknown({ tenant: TENANT, jobId: '01M8JH2TQYPMBNJ50HMGRP3N6M' }, signal), 'done');
+    // A redelivery of the finished job and its dead letter change nothing and count nothing.
+    assert.equal((await lifecycle.claim(TENANT, failed, 'wasm')).kind, 'ended');
+    assert.equal(await lifecycle.deadLettered(TENANT, failed, 3), 'already-finished');
     assert.equal(lines.length, 1);
+
+    // A job whose workers kept dying: dead-lettered.
+    const dead = await submit();
+    assert.equal(await lifecycle.deadLettered(TENANT, dead, 3), 'failed');
+    assert.deepEqual(metricsIn(lines[1]), { jobsDeadLettered: 1 });
+
+    // A success, with its training time.
+    const ok = await submit();
+    await lifecycle.claim(TENANT, ok, 'wasm');
+    await lifecycle.finish(
+      TENANT,
+      ok,
+      { attempt: 1 },
+      {
+        status: 'SUCCEEDED',
+        patch: { resources: { trainingSeconds: 4.5 } },
+        message: () => 'Succeeded.',
+      },
+    );
+    assert.deepEqual(metricsIn(lines[2]), { jobsSucceeded: 1, trainingSeconds: 4.5 });
+    assert.equal(lines.length, 3);
   });
 });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { canTransition, JOB_STATUSES, type JobRecord, transition } from '../../core/jobs/job-record.ts';
+import { JOB_STATUSES, type JobRecord } from '../../core/jobs/job-record.ts';
+import { canTransition, transition } from '../../core/jobs/lifecycle.ts';
 import { ConflictError } from '../../core/platform/errors.ts';
 import { reverseUlid, ulid, ulidTime } from '../../core/platform/ids.ts';
 import { jobKeys } from '../../core/platform/keys.ts';

@@ -6,17 +6,12 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { submitJob } from '../../core/jobs/job-service.ts';
-import { JobStore } from '../../core/jobs/job-store.ts';
+import type { JobStore } from '../../core/jobs/job-store.ts';
 import { jobKeys } from '../../core/platform/keys.ts';
-import { createLogger } from '../../core/platform/log.ts';
-import { createServices, type Services } from '../../core/services.ts';
-import { selectBackend } from '../../trainer/backend.ts';
-import { runJob, type TrainerDeps } from '../../trainer/run-job.ts';
-import { type LocalPorts, localPorts, putDataset } from '../helpers/local-ports.ts';
+import type { Services } from '../../core/services.ts';
+import { readJson } from '../helpers/local-ports.ts';
 import { lcg } from '../helpers/tables.ts';
-
-const TENANT = 'acme';
-const quiet = createLogger({}, () => {}, 'error');
+import { TENANT, type TrainerFixture, trainerFixture } from '../helpers/trainer.ts';
 
 /** label is decided by `signal` alone; `noise` is random. */
 function signalCsv(n = 200): string {
@@ -30,47 +25,28 @@ function signalCsv(n = 200): string {
 }
 
 describe('runJob deliverables', () => {
-  let ports: LocalPorts;
+  let fixture: TrainerFixture;
   let services: Services;
-  let deps: TrainerDeps;
   let jobs: JobStore;
   const csv = signalCsv();
   let datasetId: string;
 
   const run = async (body: Record<string, unknown>) => {
-    const { record } = await submitJob(services, TENANT, {
-      task: 'classification',
-      dataset: { id: datasetId, label: 'label' },
-      ...body,
-    });
-    assert.equal(
-      await runJob(deps, { tenant: TENANT, jobId: record.id }, new AbortController().signal),
-      'done',
-    );
-    const done = (await jobs.get(TENANT, record.id)).record;
-    const report = await jobs.readJson<any>(jobKeys(TENANT, record.id).report, undefined);
+    const record = await fixture.submit({ dataset: { id: datasetId, label: 'label' }, ...body });
+    assert.equal(await fixture.run(record.id), 'done');
+    const done = await fixture.record(record.id);
+    const report = (await jobs.report(TENANT, record.id)) as any;
     return { record: done, report };
   };
 
   before(async () => {
-    ports = await localPorts();
-    services = createServices(ports.store, ports.queue);
-    const backend = await selectBackend('wasm');
-    deps = {
-      store: ports.store,
-      tf: backend.tf,
-      backend: backend.name,
-      now: () => new Date(),
-      log: quiet,
-      progressIntervalMs: 0,
-      hourlyPriceUsd: 3.6,
-    };
-    jobs = new JobStore(ports.store);
-    datasetId = services.newId();
-    await putDataset(ports.store, TENANT, datasetId, csv);
+    fixture = await trainerFixture({ deps: { hourlyPriceUsd: 3.6 } });
+    services = fixture.services;
+    jobs = fixture.jobs;
+    datasetId = await fixture.dataset(csv);
   });
   after(async () => {
-    await ports.cleanup();
+    await fixture.cleanup();
   });
 
   it('reports metrics, permutation importance (the pure-noise feature last), lineage and resources', async () => {
@@ -114,9 +90,9 @@ describe('runJob deliverables', () => {
       training: { epochs: 2, seed: 1 },
     });
     const keys = jobKeys(TENANT, record.id);
-    const saved = await jobs.readJson<any>(keys.preprocessing, undefined);
+    const saved = await readJson(fixture.ports.store, keys.preprocessing);
     assert.equal(saved.columns[0].scale, 'standardize');
-    const modelJson = await jobs.readJson<any>(keys.modelJson, undefined);
+    const modelJson = await readJson(fixture.ports.store, keys.modelJson);
     assert.deepEqual(modelJson.userDefinedMetadata.descent.preprocessing, saved);
     assert.deepEqual(modelJson.userDefinedMetadata.descent.classes, ['no', 'yes']);
   });
@@ -170,8 +146,8 @@ describe('runJob deliverables', () => {
     assert.deepEqual(tuned.record.lineage?.baseModel, { jobId: base.record.id });
     /** One named weight out of model.json + weights.bin. */
     const weightOf = async (jobId: string, name: string) => {
-      const manifest = await jobs.readJson<any>(jobKeys(TENANT, jobId).modelJson, undefined);
-      const bin = (await ports.store.get(jobKeys(TENANT, jobId).weights))?.body as Uint8Array;
+      const manifest = await readJson(fixture.ports.store, jobKeys(TENANT, jobId).modelJson);
+      const bin = (await fixture.ports.store.get(jobKeys(TENANT, jobId).weights))?.body as Uint8Array;
       let offset = 0;
       for (const w of manifest.weightsManifest[0].weights) {
         const size = w.shape.reduce((a: number, b: number) => a * b, 1) * 4;
@@ -186,7 +162,7 @@ describe('runJob deliverables', () => {
       await weightOf(base.record.id, 'dense_1/kernel'),
       'the frozen first layer did not move',
     );
-    const topology = (await jobs.readJson<any>(jobKeys(TENANT, tuned.record.id).modelJson, undefined))
+    const topology = (await readJson(fixture.ports.store, jobKeys(TENANT, tuned.record.id).modelJson))
       .modelTopology;
     assert.match(JSON.stringify(topology), /output_finetuned/);
   });

@@ -5,58 +5,45 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { handleDeadLetter } from '../../core/jobs/dead-letter.ts';
-import { submitJob } from '../../core/jobs/job-service.ts';
-import { JobStore } from '../../core/jobs/job-store.ts';
-import { createLogger } from '../../core/platform/log.ts';
+import { cancelJob, deleteJob, submitJob } from '../../core/jobs/job-service.ts';
+import type { JobStore } from '../../core/jobs/job-store.ts';
 import { createServices, type Services } from '../../core/services.ts';
-import { selectBackend } from '../../trainer/backend.ts';
-import { runJob, type TrainerDeps } from '../../trainer/run-job.ts';
-import { type LocalPorts, localPorts, putDataset } from '../helpers/local-ports.ts';
+import { eventually } from '../helpers/eventually.ts';
+import { putDataset } from '../helpers/local-ports.ts';
+import { quiet, TENANT, type TrainerFixture, trainerFixture } from '../helpers/trainer.ts';
 
-const TENANT = 'acme';
-const quiet = createLogger({}, () => {}, 'error');
 const blobs = `a,b,label\n${Array.from({ length: 80 }, (_, i) => `${(i % 2) * 2 - 1 + Math.sin(i) * 0.3},${Math.cos(i)},${i % 2 ? 'pos' : 'neg'}`).join('\n')}\n`;
 
 describe('runJob', () => {
-  let ports: LocalPorts;
+  let fixture: TrainerFixture;
   let services: Services;
-  let deps: TrainerDeps;
   let jobs: JobStore;
 
   /** Stores a dataset directly (as an upload would) and submits a job on it. */
   const submit = async (csv: string, training: Record<string, unknown> = {}) => {
-    const id = services.newId();
-    await putDataset(ports.store, TENANT, id, csv);
-    const { record } = await submitJob(services, TENANT, {
-      task: 'classification',
-      dataset: { id, label: 'label' },
-      training: { seed: 1, ...training },
-    });
-    return record.id;
+    const id = await fixture.dataset(csv);
+    return (await fixture.submit({ dataset: { id, label: 'label' }, training: { seed: 1, ...training } })).id;
   };
   const message = (jobId: string) => ({ tenant: TENANT, jobId });
+  const waitForEpoch = (jobId: string, epoch: number) =>
+    eventually(
+      () => fixture.record(jobId),
+      (record) => record.progress.epoch >= epoch,
+      { what: `epoch ${epoch} of job ${jobId}` },
+    );
 
   before(async () => {
-    ports = await localPorts();
-    services = createServices(ports.store, ports.queue);
-    const backend = await selectBackend('wasm');
-    deps = {
-      store: ports.store,
-      tf: backend.tf,
-      backend: backend.name,
-      now: () => new Date(),
-      log: quiet,
-      progressIntervalMs: 0,
-    };
-    jobs = new JobStore(ports.store);
+    fixture = await trainerFixture();
+    services = fixture.services;
+    jobs = fixture.jobs;
   });
   after(async () => {
-    await ports.cleanup();
+    await fixture.cleanup();
   });
 
   it('fails a job with bad data at once, naming the row and column', async () => {
     const jobId = await submit('a,b,label\n1,2,x\n3,oops,y\n4,5,x\n6,7,y\n');
-    assert.equal(await runJob(deps, message(jobId), new AbortController().signal), 'done');
+    assert.equal(await fixture.run(jobId), 'done');
     const { record } = await jobs.get(TENANT, jobId);
     assert.equal(record.status, 'FAILED');
     assert.equal(record.error?.code, 'INVALID_DATA');
@@ -70,17 +57,9 @@ describe('runJob', () => {
 
   it('stops a running job within one epoch of a cancel and ends CANCELLED', async () => {
     const jobId = await submit(blobs, { epochs: 5000, batchSize: 4 });
-    const run = runJob(deps, message(jobId), new AbortController().signal);
-    let record = (await jobs.get(TENANT, jobId)).record;
-    while (record.progress.epoch < 2) {
-      await new Promise((r) => setTimeout(r, 10));
-      record = (await jobs.get(TENANT, jobId)).record;
-    }
-    const cancelled = await (await import('../../core/jobs/job-service.ts')).cancelJob(
-      services,
-      TENANT,
-      jobId,
-    );
+    const run = fixture.run(jobId);
+    await waitForEpoch(jobId, 2);
+    const cancelled = await cancelJob(services, TENANT, jobId);
     assert.equal(cancelled.status, 'CANCELLING');
     const epochAtCancel = cancelled.progress.epoch;
     assert.equal(await run, 'done');
@@ -96,15 +75,10 @@ describe('runJob', () => {
 
   it('drops its work without overwriting anything when another attempt takes the job over', async () => {
     const jobId = await submit(blobs, { epochs: 5000, batchSize: 4 });
-    const run = runJob(deps, message(jobId), new AbortController().signal);
-    let record = (await jobs.get(TENANT, jobId)).record;
-    while (record.progress.epoch < 1) {
-      await new Promise((r) => setTimeout(r, 10));
-      record = (await jobs.get(TENANT, jobId)).record;
-    }
+    const run = fixture.run(jobId);
+    await waitForEpoch(jobId, 1);
     // Another worker claims the job (as after a redelivery).
-    // (Many tries: the running attempt rewrites the record every epoch here.)
-    await jobs.update(TENANT, jobId, (r) => ({ ...r, attempt: r.attempt + 1 }), 200);
+    assert.equal((await services.lifecycle.claim(TENANT, jobId, 'wasm')).kind, 'running');
     assert.equal(await run, 'fenced');
     const after = (await jobs.get(TENANT, jobId)).record;
     assert.equal(after.status, 'RUNNING');
@@ -114,8 +88,9 @@ describe('runJob', () => {
   it('releases the job (interrupted) when the worker is stopping', async () => {
     const jobId = await submit(blobs, { epochs: 5000, batchSize: 4 });
     const abort = new AbortController();
-    const run = runJob(deps, message(jobId), abort.signal);
-    setTimeout(() => abort.abort(), 200);
+    const run = fixture.run(jobId, abort.signal);
+    await waitForEpoch(jobId, 1);
+    abort.abort();
     assert.equal(await run, 'interrupted');
     const { record } = await jobs.get(TENANT, jobId);
     assert.equal(record.status, 'RUNNING', 'stays RUNNING until the redelivery claims it');
@@ -125,15 +100,10 @@ describe('runJob', () => {
 
   /** The bytes of a job's weights.bin. */
   const weightsOf = async (jobId: string) =>
-    Buffer.from((await ports.store.get(`tenants/${TENANT}/jobs/${jobId}/model/weights.bin`))?.body ?? []);
+    Buffer.from(
+      (await fixture.ports.store.get(`tenants/${TENANT}/jobs/${jobId}/model/weights.bin`))?.body ?? [],
+    );
   const epochsOf = async (jobId: string) => (await jobs.metrics(TENANT, jobId)).map((m) => m.epoch);
-  const waitForEpoch = async (jobId: string, epoch: number) => {
-    for (;;) {
-      const { record } = await jobs.get(TENANT, jobId);
-      if (record.progress.epoch >= epoch) return record;
-      await new Promise((r) => setTimeout(r, 5));
-    }
-  };
   const resumable = { epochs: 12, batchSize: 8, checkpoint: { everyEpochs: 1 }, seed: 9 };
   const withDropout = {
     model: {
@@ -147,7 +117,7 @@ describe('runJob', () => {
   it('resumes from its checkpoint after an interruption with exactly the weights of an uninterrupted run', async () => {
     const submitWith = async () => {
       const id = services.newId();
-      await putDataset(ports.store, TENANT, id, blobs);
+      await putDataset(fixture.ports.store, TENANT, id, blobs);
       return (
         await submitJob(services, TENANT, {
           task: 'classification',
@@ -158,11 +128,11 @@ describe('runJob', () => {
       ).record.id;
     };
     const straight = await submitWith();
-    assert.equal(await runJob(deps, message(straight), new AbortController().signal), 'done');
+    assert.equal(await fixture.run(straight), 'done');
 
     const interrupted = await submitWith();
     const abort = new AbortController();
-    const first = runJob(deps, message(interrupted), abort.signal);
+    const first = fixture.run(interrupted, abort.signal);
     await waitForEpoch(interrupted, 4);
     abort.abort();
     assert.equal(await first, 'interrupted');
@@ -171,7 +141,7 @@ describe('runJob', () => {
       paused.checkpoint && paused.checkpoint.epoch >= 4 && paused.checkpoint.epoch < 12,
       JSON.stringify(paused.checkpoint),
     );
-    assert.equal(await runJob(deps, message(interrupted), new AbortController().signal), 'done');
+    assert.equal(await fixture.run(interrupted), 'done');
 
     const done = (await jobs.get(TENANT, interrupted)).record;
     assert.equal(done.status, 'SUCCEEDED');
@@ -185,7 +155,7 @@ describe('runJob', () => {
     const events = await jobs.events(TENANT, interrupted);
     assert.ok(events.some((e) => /Resuming from the checkpoint at epoch/.test(e.message)));
     assert.equal(
-      (await ports.store.list(`tenants/${TENANT}/jobs/${interrupted}/checkpoints/`)).objects.length,
+      (await fixture.ports.store.list(`tenants/${TENANT}/jobs/${interrupted}/checkpoints/`)).objects.length,
       0,
       'checkpoints cleared after success',
     );
@@ -201,7 +171,7 @@ describe('runJob', () => {
       },
     };
     const submitWith = async () => {
-      const id = await putDataset(ports.store, TENANT, services.newId(), blobs);
+      const id = await putDataset(fixture.ports.store, TENANT, services.newId(), blobs);
       return (
         await submitJob(services, TENANT, {
           task: 'classification',
@@ -211,15 +181,15 @@ describe('runJob', () => {
       ).record.id;
     };
     const straight = await submitWith();
-    assert.equal(await runJob(deps, message(straight), new AbortController().signal), 'done');
+    assert.equal(await fixture.run(straight), 'done');
     const interrupted = await submitWith();
     const abort = new AbortController();
-    const first = runJob(deps, message(interrupted), abort.signal);
+    const first = fixture.run(interrupted, abort.signal);
     await waitForEpoch(interrupted, 2);
     abort.abort();
     assert.equal(await first, 'interrupted');
-    assert.equal(await runJob(deps, message(interrupted), new AbortController().signal), 'done');
-    const report = await jobs.readJson<any>(`tenants/${TENANT}/jobs/${interrupted}/report.json`, undefined);
+    assert.equal(await fixture.run(interrupted), 'done');
+    const report = (await jobs.report(TENANT, interrupted)) as any;
     assert.equal(report.stoppedBy, 'earlyStopping');
     assert.equal(report.bestEpoch, 1);
     assert.deepEqual(
@@ -231,10 +201,10 @@ describe('runJob', () => {
 
   it('two deliveries of one job at once: exactly one result, one SUCCEEDED record, no interleaved metrics', async () => {
     const jobId = await submit(blobs, { epochs: 30, batchSize: 4, seed: 3 });
-    const stale = runJob(deps, message(jobId), new AbortController().signal);
+    const stale = fixture.run(jobId);
     await waitForEpoch(jobId, 2);
     // The visibility timeout expired while the first still ran: a second worker takes the job.
-    const fresh = runJob(deps, message(jobId), new AbortController().signal);
+    const fresh = fixture.run(jobId);
     const outcomes = await Promise.all([stale, fresh]);
     assert.deepEqual(outcomes, ['fenced', 'done']);
     const { record } = await jobs.get(TENANT, jobId);
@@ -250,42 +220,49 @@ describe('runJob', () => {
 
   it('fails with TIMEOUT past resources.maxRuntimeSeconds, keeping its last checkpoint', async () => {
     const id = services.newId();
-    await putDataset(ports.store, TENANT, id, blobs);
+    await putDataset(fixture.ports.store, TENANT, id, blobs);
     const { record } = await submitJob(services, TENANT, {
       task: 'classification',
       dataset: { id, label: 'label' },
       training: { epochs: 100000, batchSize: 2, seed: 1 },
       resources: { maxRuntimeSeconds: 1 },
     });
-    assert.equal(await runJob(deps, message(record.id), new AbortController().signal), 'done');
+    assert.equal(await fixture.run(record.id), 'done');
     const done = (await jobs.get(TENANT, record.id)).record;
     assert.equal(done.status, 'FAILED');
     assert.equal(done.error?.code, 'TIMEOUT');
     assert.match(done.error?.message ?? '', /maxRuntimeSeconds \(1 s\)/);
     assert.ok(done.checkpoint && done.checkpoint.epoch > 0);
     assert.ok(
-      (await ports.store.head(`tenants/${TENANT}/jobs/${record.id}/checkpoints/latest.json`)) !== undefined,
+      (await fixture.ports.store.head(`tenants/${TENANT}/jobs/${record.id}/checkpoints/latest.json`)) !==
+        undefined,
     );
   });
 
   it('drops the message of a job deleted after it ended', async () => {
     const jobId = await submit(blobs, { epochs: 1 });
-    await (await import('../../core/jobs/job-service.ts')).cancelJob(services, TENANT, jobId);
-    await (await import('../../core/jobs/job-service.ts')).deleteJob(services, TENANT, jobId);
-    assert.equal(await runJob(deps, message(jobId), new AbortController().signal), 'done');
+    await cancelJob(services, TENANT, jobId);
+    await deleteJob(services, TENANT, jobId);
+    assert.equal(await fixture.run(jobId), 'done');
   });
 
   it('checks the array length of every row, validation rows included, naming the row', async () => {
     const rows = Array.from({ length: 20 }, (_, i) =>
       JSON.stringify({ v: i === 13 || i === 4 ? [1, 2, 3] : [i, i], label: i % 2 ? 'a' : 'b' }),
     );
-    const id = await putDataset(ports.store, TENANT, services.newId(), `${rows.join('\n')}\n`, 'jsonl');
+    const id = await putDataset(
+      fixture.ports.store,
+      TENANT,
+      services.newId(),
+      `${rows.join('\n')}\n`,
+      'jsonl',
+    );
     const { record } = await submitJob(services, TENANT, {
       task: 'classification',
       dataset: { id, label: 'label', features: [{ name: 'v', shape: [2] }] },
       training: { epochs: 1, seed: 1 },
     });
-    assert.equal(await runJob(deps, message(record.id), new AbortController().signal), 'done');
+    assert.equal(await fixture.run(record.id), 'done');
     const done = (await jobs.get(TENANT, record.id)).record;
     assert.equal(done.status, 'FAILED');
     assert.equal(done.error?.code, 'INVALID_DATA');
@@ -298,21 +275,25 @@ describe('runJob', () => {
   it('a submit whose message cannot be queued is a 503 that leaves nothing behind, and a retry works', async () => {
     let failures = 1;
     const flaky = {
-      ...ports.queue,
+      ...fixture.ports.queue,
       send: async (body: string) => {
         if (failures-- > 0) throw new Error('SQS is down');
-        return ports.queue.send(body);
+        return fixture.ports.queue.send(body);
       },
-    } as typeof ports.queue;
-    const flakyServices = { ...services, queue: flaky };
-    const id = await putDataset(ports.store, TENANT, services.newId(), blobs);
+    } as typeof fixture.ports.queue;
+    const flakyServices = createServices(fixture.ports.store, flaky, { log: quiet });
+    const id = await putDataset(fixture.ports.store, TENANT, services.newId(), blobs);
     const body = { task: 'classification', dataset: { id, label: 'label' }, training: { epochs: 1 } };
-    const before = (await ports.store.list(`tenants/${TENANT}/`)).objects.length;
+    const before = (await fixture.ports.store.list(`tenants/${TENANT}/`)).objects.length;
     await assert.rejects(
       submitJob(flakyServices, TENANT, body, 'retry-me'),
       (e: { status?: number }) => e.status === 503,
     );
-    assert.equal((await ports.store.list(`tenants/${TENANT}/`)).objects.length, before, 'nothing stored');
+    assert.equal(
+      (await fixture.ports.store.list(`tenants/${TENANT}/`)).objects.length,
+      before,
+      'nothing stored',
+    );
     const retried = await submitJob(flakyServices, TENANT, body, 'retry-me');
     assert.equal(retried.replayed, false);
     assert.equal(retried.record.status, 'QUEUED');
@@ -320,24 +301,20 @@ describe('runJob', () => {
 
   it('a dead-lettered job is marked FAILED with MAX_ATTEMPTS; a finished one is left alone', async () => {
     const jobId = await submit(blobs, { epochs: 1 });
-    assert.equal(
-      await handleDeadLetter(ports.store, JSON.stringify(message(jobId)), new Date(), 3),
-      'failed',
-    );
+    assert.equal(await handleDeadLetter(services.lifecycle, JSON.stringify(message(jobId)), 3), 'failed');
     const { record } = await jobs.get(TENANT, jobId);
     assert.equal(record.status, 'FAILED');
     assert.equal(record.error?.code, 'MAX_ATTEMPTS');
     assert.match(record.error?.message ?? '', /3 times/);
     assert.equal(
-      await handleDeadLetter(ports.store, JSON.stringify(message(jobId)), new Date(), 3),
+      await handleDeadLetter(services.lifecycle, JSON.stringify(message(jobId)), 3),
       'already-finished',
     );
-    assert.equal(await handleDeadLetter(ports.store, 'not json', new Date()), 'malformed');
+    assert.equal(await handleDeadLetter(services.lifecycle, 'not json'), 'malformed');
     assert.equal(
       await handleDeadLetter(
-        ports.store,
+        services.lifecycle,
         JSON.stringify({ tenant: TENANT, jobId: '01M8JH2TQYPMBNJ50HMGRP3N6M' }),
-        new Date(),
       ),
       'unknown-job',
     );
@@ -345,39 +322,10 @@ describe('runJob', () => {
 
   it('does nothing with a job that has already ended', async () => {
     const jobId = await submit(blobs, { epochs: 1 });
-    await (await import('../../core/jobs/job-service.ts')).cancelJob(services, TENANT, jobId);
-    assert.equal(await runJob(deps, message(jobId), new AbortController().signal), 'done');
+    await cancelJob(services, TENANT, jobId);
+    assert.equal(await fixture.run(jobId), 'done');
     const { record } = await jobs.get(TENANT, jobId);
     assert.equal(record.status, 'CANCELLED');
     assert.equal(record.attempt, 0);
-  });
-});
-
-describe('JobStore.update', () => {
-  it('applies every one of many concurrent read-modify-writes (compare-and-swap with retry)', async () => {
-    const ports = await localPorts();
-    try {
-      const services = createServices(ports.store, ports.queue);
-      const id = services.newId();
-      await putDataset(ports.store, TENANT, id, 'a,label\n1,x\n2,y\n');
-      const { record } = await submitJob(services, TENANT, {
-        task: 'classification',
-        dataset: { id, label: 'label' },
-      });
-      const jobs = new JobStore(ports.store);
-      await Promise.all(
-        Array.from({ length: 12 }, () =>
-          jobs.update(
-            TENANT,
-            record.id,
-            (r) => ({ ...r, progress: { ...r.progress, epoch: r.progress.epoch + 1 } }),
-            50,
-          ),
-        ),
-      );
-      assert.equal((await jobs.get(TENANT, record.id)).record.progress.epoch, 12);
-    } finally {
-      await ports.cleanup();
-    }
   });
 });

@@ -6,10 +6,11 @@
  */
 import assert from 'node:assert/strict';
 import { after, beforeEach, describe, it } from 'node:test';
-import { isTerminal, type JobStatus, transition } from '../../core/jobs/job-record.ts';
+import { isTerminal, type JobStatus } from '../../core/jobs/job-record.ts';
 import { cancelJob, listJobs } from '../../core/jobs/job-service.ts';
-import { JobStore, toJson } from '../../core/jobs/job-store.ts';
+import type { JobStore } from '../../core/jobs/job-store.ts';
 import { ConflictError } from '../../core/platform/errors.ts';
+import { toJson } from '../../core/platform/json.ts';
 import { activeSweepsPrefix, jobKeys, sweepKeys } from '../../core/platform/keys.ts';
 import type { JobQueue } from '../../core/platform/ports.ts';
 import { createServices, type Services } from '../../core/services.ts';
@@ -17,6 +18,7 @@ import { advanceSweep, CLAIM_GRACE_MS } from '../../core/sweeps/sweep-controller
 import type { SweepRecord } from '../../core/sweeps/sweep-record.ts';
 import { cancelSweep, getSweep, listSweeps, submitSweep } from '../../core/sweeps/sweep-service.ts';
 import { SweepStore } from '../../core/sweeps/sweep-store.ts';
+import { eventually } from '../helpers/eventually.ts';
 import { type LocalPorts, localPorts, putDataset } from '../helpers/local-ports.ts';
 
 const TENANT = 'acme';
@@ -60,18 +62,27 @@ describe('sweep controller', () => {
     }
   };
   /** Plays a trainer: moves a trial's job to `status` (writing the report of a SUCCEEDED one). */
-  const play = async (jobId: string, status: JobStatus, accuracy?: number) => {
-    const now = new Date(clock);
-    await jobs.update(TENANT, jobId, (r) =>
-      status === 'RUNNING'
-        ? transition(r, 'RUNNING', now, { attempt: r.attempt + 1 })
-        : transition(r, status, now),
-    );
+  const play = async (
+    jobId: string,
+    status: 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'CANCELLED' | 'STOPPED_EARLY',
+    accuracy?: number,
+  ) => {
     if (accuracy !== undefined)
       await ports.store.put(
         jobKeys(TENANT, jobId).report,
         toJson({ validation: { accuracy, loss: 1 - accuracy } }),
       );
+    if (status === 'RUNNING') {
+      assert.equal((await services.lifecycle.claim(TENANT, jobId, 'wasm')).kind, 'running');
+      return;
+    }
+    const { record } = await jobs.get(TENANT, jobId);
+    await services.lifecycle.finish(
+      TENANT,
+      jobId,
+      { attempt: record.attempt },
+      { status, message: () => status },
+    );
   };
   const sweep = async (id: string) => (await new SweepStore(ports.store).get(TENANT, id)).record;
   const active = (record: SweepRecord) =>
@@ -82,7 +93,7 @@ describe('sweep controller', () => {
     ports = await localPorts();
     clock = Date.parse('2026-03-01T10:00:00Z');
     services = createServices(ports.store, ports.queue, { now: () => new Date(clock) });
-    jobs = new JobStore(ports.store);
+    jobs = services.lifecycle.jobs;
     datasetId = await putDataset(ports.store, TENANT, services.newId(), CSV);
     received = new Map();
   });
@@ -169,15 +180,23 @@ describe('sweep controller', () => {
   });
 
   it('finishes a claim that a crashed controller left half done, without a second job', async () => {
-    // The first send fails, as if the controller died between storing the job and sending its message.
-    let failSends = 1;
-    const flaky: JobQueue = Object.create(ports.queue);
-    flaky.send = async (body, options) => {
-      if (failSends-- > 0) throw new Error('crash before the send');
-      return ports.queue.send(body, options);
-    };
-    const s = { ...services, queue: flaky };
-    const { record } = await submitSweep(s, TENANT, sweepBody([0.01, 0.1], { maxParallel: 1 }));
+    // The controller dies between storing the job and sending its message: its send never returns.
+    const stuck: JobQueue = Object.create(ports.queue);
+    stuck.send = () => new Promise(() => {});
+    const crashed = createServices(ports.store, stuck, { now: () => new Date(clock) });
+    void submitSweep(crashed, TENANT, sweepBody([0.01, 0.1], { maxParallel: 1 }));
+    const sweepStore = new SweepStore(ports.store);
+    const record = await eventually(
+      async () => {
+        const [id] = (await sweepStore.listIds(TENANT, { limit: 1 })).ids;
+        const found = id ? (await sweepStore.find(TENANT, id))?.record : undefined;
+        const jobId = found?.trials[0]?.jobId;
+        return found && jobId && (await jobs.find(TENANT, jobId)) ? found : undefined;
+      },
+      (found): found is SweepRecord => found !== undefined,
+      { what: 'the crashed controller to store its first trial' },
+    );
+    const s = services;
     const claimed = record.trials[0];
     assert.ok(claimed?.jobId && claimed.claimedAt && !claimed.queuedAt);
     assert.equal((await jobs.get(TENANT, claimed.jobId)).record.status, 'QUEUED', 'the job was stored');
@@ -195,9 +214,8 @@ describe('sweep controller', () => {
     assert.ok(after.trials[0]?.queuedAt);
     assert.equal(after.trials[1]?.status, 'PENDING');
 
-    // A claim whose job was never stored: the job is created under the claimed id.
-    await play(claimed.jobId, 'RUNNING');
-    await play(claimed.jobId, 'SUCCEEDED', 0.8);
+    // A claim whose job was never stored (made while the first trial still runs): the job is created
+    // under the claimed id.
     const orphanId = services.newId();
     await new SweepStore(ports.store).update(TENANT, record.id, (current) => {
       Object.assign(current.trials[1] ?? {}, {

@@ -7,43 +7,28 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import { getResult } from '../../core/jobs/job-service.ts';
-import { JobStore } from '../../core/jobs/job-store.ts';
-import { createLogger } from '../../core/platform/log.ts';
-import { createServices, type Services } from '../../core/services.ts';
+import type { Services } from '../../core/services.ts';
 import { getSweep, submitSweep } from '../../core/sweeps/sweep-service.ts';
-import { selectBackend } from '../../trainer/backend.ts';
-import { runJob, type TrainerDeps } from '../../trainer/run-job.ts';
 import { Worker } from '../../trainer/worker.ts';
-import { type LocalPorts, localPorts, putDataset } from '../helpers/local-ports.ts';
+import { eventually } from '../helpers/eventually.ts';
+import { quiet, TENANT, type TrainerFixture, trainerFixture } from '../helpers/trainer.ts';
 
-const TENANT = 'acme';
-const quiet = createLogger({}, () => {}, 'error');
 const iris = await readFile(new URL('../../examples/iris/iris.csv', import.meta.url), 'utf8');
 
 describe('sweep trials on a real worker', { timeout: 60_000 }, () => {
-  let ports: LocalPorts;
+  let fixture: TrainerFixture;
   let services: Services;
-  let deps: TrainerDeps;
 
   before(async () => {
-    ports = await localPorts();
-    services = createServices(ports.store, ports.queue);
-    const backend = await selectBackend('wasm');
-    deps = {
-      store: ports.store,
-      queue: ports.queue,
-      tf: backend.tf,
-      backend: backend.name,
-      now: () => new Date(),
-      log: quiet,
-    };
+    fixture = await trainerFixture({ deps: { progressIntervalMs: 1000 } });
+    services = fixture.services;
   });
   after(async () => {
-    await ports?.cleanup();
+    await fixture?.cleanup();
   });
 
   it('median stopping ends a deliberately bad trial early, keeping its partial metrics', async () => {
-    const datasetId = await putDataset(ports.store, TENANT, services.newId(), iris);
+    const datasetId = await fixture.dataset(iris);
     const { record: sweep } = await submitSweep(services, TENANT, {
       name: 'median',
       spec: {
@@ -59,17 +44,17 @@ describe('sweep trials on a real worker', { timeout: 60_000 }, () => {
       earlyStopping: { type: 'median', minEpochs: 5, minTrials: 2 },
     });
     const worker = new Worker({
-      queue: ports.queue,
+      queue: fixture.ports.queue,
       log: quiet,
       waitSeconds: 0.1,
-      run: (message, signal) => runJob(deps, message, signal),
+      run: (message, signal) => fixture.run(message.jobId, signal),
     });
     const loop = worker.start();
-    let view = await getSweep(services, TENANT, sweep.id);
-    for (let i = 0; i < 600 && view.status === 'RUNNING'; i++) {
-      await new Promise((r) => setTimeout(r, 50));
-      view = await getSweep(services, TENANT, sweep.id);
-    }
+    const view = await eventually(
+      () => getSweep(services, TENANT, sweep.id),
+      (v) => v.status !== 'RUNNING',
+      { timeoutMs: 50_000, intervalMs: 50, what: 'the sweep to end' },
+    );
     await worker.stop();
     await loop;
 
@@ -82,7 +67,7 @@ describe('sweep trials on a real worker', { timeout: 60_000 }, () => {
     assert.ok(bad?.jobId);
     assert.equal(bad.epochs, 5, 'stopped as soon as the rule applied');
     assert.equal(bad.objective, undefined);
-    const jobs = new JobStore(ports.store);
+    const jobs = fixture.jobs;
     const record = (await jobs.get(TENANT, bad.jobId)).record;
     assert.equal(record.status, 'STOPPED_EARLY');
     assert.ok(record.finishedAt);

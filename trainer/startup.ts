@@ -1,0 +1,65 @@
+/**
+ * The one start-up of a trainer, shared by the AWS container (`trainer/main.ts`) and the local worker
+ * processes (`local/worker-process.ts`): settings read and validated once, the backend selected, the
+ * job lifecycle composed with its subscribers (a sweep advances when its trial ends; job-end metrics),
+ * and the worker loop. Only the ports, the metrics sink and the busy hook differ between the two.
+ */
+import { jobEndMetrics } from '../core/jobs/job-metrics.ts';
+import type { MetricsSink } from '../core/platform/emf.ts';
+import type { Logger } from '../core/platform/log.ts';
+import type { JobQueue, ObjectStore } from '../core/platform/ports.ts';
+import type { RuntimeConfig } from '../core/platform/runtime-config.ts';
+import { createServices } from '../core/services.ts';
+import { type SelectedBackend, selectBackend } from './backend.ts';
+import { runJob } from './run-job.ts';
+import { Worker } from './worker.ts';
+
+export interface TrainerOptions {
+  readonly config: RuntimeConfig;
+  readonly store: ObjectStore;
+  readonly queue: JobQueue;
+  readonly log: Logger;
+  /** Where job-end metrics go (CloudWatch's embedded format on stdout on AWS). */
+  readonly metrics: MetricsSink;
+  /** Heartbeat when the settings name none: the queue's visibility timeout. */
+  readonly defaultVisibilitySeconds: number;
+  /** Called when the worker starts and ends a job. */
+  readonly onBusy?: (busy: boolean) => Promise<void> | void;
+}
+
+export interface Trainer {
+  readonly backend: SelectedBackend;
+  readonly worker: Worker;
+}
+
+export async function startTrainer(options: TrainerOptions): Promise<Trainer> {
+  const { config, store, queue, log } = options;
+  const backend = await selectBackend(config.backend);
+  log.info('backend selected', { backend: backend.name, package: backend.package, skipped: backend.skipped });
+  const device = backend.package === '@tensorflow/tfjs-node-gpu' ? 'gpu' : 'cpu';
+  const services = createServices(store, queue, { limits: config.limits, log });
+  services.lifecycle.subscribe(jobEndMetrics(options.metrics));
+  const worker = new Worker({
+    queue,
+    log,
+    visibilityTimeoutSeconds: config.visibilityTimeoutSeconds ?? options.defaultVisibilitySeconds,
+    ...(options.onBusy ? { onBusy: options.onBusy } : {}),
+    run: (message, signal) =>
+      runJob(
+        {
+          store,
+          lifecycle: services.lifecycle,
+          tf: backend.tf,
+          backend: backend.name,
+          device,
+          now: services.now,
+          log,
+          hourlyPriceUsd: config.hourlyPriceUsd,
+          limits: config.limits,
+        },
+        message,
+        signal,
+      ),
+  });
+  return { backend, worker };
+}
