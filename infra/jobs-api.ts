@@ -63,7 +63,7 @@ export interface JobsApiProps {
    */
   readonly functionLogRetention?: RetentionDays;
   /**
-   * Extra environment variables of every handler (the quotas and limits of `core/job-service.ts`).
+   * Extra environment variables of every handler (the quotas and limits of `core/platform/limits.ts`).
    * @default - none: the handlers use `DEFAULT_LIMITS`
    */
   readonly functionEnvironment?: Readonly<Record<string, string>>;

@@ -22,7 +22,7 @@ import { encryptionKeyDefaults, topicDefaults } from './secure-defaults.ts';
 import type { TrainingCluster } from './training-cluster.ts';
 
 /** Where an alarm's description sends the person it wakes up. */
-const RUNBOOK = 'See "Ops runbook" in the README.';
+const RUNBOOK = 'See "Ops runbook" in docs/deploy.md.';
 
 export interface MonitoringProps {
   /** The jobs queue and its dead-letter queue and handler: backlog, age, dead-lettered jobs. */

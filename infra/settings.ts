@@ -56,7 +56,7 @@ export interface DescentSettings {
   readonly apiBurstLimit: number;
   /**
    * `descent:quotaActiveJobs`: most QUEUED + RUNNING jobs of one tenant.
-   * @default 20 (`DEFAULT_LIMITS` of `core/job-service.ts`)
+   * @default 20 (`DEFAULT_LIMITS` of `core/platform/limits.ts`)
    */
   readonly quotaActiveJobs: number;
   /**

@@ -21,7 +21,8 @@ try {
 // Workers: one per core, at most 4, and at most one per 2 GiB of memory. The wasm backend trains
 // on one thread per process (threads are off in Node), so N workers on N cores train N jobs at once
 // without two sharing a core. On the shared 2-core dev machine two jobs at once trained 0.9–1.8×
-// the samples/s of one (median ~1.25×; the spread is other processes' load): see README, Performance.
+// the samples/s of one (median ~1.25×; the spread is other processes' load): see "Workers" in
+// docs/performance.md.
 const cores = availableParallelism();
 const byMemory = Math.floor(totalmem() / 2 ** 31);
 const workers = intEnv(ENV.workers, Math.max(1, Math.min(cores, 4, byMemory)), { min: 0, max: 64 });
