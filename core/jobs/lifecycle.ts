@@ -157,7 +157,6 @@ export class JobLifecycle {
     }
     await this.#putMarkers(tenant, record);
     await this.#event(tenant, record, options.message);
-    await this.#notify({ tenant, record, from: undefined, by: options.by });
     try {
       await queue.send(message);
     } catch (error) {
@@ -175,6 +174,7 @@ export class JobLifecycle {
         'The job could not be queued, and nothing was stored; retry the request.',
       );
     }
+    await this.#notify({ tenant, record, from: undefined, by: options.by });
     return record;
   }
 
@@ -375,7 +375,9 @@ export class JobLifecycle {
     // `update` ran `change` on the record it returns, so both are set.
     const record = (written as { value: JobRecord }).value;
     const before = from as JobStatus;
-    if (!wrote || record.status === before) return { record, from: before, changed: wrote };
+    // A change that leaves the status (progress) is not a transition; a new attempt (RUNNING → RUNNING) is.
+    if (!wrote || (record.status === before && !eventMessage))
+      return { record, from: before, changed: wrote };
     if (isTerminal(record.status)) await this.#deps.store.delete(`${activePrefix(tenant)}${jobId}`);
     if (eventMessage) await this.#event(tenant, record, eventMessage(record));
     await this.#notify({ tenant, record, from: before, by });

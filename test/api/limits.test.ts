@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { eventually } from '../helpers/eventually.ts';
 import { startTestStack, type TestStack } from '../helpers/local-stack.ts';
 
 const CSV = 'x1,label\n1,a\n2,b\n3,a\n4,b\n';
@@ -100,11 +101,13 @@ describe('quotas and presigned URLs', () => {
 
   it('a presigned URL stops working when it expires', async () => {
     const created = await stack.call('POST', '/datasets', { body: { name: 'late', format: 'csv' } });
-    await new Promise((r) => setTimeout(r, 3100));
-    const put = await fetch(created.body.uploadUrl, {
-      method: 'PUT',
-      headers: created.body.uploadHeaders,
-      body: CSV,
+    const upload = () =>
+      fetch(created.body.uploadUrl, { method: 'PUT', headers: created.body.uploadHeaders, body: CSV });
+    assert.equal((await upload()).status, 200, 'it works until it expires');
+    const put = await eventually(upload, (r) => r.status !== 200, {
+      timeoutMs: 15_000,
+      intervalMs: 250,
+      what: 'the upload URL to expire',
     });
     assert.equal(put.status, 403);
     assert.equal((await put.json()).error.code, 'URL_EXPIRED');

@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { openJobQueue } from '../../local/layout.ts';
 import type { SqliteJobQueue } from '../../local/sqlite-job-queue.ts';
 import { runCli } from '../cli/run-cli.ts';
+import { eventually } from '../helpers/eventually.ts';
 import { startTestStack, type TestStack } from '../helpers/local-stack.ts';
 
 const IRIS = new URL('../../examples/iris/iris.csv', import.meta.url).pathname;
@@ -52,16 +53,15 @@ describe('sweeps on the local stack', { timeout: 120_000 }, () => {
   };
   const trialJobs = async (sweepId: string) =>
     (await stack.call('GET', `/jobs?sweepId=${sweepId}&limit=100`)).body.jobs as any[];
-  const waitForSweep = async (sweepId: string, until: (s: any) => boolean, onPoll?: () => Promise<void>) => {
-    for (const deadline = Date.now() + 60_000; ; ) {
-      if (onPoll) await onPoll();
-      const { body: sweep } = await stack.call('GET', `/sweeps/${sweepId}`);
-      if (until(sweep)) return sweep;
-      if (Date.now() > deadline)
-        throw new Error(`sweep still ${sweep.status}: ${JSON.stringify(sweep.trials)}`);
-      await new Promise((r) => setTimeout(r, 40));
-    }
-  };
+  const waitForSweep = (sweepId: string, until: (s: any) => boolean, onPoll?: () => Promise<void>) =>
+    eventually(
+      async () => {
+        if (onPoll) await onPoll();
+        return (await stack.call('GET', `/sweeps/${sweepId}`)).body;
+      },
+      until,
+      { timeoutMs: 60_000, intervalMs: 40, what: `sweep ${sweepId}` },
+    );
   const finished = (s: any) => ['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(s.status);
   /** Each trial exactly one job, each job one trial. */
   const assertOneJobPerTrial = async (sweep: any) => {
@@ -222,17 +222,18 @@ describe('sweeps on the local stack', { timeout: 120_000 }, () => {
       body([0.01, 0.03, 0.1, 0.3], [8], { epochs: 60, batchSize: 8 }, { maxParallel: 2 }),
     );
     // Crash once a trial has ended and another has just started (by the job records; the table may lag).
-    for (const deadline = Date.now() + 30_000; ; ) {
-      const jobs = await trialJobs(sweep.id);
-      // Just started: no progress written since its first epoch (the next write comes a second later).
-      const starting = jobs.some((j) => j.status === 'RUNNING' && j.progress.epoch <= 1);
-      if (starting && jobs.some((j) => j.status === 'SUCCEEDED')) break;
-      assert.ok(
-        Date.now() < deadline,
-        JSON.stringify(jobs.map((j) => [j.trial, j.status, j.progress.epoch])),
-      );
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    // Just started: no progress written since its first epoch (the next write comes a second later).
+    await eventually(
+      () => trialJobs(sweep.id),
+      (jobs) =>
+        jobs.some((j) => j.status === 'RUNNING' && j.progress.epoch <= 1) &&
+        jobs.some((j) => j.status === 'SUCCEEDED'),
+      {
+        timeoutMs: 30_000,
+        intervalMs: 20,
+        what: 'a trial that has just started while another has succeeded',
+      },
+    );
     const { dataDir } = stack;
     // The workers crash (their trials' messages come back after the visibility timeout), then the stack
     // stops. A crash inside a worker's controller pass (a claimed trial whose job is not sent yet) is
@@ -252,8 +253,11 @@ describe('sweeps on the local stack', { timeout: 120_000 }, () => {
       'the trial a crash interrupted ran again',
     );
     // Nothing left behind in the queue (the last worker deletes its message just after the sweep ends).
-    for (let i = 0; i < 100 && (await queue.depth()).inFlight > 0; i++)
-      await new Promise((r) => setTimeout(r, 50));
-    assert.deepEqual(await queue.depth(), { visible: 0, inFlight: 0 });
+    const depth = await eventually(
+      () => queue.depth(),
+      (d) => d.inFlight === 0,
+      { timeoutMs: 5000, what: 'the last message to be deleted' },
+    );
+    assert.deepEqual(depth, { visible: 0, inFlight: 0 });
   });
 });

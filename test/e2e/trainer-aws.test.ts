@@ -19,19 +19,15 @@ import { JobStore } from '../../core/jobs/job-store.ts';
 import { ENV } from '../../core/platform/config.ts';
 import { datasetKeys } from '../../core/platform/keys.ts';
 import { createServices } from '../../core/services.ts';
+import { eventually } from '../helpers/eventually.ts';
 
 const TENANT = 'acme';
 const BUCKET = 'descent-e2e';
 const credentials = { accessKeyId: 'test', secretAccessKey: 'test' };
 
-/** Resolves when `predicate` holds, polling every 25 ms; rejects after `ms`. */
-async function waitFor(predicate: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await predicate())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
+/** Resolves when `predicate` holds; rejects after `ms`. */
+const waitFor = (predicate: () => boolean | Promise<boolean>, ms: number, what: string) =>
+  eventually(predicate, (ok) => ok, { timeoutMs: ms, intervalMs: 25, what });
 
 describe('trainer/main.ts on the AWS adapters', () => {
   let emulator: FauxqsServer;

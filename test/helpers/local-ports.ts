@@ -69,3 +69,18 @@ export async function readJson(store: ObjectStore, key: string): Promise<any> {
   const object = await store.get(key);
   return object ? JSON.parse(new TextDecoder().decode(object.body)) : undefined;
 }
+
+/** `store` with some methods replaced (a failing disk, a slow network): the rest call the real store. */
+export function storeWith(store: ObjectStore, overrides: Partial<ObjectStore>): ObjectStore {
+  return {
+    put: (...a) => store.put(...a),
+    get: (...a) => store.get(...a),
+    head: (...a) => store.head(...a),
+    getStream: (...a) => store.getStream(...a),
+    list: (...a) => store.list(...a),
+    delete: (...a) => store.delete(...a),
+    presignGet: (...a) => store.presignGet(...a),
+    presignPut: (...a) => store.presignPut(...a),
+    ...overrides,
+  };
+}

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger } from '../../core/platform/log.ts';
 import { type LocalStack, type LocalStackOptions, startLocalStack } from '../../local/stack.ts';
+import { eventually } from './eventually.ts';
 
 export interface TestStack extends LocalStack {
   readonly dataDir: string;
@@ -75,14 +76,15 @@ export async function startTestStack(
   };
   const waitFor: TestStack['waitFor'] = async (jobId, until, timeoutMs = 60_000) => {
     const done = until ?? ((job: any) => !['QUEUED', 'RUNNING', 'CANCELLING'].includes(job.status));
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const { status, body } = await call('GET', `/jobs/${jobId}`);
-      if (status !== 200) throw new Error(`GET /jobs/${jobId}: ${status} ${JSON.stringify(body)}`);
-      if (done(body)) return body;
-      if (Date.now() > deadline) throw new Error(`job ${jobId} still ${body.status} after ${timeoutMs} ms`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    return eventually(
+      async () => {
+        const { status, body } = await call('GET', `/jobs/${jobId}`);
+        if (status !== 200) throw new Error(`GET /jobs/${jobId}: ${status} ${JSON.stringify(body)}`);
+        return body;
+      },
+      done,
+      { timeoutMs, intervalMs: 50, what: `job ${jobId}` },
+    );
   };
   return {
     ...stack,

@@ -3,17 +3,13 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import { createLogger } from '../../core/platform/log.ts';
 import type { JobOutcome } from '../../trainer/run-job.ts';
 import { Worker, type WorkerOptions } from '../../trainer/worker.ts';
+import { eventually } from '../helpers/eventually.ts';
 import { type LocalPorts, localPorts } from '../helpers/local-ports.ts';
 
 const quiet = createLogger({}, () => {}, 'error');
 const message = (jobId = '01M8JH2TQYPMBNJ50HMGRP3N6M') => JSON.stringify({ tenant: 't', jobId });
-const until = async (check: () => boolean | Promise<boolean>, timeoutMs = 10_000) => {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-};
+const until = (check: () => boolean | Promise<boolean>, timeoutMs = 10_000) =>
+  eventually(check, (ok) => ok, { timeoutMs, intervalMs: 20 });
 
 describe('worker loop', () => {
   let ports: LocalPorts;
@@ -72,6 +68,7 @@ describe('worker loop', () => {
     let runs = 0;
     const slow = async (): Promise<JobOutcome> => {
       runs++;
+      // A job that outlasts the visibility timeout (1 s) twice over: only the heartbeat keeps it hidden.
       await new Promise((r) => setTimeout(r, 2500));
       return 'done';
     };
