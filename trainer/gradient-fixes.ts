@@ -11,7 +11,8 @@
  *   the same 2-D op. The replacement divides each window by its own count; when every window lies
  *   wholly inside the input (all of `'valid'`, most of `'same'` with stride = poolSize), the
  *   stock kernel's answer is the same and it is called instead. TensorFlow native divides by the
- *   count (issue 17's cross-backend comparison) and is left alone.
+ *   count (issue 17's cross-backend comparison) and is left alone. `AvgPool3DGrad` has the same
+ *   fault and the same fix (no job-spec layer pools in 3-D; a fine-tuned model's may).
  * - The gradient of `Conv2D` with dilations > 1: tfjs-core's refuses ("dilation rates greater
  *   than 1 are not yet supported in gradients"), so a conv1d or conv2d layer with `dilationRate`
  *   could not train on any backend. The registered gradient handles them (stride 1, which the op
@@ -40,11 +41,11 @@ import type {
 import { forwardWindow, padOrCrop, type TF } from './wasm-kernels.ts';
 
 type Pair = number | [number, number];
+type Triple = number | [number, number, number];
 type Pad = 'valid' | 'same' | number;
 type Rounding = 'floor' | 'round' | 'ceil' | undefined;
-type PoolInfo = ReturnType<TF['backend_util']['computePool2DInfo']>;
 
-/** The backends whose stock `AvgPoolGrad` divides by the full window. */
+/** The backends whose stock `AvgPoolGrad` and `AvgPool3DGrad` divide by the full window. */
 export const AVG_POOL_GRAD_BACKENDS = ['cpu', 'wasm'] as const;
 
 /** The stock configs replaced, to put back (tests compare stock and fixed). */
@@ -60,15 +61,18 @@ const layerPatches = new Map<string, () => void>();
  */
 export function registerGradientFixes(tf: TF): string[] {
   const changed: string[] = [];
-  for (const backendName of AVG_POOL_GRAD_BACKENDS) {
-    const key = `AvgPoolGrad@${backendName}`;
-    if (stockKernels.has(key)) continue;
-    const original = tf.getKernel('AvgPoolGrad', backendName);
-    if (original == null) continue;
-    stockKernels.set(key, original);
-    tf.unregisterKernel('AvgPoolGrad', backendName);
-    tf.registerKernel({ ...original, kernelFunc: avgPoolGrad(tf, backendName, original.kernelFunc) });
-    changed.push(key);
+  for (const kernelName of ['AvgPoolGrad', 'AvgPool3DGrad']) {
+    for (const backendName of AVG_POOL_GRAD_BACKENDS) {
+      const key = `${kernelName}@${backendName}`;
+      if (stockKernels.has(key)) continue;
+      const original = tf.getKernel(kernelName, backendName);
+      if (original == null) continue;
+      stockKernels.set(key, original);
+      tf.unregisterKernel(kernelName, backendName);
+      const kernelFunc = avgPoolGrad(tf, kernelName, backendName, original.kernelFunc);
+      tf.registerKernel({ ...original, kernelFunc });
+      changed.push(key);
+    }
   }
   if (stockConv2DGradient === undefined) {
     stockConv2DGradient = tf.getGradient('Conv2D');
@@ -102,7 +106,7 @@ export function restoreStockGradients(tf: TF, only: (key: string) => boolean = (
   }
 }
 
-/** The parts of the cpu and wasm backends the pooling kernel writes its output with. */
+/** The parts of the cpu and wasm backends the pooling kernels write their output with. */
 interface OutputBackend {
   readSync(dataId: object): unknown;
   makeTensorInfo?(shape: number[], dtype: 'float32', values: Float32Array): TensorInfo;
@@ -110,73 +114,127 @@ interface OutputBackend {
   typedArrayFromHeap?(info: TensorInfo): Float32Array;
 }
 
-function avgPoolGrad(tf: TF, backendName: string, stock: KernelFunc): KernelFunc {
-  return (args) => {
-    const { dy, input } = args.inputs as { dy: TensorInfo; input: TensorInfo };
-    const { filterSize, strides, pad, dimRoundingMode } = args.attrs as unknown as {
-      filterSize: Pair;
-      strides: Pair;
-      pad: Pad;
-      dimRoundingMode?: Rounding;
-    };
-    const info = tf.backend_util.computePool2DInfo(
-      input.shape as [number, number, number, number],
-      filterSize,
-      strides,
+/**
+ * A pooling window grid along depth, height and width (2-D pooling has depth 1): sizes of the
+ * input and output, strides, window sizes and the padding in front.
+ */
+export interface PoolGrid {
+  batch: number;
+  channels: number;
+  input: [number, number, number];
+  output: [number, number, number];
+  strides: [number, number, number];
+  window: [number, number, number];
+  before: [number, number, number];
+}
+
+function poolGrid(tf: TF, kernelName: string, inputShape: number[], attrs: PoolAttrs): PoolGrid | undefined {
+  const { filterSize, strides, pad, dimRoundingMode } = attrs;
+  if (kernelName === 'AvgPoolGrad') {
+    const i = tf.backend_util.computePool2DInfo(
+      inputShape as [number, number, number, number],
+      filterSize as Pair,
+      strides as Pair,
       1,
       pad,
       dimRoundingMode,
     );
-    if (info.dataFormat !== 'channelsLast' || everyWindowInside(info)) return stock(args);
+    if (i.dataFormat !== 'channelsLast') return undefined;
+    return {
+      batch: i.batchSize,
+      channels: i.inChannels,
+      input: [1, i.inHeight, i.inWidth],
+      output: [1, i.outHeight, i.outWidth],
+      strides: [1, i.strideHeight, i.strideWidth],
+      window: [1, i.effectiveFilterHeight, i.effectiveFilterWidth],
+      before: [0, i.padInfo.top, i.padInfo.left],
+    };
+  }
+  const i = tf.backend_util.computePool3DInfo(
+    inputShape as [number, number, number, number, number],
+    filterSize as Triple,
+    strides as Triple,
+    1,
+    pad,
+    dimRoundingMode,
+  );
+  if (i.dataFormat !== 'channelsLast') return undefined;
+  return {
+    batch: i.batchSize,
+    channels: i.inChannels,
+    input: [i.inDepth, i.inHeight, i.inWidth],
+    output: [i.outDepth, i.outHeight, i.outWidth],
+    strides: [i.strideDepth, i.strideHeight, i.strideWidth],
+    window: [i.effectiveFilterDepth, i.effectiveFilterHeight, i.effectiveFilterWidth],
+    before: [i.padInfo.front, i.padInfo.top, i.padInfo.left],
+  };
+}
+
+interface PoolAttrs {
+  filterSize: number | number[];
+  strides: number | number[];
+  pad: Pad;
+  dimRoundingMode?: Rounding;
+}
+
+/** `AvgPoolGrad` / `AvgPool3DGrad`: each window's gradient divided by the cells it covers. */
+function avgPoolGrad(tf: TF, kernelName: string, backendName: string, stock: KernelFunc): KernelFunc {
+  return (args) => {
+    const { dy, input } = args.inputs as { dy: TensorInfo; input: TensorInfo };
+    const grid = poolGrid(tf, kernelName, input.shape, args.attrs as unknown as PoolAttrs);
+    if (!grid || everyWindowInside(grid)) return stock(args);
     const backend = args.backend as unknown as OutputBackend;
-    const dx = avgPoolGradValues(backend.readSync(dy.dataId) as Float32Array, info);
+    const dx = avgPoolGradValues(backend.readSync(dy.dataId) as Float32Array, grid);
     if (backendName === 'wasm' && backend.makeOutput && backend.typedArrayFromHeap) {
       const out = backend.makeOutput(input.shape, 'float32');
       backend.typedArrayFromHeap(out).set(dx);
       return out;
     }
-    if (!backend.makeTensorInfo) throw new Error(`AvgPoolGrad: no way to make an output on ${backendName}`);
+    if (!backend.makeTensorInfo) throw new Error(`${kernelName}: no way to make an output on ${backendName}`);
     return backend.makeTensorInfo(input.shape, 'float32', dx);
   };
 }
 
-/** No padding reaches into any window: the stock kernel's divisor (the window size) is right. */
-function everyWindowInside(info: PoolInfo): boolean {
-  const { padInfo, outHeight, outWidth, strideHeight, strideWidth, inHeight, inWidth } = info;
-  return (
-    padInfo.top === 0 &&
-    padInfo.left === 0 &&
-    (outHeight - 1) * strideHeight + info.effectiveFilterHeight <= inHeight &&
-    (outWidth - 1) * strideWidth + info.effectiveFilterWidth <= inWidth
+/** No padding reaches into any window: the stock kernels' divisor (the window size) is right. */
+function everyWindowInside(g: PoolGrid): boolean {
+  return g.input.every(
+    (size, a) =>
+      g.before[a] === 0 &&
+      ((g.output[a] as number) - 1) * (g.strides[a] as number) + (g.window[a] as number) <= size,
   );
 }
 
 /**
- * dx[n, r, c, d] = Σ over the windows (n, oy, ox) that contain (r, c) of dy[n, oy, ox, d] / count,
+ * dx[n, z, y, x, c] = Σ over the windows that contain (z, y, x) of dy[n, oz, oy, ox, c] / count,
  * where count is the number of input cells the window covers (what the forward pass divided by).
- * NHWC, channels innermost.
+ * Channels innermost (NHWC / NDHWC).
  */
-export function avgPoolGradValues(dy: Float32Array, info: PoolInfo): Float32Array {
-  const { batchSize, inHeight, inWidth, inChannels: channels, outHeight, outWidth } = info;
-  const { strideHeight, strideWidth, effectiveFilterHeight: fh, effectiveFilterWidth: fw, padInfo } = info;
-  const dx = new Float32Array(batchSize * inHeight * inWidth * channels);
-  let g = 0;
-  for (let n = 0; n < batchSize; n++) {
-    for (let oy = 0; oy < outHeight; oy++) {
-      const r0 = oy * strideHeight - padInfo.top;
-      const rMin = Math.max(0, r0);
-      const rMax = Math.min(inHeight, r0 + fh);
-      for (let ox = 0; ox < outWidth; ox++, g += channels) {
-        const c0 = ox * strideWidth - padInfo.left;
-        const cMin = Math.max(0, c0);
-        const cMax = Math.min(inWidth, c0 + fw);
-        const count = (rMax - rMin) * (cMax - cMin);
-        if (count <= 0) continue;
-        for (let r = rMin; r < rMax; r++) {
-          for (let col = cMin; col < cMax; col++) {
-            const base = ((n * inHeight + r) * inWidth + col) * channels;
-            for (let d = 0; d < channels; d++) {
-              dx[base + d] = (dx[base + d] as number) + (dy[g + d] as number) / count;
+export function avgPoolGradValues(dy: Float32Array, g: PoolGrid): Float32Array {
+  const [inD, inH, inW] = g.input;
+  const [outD, outH, outW] = g.output;
+  const c = g.channels;
+  const dx = new Float32Array(g.batch * inD * inH * inW * c);
+  const range = (o: number, a: 0 | 1 | 2) => {
+    const start = o * g.strides[a] - g.before[a];
+    return [Math.max(0, start), Math.min(g.input[a], start + g.window[a])] as const;
+  };
+  let at = 0;
+  for (let n = 0; n < g.batch; n++) {
+    for (let oz = 0; oz < outD; oz++) {
+      const [z0, z1] = range(oz, 0);
+      for (let oy = 0; oy < outH; oy++) {
+        const [y0, y1] = range(oy, 1);
+        for (let ox = 0; ox < outW; ox++, at += c) {
+          const [x0, x1] = range(ox, 2);
+          const count = (z1 - z0) * (y1 - y0) * (x1 - x0);
+          if (count <= 0) continue;
+          for (let z = z0; z < z1; z++) {
+            for (let y = y0; y < y1; y++) {
+              for (let x = x0; x < x1; x++) {
+                const base = (((n * inD + z) * inH + y) * inW + x) * c;
+                for (let k = 0; k < c; k++)
+                  dx[base + k] = (dx[base + k] as number) + (dy[at + k] as number) / count;
+              }
             }
           }
         }

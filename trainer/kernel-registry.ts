@@ -124,6 +124,14 @@ export const SUPPLIED_KERNELS: readonly SuppliedKernel[] = [
     ],
   },
   {
+    kind: 'kernel',
+    name: 'AvgPool3DGrad',
+    backends: ['cpu', 'wasm'],
+    module: 'trainer/gradient-fixes.ts',
+    backs: 'the gradient of 3-D average pooling in fine-tuned models: the same fault as AvgPoolGrad',
+    checkedBy: ['op avgPool3d/same, pool [2, 3, 2], strides [1, 2, 1]'],
+  },
+  {
     kind: 'gradient',
     name: 'Conv2D',
     backends: ALL,

@@ -6,10 +6,10 @@
  * kernel). Shapes are drawn from each case's seeded generator; keep them small: the float64
  * finite differences evaluate the reference four times per parameter.
  */
-import type { Tensor4D } from '@tensorflow/tfjs';
+import type { Tensor4D, Tensor5D } from '@tensorflow/tfjs';
 import { ACTIVATIONS } from '../../../core/jobs/job-spec.ts';
 import type { Draw, GradientCase, HiddenLayerInput, ModelCase, OpCase } from './harness.ts';
-import { type Arr, depthwiseConv2d, pool2d } from './reference.ts';
+import { type Arr, avgPool3d, depthwiseConv2d, pool2d } from './reference.ts';
 
 const model = (
   id: string,
@@ -301,6 +301,13 @@ const depthwise = (
 const opCases: GradientCase[] = [
   depthwise('valid', [1, 1], [1, 1], 'valid'),
   depthwise('strides 2, same', [2, 2], [1, 1], 'same'),
+  {
+    kind: 'op',
+    id: 'op avgPool3d/same, pool [2, 3, 2], strides [1, 2, 1]',
+    shapes: (d) => [[2, d.int(3, 4), d.int(4, 6), d.int(3, 5), 2]],
+    run: (tf, [x]) => tf.avgPool3d(x as Tensor5D, [2, 3, 2], [1, 2, 1], 'same'),
+    reference: ([x]) => avgPool3d(x as Arr, [2, 3, 2], [1, 2, 1], 'same'),
+  },
   {
     kind: 'op',
     id: 'op avgPool/explicit padding 1, pool 3, strides 2',

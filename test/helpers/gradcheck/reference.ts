@@ -211,6 +211,51 @@ export function pool2d(
   return out;
 }
 
+/** Average pooling in 3-D, x [n, D, H, W, C], dividing by the cells inside the input. */
+export function avgPool3d(
+  x: Arr,
+  size: [number, number, number],
+  strides: [number, number, number],
+  padding: 'valid' | 'same',
+): Arr {
+  const [n, d, h, w, c] = x.shape as [number, number, number, number, number];
+  const axes = [d, h, w].map((length, a) =>
+    window1d(length, size[a] as number, strides[a] as number, 1, padding),
+  );
+  const [dz, dy, dx] = axes as [
+    { out: number; before: number },
+    { out: number; before: number },
+    { out: number; before: number },
+  ];
+  const out = arr([n, dz.out, dy.out, dx.out, c]);
+  let p = 0;
+  for (let b = 0; b < n; b++) {
+    for (let oz = 0; oz < dz.out; oz++) {
+      for (let oy = 0; oy < dy.out; oy++) {
+        for (let ox = 0; ox < dx.out; ox++) {
+          for (let ch = 0; ch < c; ch++, p++) {
+            const z0 = oz * strides[0] - dz.before;
+            const y0 = oy * strides[1] - dy.before;
+            const x0 = ox * strides[2] - dx.before;
+            let sum = 0;
+            let count = 0;
+            for (let z = Math.max(0, z0); z < Math.min(d, z0 + size[0]); z++) {
+              for (let y = Math.max(0, y0); y < Math.min(h, y0 + size[1]); y++) {
+                for (let xx = Math.max(0, x0); xx < Math.min(w, x0 + size[2]); xx++) {
+                  sum += x.data[(((b * d + z) * h + y) * w + xx) * c + ch] as number;
+                  count++;
+                }
+              }
+            }
+            out.data[p] = sum / count;
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
+
 /** Batch normalisation in training mode: statistics over every axis but the last (biased variance). */
 export function batchNormTraining(x: Arr, gamma: Arr, beta: Arr, epsilon: number): Arr {
   const c = x.shape[x.shape.length - 1] as number;
