@@ -3,6 +3,7 @@
  * The native packages are optional dependencies: their absence (or a missing native library) is
  * normal and only moves on to the next candidate. A backend counts only once a tiny op ran on it.
  */
+import { registerGradientFixes } from './gradient-fixes.ts';
 import { registerFastWasmKernels } from './wasm-fast-kernels.ts';
 import { registerMissingWasmKernels } from './wasm-kernels.ts';
 
@@ -65,6 +66,7 @@ export async function selectBackend(preferred?: string): Promise<SelectedBackend
   for (const candidate of candidates) {
     try {
       const tf = await candidate.load();
+      registerGradientFixes(tf); // tfjs gradients found wrong by the gradient check (test/gradients/)
       if (await works(tf, candidate.backend)) {
         return { tf, name: tf.getBackend(), package: candidate.package, skipped };
       }

@@ -24,6 +24,7 @@ import {
 import type { TF } from './backend.ts';
 import { defaultLoss, meanLoss } from './losses.ts';
 import { type OptimizerState, restoreOptimizer } from './optimizer-state.ts';
+import { adadelta, rmsprop } from './optimizers.ts';
 
 export type StopReason = 'epochs' | 'lossThreshold' | 'earlyStopping' | 'cancelled';
 
@@ -95,11 +96,11 @@ export function buildOptimizer(tf: TF, o: OptimizerSpec): Optimizer {
     case 'adamax':
       return tf.train.adamax(o.learningRate, o.beta1, o.beta2, o.epsilon);
     case 'rmsprop':
-      return tf.train.rmsprop(o.learningRate, o.rho, o.momentum, o.epsilon, o.centered);
+      return rmsprop(tf, o.learningRate, o.rho, o.momentum, o.epsilon, o.centered);
     case 'adagrad':
       return tf.train.adagrad(o.learningRate, o.initialAccumulatorValue);
     case 'adadelta':
-      return tf.train.adadelta(o.learningRate, o.rho, o.epsilon);
+      return adadelta(tf, o.learningRate, o.rho, o.epsilon);
   }
 }
 

@@ -162,9 +162,12 @@ export function buildModel(tf: TF, spec: JobSpec, inputShape: number[], output: 
       case 'flatten':
         add((f) => tf.layers.flatten({ ...f, name }), where);
         break;
-      case 'reshape':
-        add((f) => tf.layers.reshape({ ...f, name, targetShape: layer.targetShape }), where);
+      case 'reshape': {
+        const inShape = model.layers.length ? (model.outputs[0]?.shape.slice(1) ?? []) : inputShape;
+        const targetShape = resolveTargetShape(layer.targetShape, inShape);
+        add((f) => tf.layers.reshape({ ...f, name, targetShape }), where);
         break;
+      }
       case 'lstm':
       case 'gru': {
         const make = layer.type === 'lstm' ? tf.layers.lstm : tf.layers.gru;
@@ -230,6 +233,20 @@ export function buildModel(tf: TF, spec: JobSpec, inputShape: number[], output: 
     'the output layer',
   );
   return model;
+}
+
+/**
+ * A reshape's -1 made explicit from the (known) input shape. tfjs-layers 4.22 leaves it unresolved
+ * in the layer's output shape (it counts the batch axis as an unknown dimension), which makes
+ * every following layer fail to build. Left as given when it does not divide: tfjs then says why.
+ */
+export function resolveTargetShape(targetShape: number[], inShape: (number | null)[]): number[] {
+  const unknown = targetShape.indexOf(-1);
+  if (unknown < 0 || inShape.some((d) => d == null)) return targetShape;
+  const total = (inShape as number[]).reduce((a, b) => a * b, 1);
+  const known = targetShape.reduce((a, d) => (d === -1 ? a : a * d), 1);
+  if (known === 0 || total % known !== 0) return targetShape;
+  return targetShape.map((d) => (d === -1 ? total / known : d));
 }
 
 export const hasConvolutions = (spec: JobSpec): boolean =>

@@ -161,7 +161,7 @@ type ConvInfo = ReturnType<TF['backend_util']['computeConv2DInfo']>;
  * `dimRoundingMode: 'ceil'`) to exactly the rows and columns the outputs reached:
  * (out − 1)·stride + (filter − 1)·dilation + 1.
  */
-function forwardWindow(tf: TF, x: Tensor4D, info: ConvInfo): Tensor4D {
+export function forwardWindow(tf: TF, x: Tensor4D, info: ConvInfo): Tensor4D {
   const { outHeight, outWidth, strideHeight, strideWidth, dilationHeight, dilationWidth } = info;
   const { filterHeight, filterWidth, padInfo } = info;
   const needH = (outHeight - 1) * strideHeight + (filterHeight - 1) * dilationHeight + 1;
