@@ -6,7 +6,7 @@
  * errors, as a careful client would.
  */
 import { readFile } from 'node:fs/promises';
-import { startTestStack } from '../test/helpers/local-stack.ts';
+import { startEphemeralStack } from '../local/ephemeral-stack.ts';
 
 const total = Number(process.argv[2] ?? 1000);
 const inFlight = Number(process.argv[3] ?? 50);
@@ -14,7 +14,7 @@ const workers = Number(process.argv[4] ?? 2);
 const deadline = Date.now() + 20 * 60_000;
 const csv = await readFile(new URL('../examples/iris/iris.csv', import.meta.url), 'utf8');
 
-const stack = await startTestStack({ workers, limits: { maxActiveJobs: total + 10 } });
+const stack = await startEphemeralStack({ workers, limits: { maxActiveJobs: total + 10 } });
 const pct = (values: number[], p: number) => {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted.length

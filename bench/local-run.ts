@@ -4,13 +4,13 @@
  * time (p50 / p90 / max). Timestamps come from the job records; API latency is measured by the client.
  */
 import { readFile } from 'node:fs/promises';
-import { startTestStack } from '../test/helpers/local-stack.ts';
+import { startEphemeralStack } from '../local/ephemeral-stack.ts';
 
 const runs = Number(process.argv[2] ?? 10);
 const csv = await readFile(new URL('../examples/iris/iris.csv', import.meta.url), 'utf8');
 const spec = JSON.parse(await readFile(new URL('../examples/iris/job.json', import.meta.url), 'utf8'));
 
-const stack = await startTestStack({ workers: 1 });
+const stack = await startEphemeralStack({ workers: 1 });
 try {
   const datasetId = await stack.upload(csv);
   const rows: {

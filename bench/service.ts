@@ -16,7 +16,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { startTestStack, type TestStack } from '../test/helpers/local-stack.ts';
+import { type EphemeralStack, startEphemeralStack } from '../local/ephemeral-stack.ts';
 
 const { values: opts } = parseArgs({
   options: {
@@ -51,17 +51,17 @@ function specFor(datasetId: string, i: number) {
   return { ...example, name: `bench-${i}`, dataset: { ...example.dataset, id: datasetId } };
 }
 
-async function submit(stack: TestStack, datasetId: string, i: number): Promise<string> {
+async function submit(stack: EphemeralStack, datasetId: string, i: number): Promise<string> {
   const r = await stack.call('POST', '/jobs', { body: specFor(datasetId, i) });
   if (r.status !== 201) throw new Error(`POST /jobs: ${r.status} ${JSON.stringify(r.body)}`);
   return r.body.id;
 }
 
-const waitFor = (stack: TestStack, id: string, deadline: number) =>
+const waitFor = (stack: EphemeralStack, id: string, deadline: number) =>
   stack.waitFor(id, undefined, Math.max(1000, deadline - Date.now()));
 
 /** Latency of each route the API serves, against a finished job. */
-async function apiLatency(stack: TestStack, datasetId: string, calls: number): Promise<void> {
+async function apiLatency(stack: EphemeralStack, datasetId: string, calls: number): Promise<void> {
   const jobId = await submit(stack, datasetId, 0);
   const done = await waitFor(stack, jobId, Date.now() + 120_000);
   if (done.status !== 'SUCCEEDED') throw new Error(`warm-up job ${done.status}`);
@@ -108,7 +108,7 @@ async function apiLatency(stack: TestStack, datasetId: string, calls: number): P
 }
 
 /** submit → RUNNING on an idle worker, one job at a time. */
-async function pickups(stack: TestStack, datasetId: string, count: number): Promise<void> {
+async function pickups(stack: EphemeralStack, datasetId: string, count: number): Promise<void> {
   const waits: number[] = [];
   const runs: number[] = [];
   for (let i = 0; i < count; i++) {
@@ -123,7 +123,7 @@ async function pickups(stack: TestStack, datasetId: string, count: number): Prom
 }
 
 /** A stream of `count` jobs submitted at once; jobs/hour until the last one ends. */
-async function stream(stack: TestStack, datasetId: string, count: number, deadline: number) {
+async function stream(stack: EphemeralStack, datasetId: string, count: number, deadline: number) {
   const started = performance.now();
   const ids: string[] = [];
   for (let i = 0; i < count; i++) ids.push(await submit(stack, datasetId, 1000 + i));
@@ -140,7 +140,7 @@ async function stream(stack: TestStack, datasetId: string, count: number, deadli
 const workerCounts = (opts.workers as string).split(',').map(Number);
 const results: { workers: number; r: Awaited<ReturnType<typeof stream>> }[] = [];
 for (const [index, workers] of workerCounts.entries()) {
-  const stack = await startTestStack({ workers });
+  const stack = await startEphemeralStack({ workers });
   try {
     const datasetId = await stack.upload(csv);
     console.log(

@@ -187,6 +187,76 @@ function clip(
   return Object.fromEntries(names.map((n) => [n, tf.mul(grads[n] as Tensor, scale)]));
 }
 
+/** What one training step needs, the same for every batch of a run. */
+interface StepContext {
+  model: LayersModel;
+  optimizer: Optimizer;
+  loss: LossName;
+  trainSet: DataSet;
+  batchSize: number;
+  classCount: number | undefined;
+  clipping: JobSpec['training']['gradientClipping'];
+  variables: () => Variable[];
+}
+
+/**
+ * One pass over the training rows in `order`, one optimizer step per batch; returns the sums over
+ * the rows of the loss and of the side metric (accuracy counts or absolute errors).
+ */
+async function runEpoch(
+  tf: TF,
+  step: StepContext,
+  order: Int32Array,
+  rng: ReturnType<typeof seededRng>,
+  yieldState: { last: number },
+): Promise<{ loss: number; metric: number }> {
+  const { model, optimizer, loss, trainSet, batchSize, classCount } = step;
+  const n = order.length;
+  const perm = tf.tensor1d(order, 'int32');
+  let lossSum: Tensor = tf.scalar(0);
+  let metricSum: Tensor = tf.scalar(0);
+  const vars = step.variables();
+  for (let start = 0; start < n; start += batchSize) {
+    // tfjs kernels run synchronously: give timers and I/O (the heartbeat, a stop signal) a turn
+    // every half second, or a long epoch would let the message's visibility run out.
+    if (performance.now() - yieldState.last > 500) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      yieldState.last = performance.now();
+    }
+    const size = Math.min(batchSize, n - start);
+    const [batchLoss, batchMetric] = withRandom(rng, () =>
+      tf.tidy(() => {
+        const whole = batchSize === n;
+        const idx = whole ? undefined : perm.slice(start, size);
+        const pick = (t: Tensor | undefined) => (t && idx ? tf.gather(t, idx) : t);
+        const xb = pick(trainSet.x) as Tensor;
+        const yb = pick(trainSet.y) as Tensor;
+        const wb = pick(trainSet.weights);
+        const lb = pick(trainSet.labels);
+        let side: Tensor | undefined;
+        const { value, grads } = tf.variableGrads(() => {
+          const pred = model.apply(xb, { training: true }) as Tensor;
+          side = tf.keep(sideMetric(tf, pred, yb, lb, classCount));
+          const dataLoss = meanLoss(tf, loss, yb, pred, wb);
+          const penalties = model.calculateLosses();
+          return (penalties.length ? tf.addN([dataLoss, ...penalties]) : dataLoss) as Scalar;
+        }, vars);
+        optimizer.applyGradients(clip(tf, grads, step.clipping));
+        return [tf.mul(value, size), side as Tensor];
+      }),
+    ) as [Tensor, Tensor];
+    const nextLoss = tf.add(lossSum, batchLoss);
+    const nextMetric = tf.add(metricSum, batchMetric);
+    tf.dispose([lossSum, metricSum, batchLoss, batchMetric]);
+    lossSum = nextLoss;
+    metricSum = nextMetric;
+  }
+  perm.dispose();
+  const sums = { loss: (await lossSum.data())[0] as number, metric: (await metricSum.data())[0] as number };
+  tf.dispose([lossSum, metricSum]);
+  return sums;
+}
+
 export async function train(
   tf: TF,
   options: TrainOptions,
@@ -223,7 +293,17 @@ export async function train(
   let bestWeights: Tensor[] | undefined = options.resume?.bestWeights;
   let bestEpoch: number | undefined = bestWeights ? resumed?.earlyStopping?.bestEpoch : undefined;
   const started = performance.now();
-  let lastYield = started;
+  const yieldState = { last: started };
+  const step: StepContext = {
+    model,
+    optimizer,
+    loss,
+    trainSet,
+    batchSize,
+    classCount,
+    clipping: training.gradientClipping,
+    variables,
+  };
   let samples = 0;
 
   try {
@@ -236,49 +316,9 @@ export async function train(
         for (let i = 0; i < n; i++) order[i] = i;
         shuffleInPlace(order, rng);
       }
-      const perm = tf.tensor1d(order, 'int32');
-      let lossSum: Tensor = tf.scalar(0);
-      let metricSum: Tensor = tf.scalar(0);
-      const vars = variables();
-      for (let start = 0; start < n; start += batchSize) {
-        // tfjs kernels run synchronously: give timers and I/O (the heartbeat, a stop signal) a turn
-        // every half second, or a long epoch would let the message's visibility run out.
-        if (performance.now() - lastYield > 500) {
-          await new Promise<void>((resolve) => setImmediate(resolve));
-          lastYield = performance.now();
-        }
-        const size = Math.min(batchSize, n - start);
-        const [batchLoss, batchMetric] = withRandom(rng, () =>
-          tf.tidy(() => {
-            const whole = batchSize === n;
-            const idx = whole ? undefined : perm.slice(start, size);
-            const pick = (t: Tensor | undefined) => (t && idx ? tf.gather(t, idx) : t);
-            const xb = pick(trainSet.x) as Tensor;
-            const yb = pick(trainSet.y) as Tensor;
-            const wb = pick(trainSet.weights);
-            const lb = pick(trainSet.labels);
-            let side: Tensor | undefined;
-            const { value, grads } = tf.variableGrads(() => {
-              const pred = model.apply(xb, { training: true }) as Tensor;
-              side = tf.keep(sideMetric(tf, pred, yb, lb, classCount));
-              const dataLoss = meanLoss(tf, loss, yb, pred, wb);
-              const penalties = model.calculateLosses();
-              return (penalties.length ? tf.addN([dataLoss, ...penalties]) : dataLoss) as Scalar;
-            }, vars);
-            optimizer.applyGradients(clip(tf, grads, training.gradientClipping));
-            return [tf.mul(value, size), side as Tensor];
-          }),
-        ) as [Tensor, Tensor];
-        const nextLoss = tf.add(lossSum, batchLoss);
-        const nextMetric = tf.add(metricSum, batchMetric);
-        tf.dispose([lossSum, metricSum, batchLoss, batchMetric]);
-        lossSum = nextLoss;
-        metricSum = nextMetric;
-      }
-      perm.dispose();
-      const epochLoss = ((await lossSum.data())[0] as number) / n;
-      const epochMetric = ((await metricSum.data())[0] as number) / n;
-      tf.dispose([lossSum, metricSum]);
+      const epochSums = await runEpoch(tf, step, order, rng, yieldState);
+      const epochLoss = epochSums.loss / n;
+      const epochMetric = epochSums.metric / n;
       samples += n;
 
       const metrics: EpochMetrics = { epoch, loss: epochLoss, [metricName]: epochMetric, learningRate: rate };

@@ -51,35 +51,23 @@ export function makeInitializer(tf: TF, name: InitializerName, seed: number) {
 const regularizerOf = (tf: TF, r: RegularizerSpec | undefined) =>
   r ? { regularizer: tf.regularizers.l1l2({ l1: r.l1 ?? 0, l2: r.l2 ?? 0 }) } : undefined;
 
-/** Builds the model; any shape problem becomes an `INVALID_MODEL` failure that says what to change. */
-export function buildModel(tf: TF, spec: JobSpec, inputShape: number[], output: OutputSpec): Sequential {
-  const seed = spec.training.seed;
-  const model = tf.sequential();
-  let layerIndex = 0;
-  const add = (make: (first: { inputShape?: number[] }) => Layer, description: string) => {
-    const first = model.layers.length === 0 ? { inputShape } : {};
-    try {
-      model.add(make(first));
-    } catch (error) {
-      const shape = model.layers.length
-        ? JSON.stringify(model.outputs[0]?.shape.slice(1))
-        : JSON.stringify(inputShape);
-      throw new UnrecoverableError(
-        'INVALID_MODEL',
-        `The model cannot be built at ${description} (its input has shape ${shape}): ${(error as Error).message}`,
-      );
-    }
-  };
-  const weights = (
-    l: {
-      kernelInitializer?: InitializerName;
-      biasInitializer?: InitializerName;
-      kernelRegularizer?: RegularizerSpec;
-      biasRegularizer?: RegularizerSpec;
-      useBias?: boolean;
-    },
-    i: number,
-  ) => ({
+type LayerSpec = JobSpec['model']['layers'][number];
+type MakeLayer = (first: { inputShape?: number[] }) => Layer;
+
+/** Initializers (seeded by the layer's position), regularizers and bias of a layer's weights. */
+function weightOptions(
+  tf: TF,
+  l: {
+    kernelInitializer?: InitializerName;
+    biasInitializer?: InitializerName;
+    kernelRegularizer?: RegularizerSpec;
+    biasRegularizer?: RegularizerSpec;
+    useBias?: boolean;
+  },
+  i: number,
+  seed: number,
+) {
+  return {
     kernelInitializer: makeInitializer(tf, l.kernelInitializer ?? 'glorotUniform', seed + 7919 * i),
     biasInitializer: makeInitializer(tf, l.biasInitializer ?? 'zeros', seed + 7919 * i + 1),
     ...(l.kernelRegularizer
@@ -87,139 +75,131 @@ export function buildModel(tf: TF, spec: JobSpec, inputShape: number[], output: 
       : {}),
     ...(l.biasRegularizer ? { biasRegularizer: regularizerOf(tf, l.biasRegularizer)?.regularizer } : {}),
     useBias: l.useBias ?? true,
-  });
+  };
+}
 
-  for (const layer of spec.model.layers) {
-    layerIndex++;
-    const i = layerIndex;
-    const name = `${layer.type}_${i}`;
-    const where = `layer ${i} (${layer.type})`;
-    switch (layer.type) {
-      case 'dense':
-        add(
-          (f) =>
-            tf.layers.dense({
-              ...f,
-              name,
-              units: layer.units,
-              activation: layer.activation,
-              ...weights(layer, i),
-            }),
-          where,
-        );
-        break;
-      case 'dropout':
-        add((f) => tf.layers.dropout({ ...f, name, rate: layer.rate }), where);
-        break;
-      case 'batchNormalization':
-        add(
-          (f) =>
-            tf.layers.batchNormalization({ ...f, name, momentum: layer.momentum, epsilon: layer.epsilon }),
-          where,
-        );
-        break;
-      case 'conv1d':
-      case 'conv2d': {
-        // Same options; conv1d takes plain numbers where conv2d also takes [h, w] pairs.
-        const make = (
-          layer.type === 'conv1d' ? tf.layers.conv1d : tf.layers.conv2d
-        ) as typeof tf.layers.conv2d;
-        add(
-          (f) =>
-            make({
-              ...f,
-              name,
-              filters: layer.filters,
-              kernelSize: layer.kernelSize,
-              strides: layer.strides,
-              padding: layer.padding,
-              dilationRate: layer.dilationRate,
-              activation: layer.activation,
-              ...weights(layer, i),
-            }),
-          where,
-        );
-        break;
-      }
-      case 'maxPooling1d':
-      case 'averagePooling1d':
-      case 'maxPooling2d':
-      case 'averagePooling2d': {
-        const make = tf.layers[layer.type] as typeof tf.layers.maxPooling2d;
-        add(
-          (f) =>
-            make({
-              ...f,
-              name,
-              poolSize: layer.poolSize,
-              ...(layer.strides ? { strides: layer.strides } : {}),
-              padding: layer.padding,
-            }),
-          where,
-        );
-        break;
-      }
-      case 'flatten':
-        add((f) => tf.layers.flatten({ ...f, name }), where);
-        break;
-      case 'reshape': {
-        const inShape = model.layers.length ? (model.outputs[0]?.shape.slice(1) ?? []) : inputShape;
-        const targetShape = resolveTargetShape(layer.targetShape, inShape);
-        add((f) => tf.layers.reshape({ ...f, name, targetShape }), where);
-        break;
-      }
-      case 'lstm':
-      case 'gru': {
-        const make = layer.type === 'lstm' ? tf.layers.lstm : tf.layers.gru;
-        add(
-          (f) =>
-            make({
-              ...f,
-              name,
-              units: layer.units,
-              activation: layer.activation,
-              recurrentActivation: layer.recurrentActivation,
-              returnSequences: layer.returnSequences,
-              ...(layer.dropout > 0 ? { dropout: layer.dropout } : {}),
-              recurrentInitializer: makeInitializer(
-                tf,
-                layer.recurrentInitializer ?? 'orthogonal',
-                seed + 7919 * i + 2,
-              ),
-              ...(layer.recurrentRegularizer
-                ? { recurrentRegularizer: regularizerOf(tf, layer.recurrentRegularizer)?.regularizer }
-                : {}),
-              ...weights(layer, i),
-            }),
-          where,
-        );
-        break;
-      }
-      case 'embedding':
-        add(
-          (f) =>
-            tf.layers.embedding({
-              ...f,
-              name,
-              inputDim: layer.inputDim,
-              outputDim: layer.outputDim,
-              embeddingsInitializer: makeInitializer(
-                tf,
-                layer.embeddingsInitializer ?? 'randomUniform',
-                seed + 7919 * i,
-              ),
-              ...(layer.embeddingsRegularizer
-                ? { embeddingsRegularizer: regularizerOf(tf, layer.embeddingsRegularizer)?.regularizer }
-                : {}),
-            }),
-          where,
-        );
-        break;
+/** The factory of the spec's `i`-th layer (1-based), which receives a tensor of shape `inShape`. */
+function layerFactory(tf: TF, layer: LayerSpec, i: number, seed: number, inShape: number[]): MakeLayer {
+  const name = `${layer.type}_${i}`;
+  const weights = (l: Parameters<typeof weightOptions>[1], at: number) => weightOptions(tf, l, at, seed);
+  switch (layer.type) {
+    case 'dense':
+      return (f) =>
+        tf.layers.dense({
+          ...f,
+          name,
+          units: layer.units,
+          activation: layer.activation,
+          ...weights(layer, i),
+        });
+    case 'dropout':
+      return (f) => tf.layers.dropout({ ...f, name, rate: layer.rate });
+    case 'batchNormalization':
+      return (f) =>
+        tf.layers.batchNormalization({ ...f, name, momentum: layer.momentum, epsilon: layer.epsilon });
+    case 'conv1d':
+    case 'conv2d': {
+      // Same options; conv1d takes plain numbers where conv2d also takes [h, w] pairs.
+      const make = (layer.type === 'conv1d' ? tf.layers.conv1d : tf.layers.conv2d) as typeof tf.layers.conv2d;
+      return (f) =>
+        make({
+          ...f,
+          name,
+          filters: layer.filters,
+          kernelSize: layer.kernelSize,
+          strides: layer.strides,
+          padding: layer.padding,
+          dilationRate: layer.dilationRate,
+          activation: layer.activation,
+          ...weights(layer, i),
+        });
     }
+    case 'maxPooling1d':
+    case 'averagePooling1d':
+    case 'maxPooling2d':
+    case 'averagePooling2d': {
+      const make = tf.layers[layer.type] as typeof tf.layers.maxPooling2d;
+      return (f) =>
+        make({
+          ...f,
+          name,
+          poolSize: layer.poolSize,
+          ...(layer.strides ? { strides: layer.strides } : {}),
+          padding: layer.padding,
+        });
+    }
+    case 'flatten':
+      return (f) => tf.layers.flatten({ ...f, name });
+    case 'reshape': {
+      const targetShape = resolveTargetShape(layer.targetShape, inShape);
+      return (f) => tf.layers.reshape({ ...f, name, targetShape });
+    }
+    case 'lstm':
+    case 'gru': {
+      const make = layer.type === 'lstm' ? tf.layers.lstm : tf.layers.gru;
+      return (f) =>
+        make({
+          ...f,
+          name,
+          units: layer.units,
+          activation: layer.activation,
+          recurrentActivation: layer.recurrentActivation,
+          returnSequences: layer.returnSequences,
+          ...(layer.dropout > 0 ? { dropout: layer.dropout } : {}),
+          recurrentInitializer: makeInitializer(
+            tf,
+            layer.recurrentInitializer ?? 'orthogonal',
+            seed + 7919 * i + 2,
+          ),
+          ...(layer.recurrentRegularizer
+            ? { recurrentRegularizer: regularizerOf(tf, layer.recurrentRegularizer)?.regularizer }
+            : {}),
+          ...weights(layer, i),
+        });
+    }
+    case 'embedding':
+      return (f) =>
+        tf.layers.embedding({
+          ...f,
+          name,
+          inputDim: layer.inputDim,
+          outputDim: layer.outputDim,
+          embeddingsInitializer: makeInitializer(
+            tf,
+            layer.embeddingsInitializer ?? 'randomUniform',
+            seed + 7919 * i,
+          ),
+          ...(layer.embeddingsRegularizer
+            ? { embeddingsRegularizer: regularizerOf(tf, layer.embeddingsRegularizer)?.regularizer }
+            : {}),
+        });
   }
+}
+
+/** Builds the model; any shape problem becomes an `INVALID_MODEL` failure that says what to change. */
+export function buildModel(tf: TF, spec: JobSpec, inputShape: number[], output: OutputSpec): Sequential {
+  const seed = spec.training.seed;
+  const model = tf.sequential();
+  /** The shape the next layer receives (without the batch axis). */
+  const current = () =>
+    (model.layers.length ? (model.outputs[0]?.shape.slice(1) ?? []) : inputShape) as number[];
+  const add = (make: MakeLayer, description: string) => {
+    const first = model.layers.length === 0 ? { inputShape } : {};
+    try {
+      model.add(make(first));
+    } catch (error) {
+      throw new UnrecoverableError(
+        'INVALID_MODEL',
+        `The model cannot be built at ${description} (its input has shape ${JSON.stringify(current())}): ${(error as Error).message}`,
+      );
+    }
+  };
+  spec.model.layers.forEach((layer, index) => {
+    const i = index + 1;
+    add(layerFactory(tf, layer, i, seed, current()), `layer ${i} (${layer.type})`);
+  });
   // A dense output on a rank > 2 tensor would apply per position: flatten first, as users expect.
-  const shape = model.layers.length ? (model.outputs[0]?.shape ?? []) : [null, ...inputShape];
-  if (shape.length > 2)
+  if (current().length > 1)
     add((f) => tf.layers.flatten({ ...f, name: 'flatten_output' }), 'the output (flatten)');
   add(
     (f) =>

@@ -39,7 +39,16 @@ describe('descent CLI against the local stack', { timeout: 240_000 }, () => {
   /** Explicit endpoint and token, as a script would set them. */
   let env: Record<string, string>;
   let specFile: string;
-  let finishedJobId: string;
+  /** A job trained to the end through the CLI, once, by whichever test needs it first. */
+  let finished: Promise<any> | undefined;
+  const trainedJob = () => {
+    finished ??= (async () => {
+      const run = await runCli(['train', specFile, '--data', IRIS, '--follow', '--json'], env);
+      assert.equal(run.code, 0, run.stderr);
+      return { ...run.json(), stderr: run.stderr };
+    })();
+    return finished;
+  };
 
   const writeSpec = async (name: string, spec: unknown) => {
     const path = join(home, name);
@@ -97,9 +106,7 @@ describe('descent CLI against the local stack', { timeout: 240_000 }, () => {
   });
 
   it('train --data --follow --json uploads, trains to completion and prints the job and its result', async () => {
-    const run = await runCli(['train', specFile, '--data', IRIS, '--follow', '--json'], env);
-    assert.equal(run.code, 0, run.stderr);
-    const out = run.json();
+    const out = await trainedJob();
     assert.equal(out.dataset.format, 'csv');
     assert.equal(out.dataset.bytes, (await stat(IRIS)).size);
     assert.equal(out.job.status, 'SUCCEEDED');
@@ -113,8 +120,7 @@ describe('descent CLI against the local stack', { timeout: 240_000 }, () => {
       'report.json',
       'weights.bin',
     ]);
-    assert.equal(run.stderr, '', 'nothing but JSON with --json');
-    finishedJobId = out.job.id;
+    assert.equal(out.stderr, '', 'nothing but JSON with --json');
   });
 
   it('train --follow without a TTY prints plain progress and ends with the report summary', async () => {
@@ -132,6 +138,7 @@ describe('descent CLI against the local stack', { timeout: 240_000 }, () => {
   });
 
   it('lists, shows, logs, summarises, downloads and deletes a finished job', async () => {
+    const finishedJobId = (await trainedJob()).job.id;
     const list = await runCli(['jobs', 'list', '--json'], env);
     assert.equal(list.code, 0, list.stderr);
     assert.ok(list.json().jobs.some((j: { id: string }) => j.id === finishedJobId));

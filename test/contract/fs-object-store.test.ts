@@ -71,16 +71,21 @@ describe('FsObjectStore (local only)', () => {
   });
 
   it('keeps the ETag and content type across instances, and its own files out of list', async () => {
-    const { etag } = await store.put('persist/a.json', '{}', { contentType: 'application/json' });
-    const other = new FsObjectStore({ root, secret: SECRET, baseUrl: 'http://unused' });
-    const object = await other.get('persist/a.json');
-    assert.equal(object?.etag, etag);
-    assert.equal(object?.contentType, 'application/json');
-    assert.deepEqual(
-      (await other.list('')).objects.map((o) => o.key).filter((k) => !k.startsWith('contract/')),
-      ['persist/a.json'],
-    );
-    assert.equal(await fs.readFile(path.join(root, 'objects', 'persist', 'a.json'), 'utf8'), '{}');
+    const fresh = await makeStore(); // its own root: the whole listing is this test's
+    try {
+      const { etag } = await fresh.store.put('persist/a.json', '{}', { contentType: 'application/json' });
+      const other = new FsObjectStore({ root: fresh.root, secret: SECRET, baseUrl: 'http://unused' });
+      const object = await other.get('persist/a.json');
+      assert.equal(object?.etag, etag);
+      assert.equal(object?.contentType, 'application/json');
+      assert.deepEqual(
+        (await other.list('')).objects.map((o) => o.key),
+        ['persist/a.json'],
+      );
+      assert.equal(await fs.readFile(path.join(fresh.root, 'objects', 'persist', 'a.json'), 'utf8'), '{}');
+    } finally {
+      await fresh.teardown();
+    }
   });
 
   it('recomputes the ETag when the sidecar no longer describes the data file', async () => {

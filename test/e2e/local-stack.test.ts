@@ -8,7 +8,8 @@ import { readFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { regressionCsv, startTestStack, type TestStack } from '../helpers/local-stack.ts';
+import { startTestStack, type TestStack } from '../helpers/local-stack.ts';
+import { regressionCsv } from '../helpers/tables.ts';
 
 const irisCsv = await readFile(new URL('../../examples/iris/iris.csv', import.meta.url), 'utf8');
 
@@ -97,7 +98,18 @@ describe('local stack end to end', { timeout: 180_000 }, () => {
   });
 
   it('fine-tunes an uploaded TensorFlow.js model (a tfjs-model dataset holding model.json and weights.bin)', async () => {
-    const base = (await stack.call('GET', '/jobs?status=SUCCEEDED&limit=1')).body.jobs[0];
+    const baseData = await stack.upload(irisCsv);
+    const baseJob = await stack.call('POST', '/jobs', {
+      body: {
+        task: 'classification',
+        dataset: { id: baseData, label: 'species' },
+        training: { epochs: 3, seed: 2 },
+      },
+    });
+    assert.equal(baseJob.status, 201, JSON.stringify(baseJob.body));
+    jobIds.push(baseJob.body.id);
+    const base = await stack.waitFor(baseJob.body.id);
+    assert.equal(base.status, 'SUCCEEDED', JSON.stringify(base.error));
     const { artifacts } = (await stack.call('GET', `/jobs/${base.id}/result`)).body;
     const created = await stack.call('POST', '/datasets', {
       body: { name: 'iris-model', format: 'tfjs-model' },
@@ -167,7 +179,8 @@ describe('local stack end to end', { timeout: 180_000 }, () => {
   it('keeps every job across a restart', async () => {
     const { dataDir } = stack;
     await stack.stop();
-    stack = await startTestStack({ dataDir, workers: 0 });
+    // The same stack again (a worker too, so the tests that run after this one still train).
+    stack = await startTestStack({ dataDir });
     const listed = await stack.call('GET', '/jobs');
     assert.equal(listed.status, 200);
     assert.deepEqual(

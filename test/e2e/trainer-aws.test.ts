@@ -127,7 +127,9 @@ describe('trainer/main.ts on the AWS adapters', () => {
     ]);
   });
 
-  it('prints the finished job as embedded-format metrics on stdout', () => {
+  it('prints the finished job as embedded-format metrics on stdout', async () => {
+    // Printed by the job lifecycle's subscriber just after the record says SUCCEEDED.
+    await waitFor(() => output.includes('"jobsSucceeded"'), 5000, 'the job-end metric');
     const line = output.split('\n').find((l) => l.includes('"jobsSucceeded"'));
     assert.ok(line, output);
     const emf = JSON.parse(line) as Record<string, unknown> & {

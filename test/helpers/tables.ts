@@ -29,3 +29,19 @@ export function blobs(n = 60, seed = 1): Promise<Table> {
     }),
   );
 }
+
+/** A seeded synthetic regression dataset: y = 3·a − 2·b + 1 + noise. */
+export function regressionCsv(rows = 200, seed = 7): string {
+  let s = seed;
+  const rnd = () => {
+    s = (s * 1103515245 + 12345) % 2147483648;
+    return s / 2147483648;
+  };
+  const lines = ['a,b,y'];
+  for (let i = 0; i < rows; i++) {
+    const a = +(rnd() * 2 - 1).toFixed(4);
+    const b = +(rnd() * 2 - 1).toFixed(4);
+    lines.push(`${a},${b},${(3 * a - 2 * b + 1 + (rnd() - 0.5) * 0.1).toFixed(4)}`);
+  }
+  return `${lines.join('\n')}\n`;
+}

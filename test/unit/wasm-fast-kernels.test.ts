@@ -23,10 +23,12 @@ describe('faster wasm kernels (trainer/wasm-fast-kernels.ts) match cpu', () => {
     assert.ok(await tf.setBackend('wasm'));
     await tf.ready();
     registerMissingWasmKernels(tf);
+    registerFastWasmKernels(tf);
   });
   after(() => restoreStockWasmKernels(tf));
 
   it('replaces the five kernels once (idempotent) and can put the stock ones back', () => {
+    restoreStockWasmKernels(tf);
     assert.deepEqual(registerFastWasmKernels(tf), [...WASM_FAST_KERNELS]);
     assert.deepEqual(registerFastWasmKernels(tf), []);
     const replaced = tf.getKernel('BatchMatMul', 'wasm')?.kernelFunc;
