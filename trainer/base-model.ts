@@ -100,6 +100,11 @@ export function deriveModel(
         );
       for (const l of layers) if (freeze.includes(l.name)) l.trainable = false;
     }
+    if (model.trainableWeights.length === 0) {
+      throw invalid(
+        `model.freeze ${JSON.stringify(freeze)} leaves no layer to train (the model's layers are ${layers.map((l) => l.name).join(', ')}); freeze fewer layers.`,
+      );
+    }
   }
   return model;
 }

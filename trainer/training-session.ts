@@ -117,7 +117,9 @@ export class TrainingSession<Context extends { state: TrainState }> {
         if (due && metrics.epoch < epochs) await this.checkpoint(context, phase);
         if (final && this.#deps.stopRule && !stopping && !this.cancelRequested)
           this.ruledOut = await this.#deps.stopRule(this.history);
-        return this.stopCause ? 'stop' : undefined;
+        // Stop on what was seen before this epoch's checkpoint decision, so a stop always has its checkpoint
+        // (a signal that arrives during the writes above is acted on after the next epoch).
+        return stopping || this.cancelRequested || this.ruledOut ? 'stop' : undefined;
       },
       onInfo,
     };

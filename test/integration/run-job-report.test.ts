@@ -133,6 +133,18 @@ describe('runJob deliverables', () => {
     assert.ok(events.some((e) => e.type === 'warning' && /likely too small/.test(e.message)));
   });
 
+  it('fails at once, not as a temporary error, when model.freeze leaves nothing to train', async () => {
+    const base = await run({ training: { epochs: 2, seed: 5 } }); // only the output layer
+    const frozen = await run({
+      model: { baseModel: { jobId: base.record.id }, freeze: 1 },
+      training: { epochs: 2 },
+    });
+    assert.equal(frozen.record.status, 'FAILED');
+    assert.equal(frozen.record.error?.code, 'INVALID_SPEC');
+    assert.match(frozen.record.error?.message ?? '', /leaves no layer to train/);
+    assert.equal(frozen.record.attempt, 1);
+  });
+
   it('fine-tunes an earlier job: new head, frozen layers keep the base weights, lineage recorded', async () => {
     const base = await run({
       model: { layers: [{ type: 'dense', units: 6 }] },

@@ -184,6 +184,20 @@ describe('training session', () => {
     assert.deepEqual(saves, [{ epoch: 1, phase: 'final' }]);
   });
 
+  it("a stop signal that arrives during an epoch's writes stops training only with a checkpoint", async () => {
+    const job = await running({ checkpoint: { everySeconds: 3600 } });
+    // The signal arrives while the session is busy after its checkpoint decision (here: in the stop rule).
+    const s = session(job, {
+      stopRule: async () => {
+        abort.abort();
+        return undefined;
+      },
+    });
+    await s.begin();
+    assert.equal(await train(s, 10, 100), 2, 'one more epoch, then the stop');
+    assert.deepEqual(saves, [{ epoch: 2, phase: 'final' }], 'and the stop has its checkpoint');
+  });
+
   it("asks a sweep's stopping rule on the delivered model's epochs only", async () => {
     const job = await running({ checkpoint: { everySeconds: 3600 } });
     let asked = 0;
