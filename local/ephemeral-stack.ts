@@ -77,7 +77,7 @@ export async function startEphemeralStack(
     if (put.status !== 200) throw new Error(`upload: ${put.status} ${await put.text()}`);
     return created.body.datasetId;
   };
-  const waitFor: EphemeralStack['waitFor'] = async (jobId, until, timeoutMs = 60_000) => {
+  const waitFor: EphemeralStack['waitFor'] = async (jobId, until, timeoutMs = 180_000) => {
     const done = until ?? ((job: any) => !['QUEUED', 'RUNNING', 'CANCELLING'].includes(job.status));
     return eventually(
       async () => {

@@ -28,7 +28,7 @@ async function loadModel(artifacts: Record<string, string>) {
   return model;
 }
 
-describe('local stack end to end', { timeout: 180_000 }, () => {
+describe('local stack end to end', { timeout: 600_000 }, () => {
   let stack: TestStack;
   const jobIds: string[] = [];
 
@@ -103,6 +103,7 @@ describe('local stack end to end', { timeout: 180_000 }, () => {
       body: {
         task: 'classification',
         dataset: { id: baseData, label: 'species' },
+        model: { layers: [{ type: 'dense', units: 8, activation: 'relu' }] },
         training: { epochs: 3, seed: 2 },
       },
     });
@@ -191,7 +192,7 @@ describe('local stack end to end', { timeout: 180_000 }, () => {
   });
 });
 
-describe('local stack restarts', { timeout: 180_000 }, () => {
+describe('local stack restarts', { timeout: 600_000 }, () => {
   it('runs jobs that were queued before a restart, from a JSON Lines dataset', async () => {
     let stack = await startTestStack({ workers: 0 });
     const { dataDir } = stack;

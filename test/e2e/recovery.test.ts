@@ -48,7 +48,7 @@ const submit = async (stack: TestStack, body: object) => {
   return r.body.id as string;
 };
 
-describe('recovery', { timeout: 240_000 }, () => {
+describe('recovery', { timeout: 600_000 }, () => {
   it('SIGKILL of the worker mid-job: the job resumes on the restarted worker and ends with the weights of an uninterrupted run', async () => {
     const stack = await startTestStack({ workers: 1, visibilityTimeoutSeconds: 2 });
     try {

@@ -20,7 +20,7 @@ const ACTIVE = ['QUEUED', 'RUNNING', 'CANCELLING'];
 /** Two workers; a crashed worker's job is delivered again after 2 s; the sweep loop every 0.5 s. */
 const STACK = { workers: 2, visibilityTimeoutSeconds: 2, sweepIntervalMs: 500 };
 
-describe('sweeps on the local stack', { timeout: 120_000 }, () => {
+describe('sweeps on the local stack', { timeout: 600_000 }, () => {
   let stack: TestStack;
   let queue: SqliteJobQueue;
   let datasetId: string;
@@ -60,7 +60,7 @@ describe('sweeps on the local stack', { timeout: 120_000 }, () => {
         return (await stack.call('GET', `/sweeps/${sweepId}`)).body;
       },
       until,
-      { timeoutMs: 60_000, intervalMs: 40, what: `sweep ${sweepId}` },
+      { timeoutMs: 180_000, intervalMs: 40, what: `sweep ${sweepId}` },
     );
   const finished = (s: any) => ['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(s.status);
   /** Each trial exactly one job, each job one trial. */
