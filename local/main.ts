@@ -1,8 +1,9 @@
 /** `npm start`: the whole service on this machine, no AWS account needed. */
 import { availableParallelism, totalmem } from 'node:os';
 import { resolve } from 'node:path';
-import { ENV, intEnv } from '../core/platform/config.ts';
+import { ENV, EXIT_BACKEND_UNAVAILABLE, intEnv } from '../core/platform/config.ts';
 import { createLogger } from '../core/platform/log.ts';
+import { threadsPerWorker } from '../trainer/native-tensorflow.ts';
 import { startLocalStack } from './stack.ts';
 
 const log = createLogger({ component: 'local' });
@@ -16,11 +17,10 @@ const port = intEnv(ENV.port, 8080, { min: 0, max: 65_535 });
 const cores = availableParallelism();
 const byMemory = Math.floor(totalmem() / 2 ** 31);
 const workers = intEnv(ENV.workers, Math.max(1, Math.min(cores, 4, byMemory)), { min: 0, max: 64 });
-// tfjs-node (TensorFlow's C library) would give every process a thread per core: split the cores
-// between the workers instead, unless set already.
-const threadsPerWorker = String(Math.max(1, Math.floor(cores / Math.max(1, workers))));
-process.env.TF_NUM_INTRAOP_THREADS ??= threadsPerWorker;
-process.env.TF_NUM_INTEROP_THREADS ??= '1';
+// TensorFlow native (after `npm run setup:native`) would give every process a thread per core: split
+// the cores between the workers instead, unless set already (workers inherit this environment).
+process.env.TF_NUM_INTRAOP_THREADS ||= String(threadsPerWorker(cores, workers));
+process.env.TF_NUM_INTEROP_THREADS ||= '1';
 
 const stack = await startLocalStack({
   dataDir,
@@ -28,6 +28,9 @@ const stack = await startLocalStack({
   workers,
   maxAttempts: intEnv(ENV.maxAttempts, 3, { min: 1, max: 1000 }),
   ...(process.env[ENV.token] ? { token: process.env[ENV.token] } : {}),
+  // A worker whose DESCENT_BACKEND cannot start has said why in its log: stop rather than serve jobs
+  // that nothing would train.
+  onWorkerUnavailable: () => shutdown('worker backend unavailable', EXIT_BACKEND_UNAVAILABLE),
   log,
 });
 
@@ -45,17 +48,17 @@ Press Ctrl-C to stop; queued and running jobs resume on the next start.
 `);
 
 let signals = 0;
-const shutdown = (signal: string) => {
+function shutdown(signal: string, exitCode = 0): void {
   signals++;
   if (signals > 1) process.exit(130);
   log.info('stopping', { signal });
   stack.stop().then(
-    () => process.exit(0),
+    () => process.exit(exitCode),
     (error: unknown) => {
       log.error('stop failed', { error: String(error) });
       process.exit(1);
     },
   );
-};
+}
 process.on('SIGINT', () => shutdown('SIGINT'));
 process.on('SIGTERM', () => shutdown('SIGTERM'));

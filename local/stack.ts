@@ -7,6 +7,7 @@ import { mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { handleDeadLetter } from '../core/jobs/dead-letter.ts';
+import { EXIT_BACKEND_UNAVAILABLE } from '../core/platform/config.ts';
 import { type Limits, limitsFromEnv } from '../core/platform/limits.ts';
 import { createLogger, type Logger } from '../core/platform/log.ts';
 import { createServices } from '../core/services.ts';
@@ -30,6 +31,11 @@ export interface LocalStackOptions {
   readonly workerEnv?: Record<string, string>;
   /** How often the sweep controller's loop advances every active sweep (default 2000 ms). */
   readonly sweepIntervalMs?: number;
+  /**
+   * Called when a worker exits because its backend cannot start (`DESCENT_BACKEND` names one this
+   * machine lacks): a restart would fail the same way, so it is not restarted. @default - logged only
+   */
+  readonly onWorkerUnavailable?: (worker: number) => void;
   readonly log?: Logger;
 }
 
@@ -88,6 +94,13 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     child.once('exit', (code, signal) => {
       children.delete(child);
       if (stopping) return;
+      if (code === EXIT_BACKEND_UNAVAILABLE) {
+        log.error('worker cannot start: its backend is unavailable (its log says why); not restarting', {
+          worker: index,
+        });
+        options.onWorkerUnavailable?.(index);
+        return;
+      }
       const delay = Math.min(30_000, 1000 * 2 ** Math.min(restarts, 5));
       log.error('worker exited; restarting', { worker: index, code, signal, inMs: delay });
       setTimeout(() => {

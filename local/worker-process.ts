@@ -6,7 +6,7 @@
 import { ENV, intEnv, requireEnv } from '../core/platform/config.ts';
 import { limitsFromEnv } from '../core/platform/limits.ts';
 import { createLogger } from '../core/platform/log.ts';
-import { selectBackend } from '../trainer/backend.ts';
+import { startBackend } from '../trainer/backend.ts';
 import { runJob } from '../trainer/run-job.ts';
 import { Worker } from '../trainer/worker.ts';
 import { openJobQueue, openLocalStore, VISIBILITY_TIMEOUT_SECONDS } from './layout.ts';
@@ -16,8 +16,7 @@ const dataDir = requireEnv(ENV.dataDir);
 const log = createLogger({ component: 'worker', pid: process.pid });
 process.on('unhandledRejection', (reason) => log.error('unhandled rejection', { reason: String(reason) }));
 
-const backend = await selectBackend(process.env[ENV.backend] || undefined);
-log.info('backend selected', { backend: backend.name, package: backend.package, skipped: backend.skipped });
+const backend = await startBackend(log);
 
 const secret = await ensureSecret(dataDir, 'storage-secret');
 const store = openLocalStore(dataDir, secret, process.env.DESCENT_PUBLIC_URL ?? 'http://127.0.0.1');
@@ -38,6 +37,7 @@ const worker = new Worker({
         queue,
         tf: backend.tf,
         backend: backend.name,
+        device: backend.device,
         now: () => new Date(),
         log,
         hourlyPriceUsd,

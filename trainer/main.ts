@@ -17,7 +17,7 @@ import { emitMetrics, finishedJobMetrics, type MetricsSink, printMetrics } from 
 import { limitsFromEnv } from '../core/platform/limits.ts';
 import { createLogger, type Logger } from '../core/platform/log.ts';
 import type { ObjectStore } from '../core/platform/ports.ts';
-import { selectBackend } from './backend.ts';
+import { startBackend } from './backend.ts';
 import type { JobOutcome } from './run-job.ts';
 import { runJob } from './run-job.ts';
 import { ECS_AGENT_URI, TaskProtection } from './task-protection.ts';
@@ -71,15 +71,9 @@ async function main(): Promise<void> {
   const log = createLogger({ component: 'trainer' });
   process.on('unhandledRejection', (reason) => log.error('unhandled rejection', { reason: String(reason) }));
 
-  const backend = await selectBackend(process.env[ENV.backend] || undefined);
-  log.info('backend selected', { backend: backend.name, package: backend.package, skipped: backend.skipped });
-  const device = backend.package === '@tensorflow/tfjs-node-gpu' ? 'gpu' : 'cpu';
+  const backend = await startBackend(log, process.env, { metrics: printMetrics, expectGpu: true });
+  const device = backend.device;
   const hourlyPriceUsd = Number(process.env[ENV.hourlyPriceUsd] ?? 0) || 0;
-  if (backend.package !== '@tensorflow/tfjs-node-gpu') {
-    log.warn('training without the GPU: @tensorflow/tfjs-node-gpu did not load', {
-      skipped: backend.skipped,
-    });
-  }
 
   const { store, queue } = createAwsServices();
   const protection = new TaskProtection({
