@@ -1,6 +1,6 @@
 /**
  * Every example in examples/ trains to the result the README promises, with the real trainer on
- * the wasm backend (the fine-tuning pair runs its base job first).
+ * each training backend of this machine (the fine-tuning pair runs its base job first).
  */
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
@@ -10,14 +10,22 @@ import { JobStore } from '../../core/jobs/job-store.ts';
 import { jobKeys } from '../../core/platform/keys.ts';
 import { createLogger } from '../../core/platform/log.ts';
 import { createServices, type Services } from '../../core/services.ts';
-import { selectBackend } from '../../trainer/backend.ts';
+import type { SelectedBackend } from '../../trainer/backend.ts';
 import { runJob, type TrainerDeps } from '../../trainer/run-job.ts';
+import { trainingBackends, use } from '../helpers/backends.ts';
 import { type LocalPorts, localPorts, putDataset } from '../helpers/local-ports.ts';
 
 const TENANT = 'examples';
 const read = (path: string) => readFile(new URL(`../../examples/${path}`, import.meta.url), 'utf8');
 
-describe('examples train to their documented results', { timeout: 300_000 }, () => {
+// Every case on each training backend of this machine (wasm; tensorflow after `npm run setup:native`).
+for (const backend of await trainingBackends()) {
+  describe(`examples train to their documented results on ${backend.name}`, { timeout: 300_000 }, () =>
+    exampleTests(backend),
+  );
+}
+
+function exampleTests(backend: SelectedBackend): void {
   let ports: LocalPorts;
   let services: Services;
   let deps: TrainerDeps;
@@ -47,11 +55,11 @@ describe('examples train to their documented results', { timeout: 300_000 }, () 
   before(async () => {
     ports = await localPorts();
     services = createServices(ports.store, ports.queue);
-    const backend = await selectBackend('wasm');
     deps = {
       store: ports.store,
-      tf: backend.tf,
+      tf: await use(backend),
       backend: backend.name,
+      device: backend.device,
       now: () => new Date(),
       log: createLogger({}, () => {}, 'error'),
     };
@@ -78,4 +86,4 @@ describe('examples train to their documented results', { timeout: 300_000 }, () 
     const tuned = await train('fine-tune/job.json', 'fine-tune/diagonals.jsonl', { '<baseJobId>': base.id });
     assert.ok(tuned.report.validation.accuracy >= 0.9, String(tuned.report.validation.accuracy));
   });
-});
+}

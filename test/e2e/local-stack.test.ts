@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
+import { nativeInstalled } from '../helpers/backends.ts';
 import { regressionCsv, startTestStack, type TestStack } from '../helpers/local-stack.ts';
 
 const irisCsv = await readFile(new URL('../../examples/iris/iris.csv', import.meta.url), 'utf8');
@@ -63,7 +64,10 @@ describe('local stack end to end', { timeout: 180_000 }, () => {
     const job = await stack.waitFor(submitted.body.id);
     assert.equal(job.status, 'SUCCEEDED', JSON.stringify(job.error));
     assert.equal(job.attempt, 1);
-    assert.equal(job.backend, 'wasm');
+    // The worker picked the best backend this machine has: TensorFlow native once `npm run setup:native` ran.
+    assert.equal(job.backend, nativeInstalled() ? 'tensorflow' : 'wasm');
+    assert.equal(job.resources.backend, job.backend);
+    assert.equal(job.resources.device, 'cpu');
     assert.deepEqual(job.classes, ['setosa', 'versicolor', 'virginica']);
     assert.ok(job.startedAt && job.finishedAt);
 

@@ -10,8 +10,9 @@ import { JobStore } from '../../core/jobs/job-store.ts';
 import { jobKeys } from '../../core/platform/keys.ts';
 import { createLogger } from '../../core/platform/log.ts';
 import { createServices, type Services } from '../../core/services.ts';
-import { selectBackend } from '../../trainer/backend.ts';
+import type { SelectedBackend } from '../../trainer/backend.ts';
 import { runJob, type TrainerDeps } from '../../trainer/run-job.ts';
+import { trainingBackends, use } from '../helpers/backends.ts';
 import { type LocalPorts, localPorts, putDataset } from '../helpers/local-ports.ts';
 import { lcg } from '../helpers/tables.ts';
 
@@ -29,7 +30,12 @@ function signalCsv(n = 200): string {
   return `${lines.join('\n')}\n`;
 }
 
-describe('runJob deliverables', () => {
+// Every case on each training backend of this machine (wasm; tensorflow after `npm run setup:native`).
+for (const backend of await trainingBackends()) {
+  describe(`runJob deliverables on ${backend.name}`, () => deliverableTests(backend));
+}
+
+function deliverableTests(backend: SelectedBackend): void {
   let ports: LocalPorts;
   let services: Services;
   let deps: TrainerDeps;
@@ -55,11 +61,11 @@ describe('runJob deliverables', () => {
   before(async () => {
     ports = await localPorts();
     services = createServices(ports.store, ports.queue);
-    const backend = await selectBackend('wasm');
     deps = {
       store: ports.store,
-      tf: backend.tf,
+      tf: await use(backend),
       backend: backend.name,
+      device: backend.device,
       now: () => new Date(),
       log: quiet,
       progressIntervalMs: 0,
@@ -96,7 +102,7 @@ describe('runJob deliverables', () => {
 
     assert.equal(record.lineage?.datasetSha256, createHash('sha256').update(csv).digest('hex'));
     assert.equal(record.lineage?.seed, 3);
-    assert.equal(record.lineage?.backend, 'wasm');
+    assert.equal(record.lineage?.backend, backend.name);
     assert.match(record.lineage?.serviceVersion ?? '', /^\d+\.\d+\.\d+/);
     const res = record.resources ?? {};
     assert.equal(res.epochsRun, 40);
@@ -105,7 +111,8 @@ describe('runJob deliverables', () => {
       (res.samplesPerSecond ?? 0) > 0 && (res.peakRssBytes ?? 0) > 0 && (res.trainingSeconds ?? 0) > 0,
     );
     assert.ok(Math.abs((res.estimatedCostUsd ?? 0) - (3.6 * (res.trainingSeconds ?? 0)) / 3600) < 1e-9);
-    assert.equal(res.backend, 'wasm');
+    assert.equal(res.backend, backend.name);
+    assert.equal(res.device, backend.device);
   });
 
   it('saves the fitted preprocessing with the model', async () => {
@@ -213,4 +220,4 @@ describe('runJob deliverables', () => {
       (e: { code?: string }) => e.code === 'VALIDATION_ERROR',
     );
   });
-});
+}

@@ -1,5 +1,5 @@
 /**
- * One delivery of a job against the real local store and the wasm backend: failures say why in the
+ * One delivery of a job against the real local store, on each training backend: failures say why in the
  * record, a cancel stops training within an epoch, and a fenced attempt overwrites nothing.
  */
 import assert from 'node:assert/strict';
@@ -9,15 +9,21 @@ import { submitJob } from '../../core/jobs/job-service.ts';
 import { JobStore } from '../../core/jobs/job-store.ts';
 import { createLogger } from '../../core/platform/log.ts';
 import { createServices, type Services } from '../../core/services.ts';
-import { selectBackend } from '../../trainer/backend.ts';
+import type { SelectedBackend } from '../../trainer/backend.ts';
 import { runJob, type TrainerDeps } from '../../trainer/run-job.ts';
+import { trainingBackends, use } from '../helpers/backends.ts';
 import { type LocalPorts, localPorts, putDataset } from '../helpers/local-ports.ts';
 
 const TENANT = 'acme';
 const quiet = createLogger({}, () => {}, 'error');
 const blobs = `a,b,label\n${Array.from({ length: 80 }, (_, i) => `${(i % 2) * 2 - 1 + Math.sin(i) * 0.3},${Math.cos(i)},${i % 2 ? 'pos' : 'neg'}`).join('\n')}\n`;
 
-describe('runJob', () => {
+// Every case on each training backend of this machine (wasm; tensorflow after `npm run setup:native`).
+for (const backend of await trainingBackends()) {
+  describe(`runJob on ${backend.name}`, () => runJobTests(backend));
+}
+
+function runJobTests(backend: SelectedBackend): void {
   let ports: LocalPorts;
   let services: Services;
   let deps: TrainerDeps;
@@ -39,11 +45,11 @@ describe('runJob', () => {
   before(async () => {
     ports = await localPorts();
     services = createServices(ports.store, ports.queue);
-    const backend = await selectBackend('wasm');
     deps = {
       store: ports.store,
-      tf: backend.tf,
+      tf: await use(backend),
       backend: backend.name,
+      device: backend.device,
       now: () => new Date(),
       log: quiet,
       progressIntervalMs: 0,
@@ -351,7 +357,7 @@ describe('runJob', () => {
     assert.equal(record.status, 'CANCELLED');
     assert.equal(record.attempt, 0);
   });
-});
+}
 
 describe('JobStore.update', () => {
   it('applies every one of many concurrent read-modify-writes (compare-and-swap with retry)', async () => {
