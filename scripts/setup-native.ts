@@ -5,6 +5,8 @@
  *
  *   --gpu       the GPU build: @tensorflow/tfjs-node-gpu from the `tensorflow` wheel and its CUDA 12
  *               wheels (the trainer image runs this); default: @tensorflow/tfjs-node, `tensorflow-cpu`
+ *   --system-cuda  with --gpu: use the CUDA 12 and cuDNN 9 libraries already on the loader path (a
+ *               CUDA runtime base image) instead of downloading the nvidia-*-cu12 wheels
  *   --rebuild   build the addon again even when the package already works or the cache has it
  *
  * Environment: DESCENT_TF_WHEEL (a wheel file to use instead of `pip download`), DESCENT_CACHE_DIR
@@ -20,12 +22,16 @@ import { defaultCacheDir, SetupError, setupNative } from './native/setup.ts';
 
 const say = (line: string) => process.stdout.write(`native: ${line}\n`);
 
-const options = { gpu: { type: 'boolean' }, rebuild: { type: 'boolean' } } as const;
-let values: { gpu?: boolean; rebuild?: boolean };
+const options = {
+  gpu: { type: 'boolean' },
+  'system-cuda': { type: 'boolean' },
+  rebuild: { type: 'boolean' },
+} as const;
+let values: { gpu?: boolean; 'system-cuda'?: boolean; rebuild?: boolean };
 try {
   ({ values } = parseArgs({ options }));
 } catch (error) {
-  say(`not ready: ${(error as Error).message} (options: --gpu, --rebuild)`);
+  say(`not ready: ${(error as Error).message} (options: --gpu, --system-cuda, --rebuild)`);
   process.exit(2);
 }
 
@@ -34,6 +40,7 @@ try {
   const { probe } = await setupNative({
     projectRoot: fileURLToPath(new URL('..', import.meta.url)),
     gpu: values.gpu ?? false,
+    systemCuda: values['system-cuda'] ?? false,
     rebuild: values.rebuild ?? false,
     cacheDir: defaultCacheDir(),
     ...(process.env.DESCENT_TF_WHEEL ? { wheel: process.env.DESCENT_TF_WHEEL } : {}),

@@ -155,7 +155,11 @@ export async function selectBackend(preferred?: string): Promise<SelectedBackend
   }
   const reason = skipped.map((s) => s.reason).join('; ');
   if (choice) {
-    const hint = choice === 'tensorflow' || choice === 'tensorflow-gpu' ? ` ${SETUP_HINT[choice]}` : '';
+    // The setup hint helps when a package is missing or broken, not when TensorFlow runs but sees no GPU.
+    const hint =
+      (choice === 'tensorflow' || choice === 'tensorflow-gpu') && !reason.includes('sees no GPU')
+        ? ` ${SETUP_HINT[choice]}`
+        : '';
     throw new BackendUnavailableError(`DESCENT_BACKEND=${choice} but ${reason}.${hint}`, choice, skipped);
   }
   throw new BackendUnavailableError(

@@ -41,6 +41,11 @@ export interface SetupOptions {
   readonly projectRoot: string;
   /** Build `@tensorflow/tfjs-node-gpu` from the GPU wheel (and its CUDA wheels) instead of the CPU pair. */
   readonly gpu: boolean;
+  /**
+   * GPU build only: do not download the CUDA wheels; CUDA 12 and cuDNN 9 are already on the loader
+   * path (a CUDA runtime base image, or a machine with them installed).
+   */
+  readonly systemCuda?: boolean;
   /** A wheel file to use instead of downloading one (DESCENT_TF_WHEEL). */
   readonly wheel?: string;
   /** The cache folder (DESCENT_CACHE_DIR). */
@@ -321,7 +326,7 @@ export async function setupNative(options: SetupOptions): Promise<SetupResult> {
   say(first.ok ? `${name} loads; rebuilding (--rebuild)` : `probe: ${first.reason}`);
 
   const wheel = await findWheel(options);
-  const cuda = options.gpu ? await cudaWheels(options, wheel) : [];
+  const cuda = options.gpu && !options.systemCuda ? await cudaWheels(options, wheel) : [];
 
   let started = performance.now();
   const pkg = await ensurePackageFiles({
@@ -338,7 +343,12 @@ export async function setupNative(options: SetupOptions): Promise<SetupResult> {
   );
 
   started = performance.now();
-  const extractedDir = join(options.cacheDir, 'tensorflow', basename(wheel, '.whl'));
+  // With the CUDA libraries or without: two different folders, so that neither run finds the other's.
+  const extractedDir = join(
+    options.cacheDir,
+    'tensorflow',
+    `${basename(wheel, '.whl')}${cuda.length ? '+cuda' : ''}`,
+  );
   const seeds = await bindingIncludes(join(pkg.dir, 'binding'));
   const tensorflow = await extractTensorFlow(wheel, extractedDir, seeds, cuda);
   say(
