@@ -66,9 +66,8 @@ const positive = (raw: string | undefined): number | undefined => {
  * sets cores ÷ workers), `TF_NUM_INTEROP_THREADS` (default 1: the trainer runs one op at a time),
  * `TF_CPP_MIN_LOG_LEVEL=2` (TensorFlow's INFO and WARNING lines, e.g. the CPU-feature notice, stay
  * out of the worker's JSON log; errors still show) and `TF_ENABLE_ONEDNN_OPTS=0` (oneDNN's custom
- * CPU kernels print a notice that no log level hides; on bench:train's shapes they were as fast for
- * the MLP and the CNN, within run-to-run noise, and half as fast for the LSTM). Returns the thread
- * counts.
+ * CPU kernels print a notice that no log level hides; on bench:train's shapes they made the CNN
+ * faster and the LSTM slower, the MLP within noise: docs/native.md). Returns the thread counts.
  */
 export function prepareNativeEnv(
   env: NodeJS.ProcessEnv = process.env,
