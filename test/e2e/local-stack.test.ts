@@ -34,7 +34,8 @@ describe('local stack end to end', { timeout: 180_000 }, () => {
 
   before(async () => {
     assert.ok(await tf.setBackend('wasm'));
-    stack = await startTestStack();
+    // The worker picks its backend as under `npm start`: the best this machine has.
+    stack = await startTestStack({ workerEnv: { DESCENT_BACKEND: '' } });
   });
   after(async () => {
     await stack?.destroy();
