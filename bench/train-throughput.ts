@@ -2,7 +2,9 @@
  * `npm run bench:train [-- OPTIONS]`: training throughput of three shapes through descent's own
  * training path (trainer/model-builder.ts + trainer/engine.ts `train`, the loop every job runs:
  * seeded permutation, gathered batches, Adam, side metrics), on each TensorFlow.js backend this
- * machine has, and the same shapes in PyTorch in the same run when `/usr/bin/python3` has torch.
+ * machine has, and the same shapes in PyTorch in the same run when `/usr/bin/python3` (or
+ * `$DESCENT_BENCH_PYTHON`) has torch. `tensorflow` is TensorFlow native (`npm run setup:native`),
+ * with the trainer's thread settings (every core unless TF_NUM_INTRAOP_THREADS says otherwise).
  *
  *   mlp   784-256-128-10 (relu), Adam, batch 128
  *   cnn   conv3x3×16 → maxpool 2 → conv3x3×32 → dense 10 on 28×28×1 (relu), Adam, batch 64
@@ -201,7 +203,8 @@ interface TorchResult {
   blas: string;
 }
 
-const PYTHON = '/usr/bin/python3';
+/** The Python with torch: `DESCENT_BENCH_PYTHON` (e.g. a venv's), else the system's. */
+const PYTHON = process.env.DESCENT_BENCH_PYTHON || '/usr/bin/python3';
 const TORCH_SCRIPT = fileURLToPath(new URL('./train_throughput_torch.py', import.meta.url));
 
 async function hasTorch(): Promise<string | undefined> {
@@ -267,8 +270,15 @@ for (const name of (opts.backends as string).split(',')) {
   try {
     backends.push(await selectBackend(name));
   } catch (error) {
-    console.log(`backend ${name}: unavailable (${String((error as Error).message).slice(0, 160)})`);
+    console.log(`backend ${name}: unavailable (${String((error as Error).message).slice(0, 300)})`);
   }
+}
+for (const backend of backends) {
+  // What "tensorflow" means here: the library, its package and its thread pools.
+  if (backend.tensorflow)
+    console.log(
+      `backend tensorflow: TensorFlow ${backend.tensorflow.version} via ${backend.package} on ${backend.device}, ${backend.tensorflow.intraOpThreads} intra-op / ${backend.tensorflow.interOpThreads} inter-op threads (TF_ENABLE_ONEDNN_OPTS=${process.env.TF_ENABLE_ONEDNN_OPTS})`,
+    );
 }
 const torchVersion = await hasTorch();
 const torchThreads = Number(opts['torch-threads']);

@@ -56,9 +56,9 @@ export interface MonitoringProps {
 /**
  * What an ops team watches: one CloudWatch dashboard (queue, jobs per minute from the handlers' and
  * trainers' embedded-format metrics, training time, GPU instances and trainers, API responses and
- * latency, Lambda errors and throttles, alarm states) and four alarms that notify an SNS topic (KMS
+ * latency, Lambda errors and throttles, alarm states) and five alarms that notify an SNS topic (KMS
  * encrypted, TLS only): a job was dead-lettered, a job has waited too long, too many jobs fail, the
- * API answers 5xx.
+ * API answers 5xx, a trainer found no GPU.
  */
 export class Monitoring extends Construct {
   /** Receives every alarm's ALARM and OK notifications. */
@@ -73,6 +73,8 @@ export class Monitoring extends Construct {
   public readonly failureRateAlarm: Alarm;
   /** The API answers 5xx. */
   public readonly api5xxAlarm: Alarm;
+  /** A trainer found no GPU: it refused to start, or started on a CPU backend. */
+  public readonly trainerWithoutGpuAlarm: Alarm;
 
   constructor(scope: Construct, id: string, props: MonitoringProps) {
     super(scope, id);
@@ -176,7 +178,16 @@ export class Monitoring extends Construct {
       treatMissingData: TreatMissingData.NOT_BREACHING,
     });
 
-    const alarms = [this.deadLetterAlarm, this.oldestJobAlarm, this.failureRateAlarm, this.api5xxAlarm];
+    this.trainerWithoutGpuAlarm = new Alarm(this, 'TrainerWithoutGpu', {
+      alarmDescription: `A trainer found no GPU in the last 5 minutes: it refused to start (DESCENT_BACKEND=tensorflow-gpu and TensorFlow sees none: driver, container toolkit or CUDA libraries) or started on a CPU backend. Its log's "backend unavailable" or "training without a GPU" line says why. ${RUNBOOK}`,
+      metric: jobs('gpuUnavailable', 'Sum', fiveMinutes),
+      threshold: 1,
+      comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: TreatMissingData.NOT_BREACHING,
+    });
+
+    const alarms = [...this.alarms];
     for (const alarm of alarms) {
       alarm.addAlarmAction(notify);
       alarm.addOkAction(notify);
@@ -248,6 +259,8 @@ export class Monitoring extends Construct {
           trainingCluster.metricInstancesInService().with({ label: 'GPU instances in service' }),
           trainingCluster.metricRunningTrainers().with({ label: 'trainers running' }),
           trainingCluster.backlog,
+          jobs('trainerStarted').with({ label: 'trainers started' }),
+          jobs('gpuUnavailable').with({ label: 'trainers without a GPU' }),
         ],
       }),
       new GraphWidget({
@@ -285,6 +298,12 @@ export class Monitoring extends Construct {
 
   /** Every alarm of descent, for tests and for adding actions. */
   get alarms(): readonly Alarm[] {
-    return [this.deadLetterAlarm, this.oldestJobAlarm, this.failureRateAlarm, this.api5xxAlarm];
+    return [
+      this.deadLetterAlarm,
+      this.oldestJobAlarm,
+      this.failureRateAlarm,
+      this.api5xxAlarm,
+      this.trainerWithoutGpuAlarm,
+    ];
   }
 }

@@ -263,6 +263,9 @@ export class TrainingCluster extends Construct {
         // The ECS agent does not set the region on EC2, and the SDK does not ask the (blocked) instance metadata.
         AWS_REGION: Stack.of(this).region,
         [ENV.logLevel]: 'info',
+        // Strict: a trainer on a task whose GPU TensorFlow cannot see exits at start (and says why)
+        // instead of training on the CPU; the "trainer without a GPU" alarm watches for it.
+        [ENV.backend]: 'tensorflow-gpu',
         [ENV.taskProtectionMinutes]: String(props.taskProtectionMinutes ?? 60),
         [ENV.hourlyPriceUsd]: String(props.hourlyPriceUsd ?? 0),
       },

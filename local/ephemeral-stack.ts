@@ -35,8 +35,10 @@ export async function startEphemeralStack(
     port: 0,
     workers: 1,
     log: quiet,
-    workerEnv: { DESCENT_LOG_LEVEL: 'error' },
     ...options,
+    // Workers train on wasm unless a caller asks otherwise (DESCENT_BACKEND '' = the best available, as
+    // `npm start`): these stacks are about the service, and wasm is faster for their tiny models.
+    workerEnv: { DESCENT_LOG_LEVEL: 'error', DESCENT_BACKEND: 'wasm', ...options.workerEnv },
     dataDir,
   });
   const call: EphemeralStack['call'] = async (method, path, o = {}) => {

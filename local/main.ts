@@ -1,9 +1,10 @@
 /** `npm start`: the whole service on this machine, no AWS account needed. */
 import { availableParallelism, totalmem } from 'node:os';
 import { resolve } from 'node:path';
-import { ENV, intEnv } from '../core/platform/config.ts';
+import { ENV, EXIT_BACKEND_UNAVAILABLE, intEnv } from '../core/platform/config.ts';
 import { createLogger } from '../core/platform/log.ts';
 import { loadRuntimeConfig, type RuntimeConfig } from '../core/platform/runtime-config.ts';
+import { threadsPerWorker } from '../trainer/native-tensorflow.ts';
 import { startLocalStack } from './stack.ts';
 
 const log = createLogger({ component: 'local' });
@@ -15,7 +16,7 @@ try {
   config = loadRuntimeConfig();
 } catch (error) {
   process.stderr.write(`descent cannot start: ${(error as Error).message}\n`);
-  process.exit(2);
+  process.exit(EXIT_BACKEND_UNAVAILABLE);
 }
 
 // Workers: one per core, at most 4, and at most one per 2 GiB of memory. The wasm backend trains
@@ -26,11 +27,10 @@ try {
 const cores = availableParallelism();
 const byMemory = Math.floor(totalmem() / 2 ** 31);
 const workers = intEnv(ENV.workers, Math.max(1, Math.min(cores, 4, byMemory)), { min: 0, max: 64 });
-// tfjs-node (TensorFlow's C library) would give every process a thread per core: split the cores
-// between the workers instead, unless set already.
-const threadsPerWorker = String(Math.max(1, Math.floor(cores / Math.max(1, workers))));
-process.env.TF_NUM_INTRAOP_THREADS ??= threadsPerWorker;
-process.env.TF_NUM_INTEROP_THREADS ??= '1';
+// TensorFlow native (after `npm run setup:native`) would give every process a thread per core: split
+// the cores between the workers instead, unless set already (workers inherit this environment).
+process.env.TF_NUM_INTRAOP_THREADS ||= String(threadsPerWorker(cores, workers));
+process.env.TF_NUM_INTEROP_THREADS ||= '1';
 
 const stack = await startLocalStack({
   dataDir,
@@ -38,6 +38,9 @@ const stack = await startLocalStack({
   workers,
   maxAttempts: config.maxAttempts,
   ...(process.env[ENV.token] ? { token: process.env[ENV.token] } : {}),
+  // A worker whose DESCENT_BACKEND cannot start has said why in its log: stop rather than serve jobs
+  // that nothing would train.
+  onWorkerUnavailable: () => shutdown('worker backend unavailable', EXIT_BACKEND_UNAVAILABLE),
   log,
 });
 
@@ -55,17 +58,17 @@ Press Ctrl-C to stop; queued and running jobs resume on the next start.
 `);
 
 let signals = 0;
-const shutdown = (signal: string) => {
+function shutdown(signal: string, exitCode = 0): void {
   signals++;
   if (signals > 1) process.exit(130);
   log.info('stopping', { signal });
   stack.stop().then(
-    () => process.exit(0),
+    () => process.exit(exitCode),
     (error: unknown) => {
       log.error('stop failed', { error: String(error) });
       process.exit(1);
     },
   );
-};
+}
 process.on('SIGINT', () => shutdown('SIGINT'));
 process.on('SIGTERM', () => shutdown('SIGTERM'));

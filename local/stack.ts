@@ -7,6 +7,7 @@ import { mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { handleDeadLetter } from '../core/jobs/dead-letter.ts';
+import { EXIT_BACKEND_UNAVAILABLE } from '../core/platform/config.ts';
 import type { Limits } from '../core/platform/limits.ts';
 import { createLogger, type Logger } from '../core/platform/log.ts';
 import { loadRuntimeConfig } from '../core/platform/runtime-config.ts';
@@ -31,6 +32,11 @@ export interface LocalStackOptions {
   readonly workerEnv?: Record<string, string>;
   /** How often the sweep controller's loop advances every active sweep (default 2000 ms). */
   readonly sweepIntervalMs?: number;
+  /**
+   * Called when a worker exits because its backend cannot start (`DESCENT_BACKEND` names one this
+   * machine lacks): a restart would fail the same way, so it is not restarted. @default - logged only
+   */
+  readonly onWorkerUnavailable?: (worker: number) => void;
   readonly log?: Logger;
 }
 
@@ -43,9 +49,6 @@ export interface LocalStack {
   /** Process ids of the running worker processes (for crash tests). */
   workerPids(): number[];
 }
-
-/** A worker's exit code for a setting it cannot start with: restarting it would fail the same way. */
-export const WORKER_CANNOT_START = 2;
 
 const WORKER_ENTRY = fileURLToPath(new URL('./worker-process.ts', import.meta.url));
 
@@ -93,8 +96,11 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     child.once('exit', (code, signal) => {
       children.delete(child);
       if (stopping) return;
-      if (code === WORKER_CANNOT_START) {
-        log.error('worker cannot start (see its message above); not restarting it', { worker: index });
+      if (code === EXIT_BACKEND_UNAVAILABLE) {
+        log.error('worker cannot start: its backend is unavailable (its log says why); not restarting', {
+          worker: index,
+        });
+        options.onWorkerUnavailable?.(index);
         return;
       }
       const delay = Math.min(30_000, 1000 * 2 ** Math.min(restarts, 5));

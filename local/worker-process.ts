@@ -2,7 +2,7 @@
  * One local trainer worker process (the supervisor in `local/stack.ts` starts `DESCENT_WORKERS` of
  * them): the trainer start-up the GPU container runs too, on the local store and queue.
  */
-import { ENV, requireEnv } from '../core/platform/config.ts';
+import { ENV, EXIT_BACKEND_UNAVAILABLE, requireEnv } from '../core/platform/config.ts';
 import { noMetrics } from '../core/platform/emf.ts';
 import { createLogger } from '../core/platform/log.ts';
 import { loadRuntimeConfig } from '../core/platform/runtime-config.ts';
@@ -19,26 +19,22 @@ try {
   config = loadRuntimeConfig();
   dataDir = requireEnv(ENV.dataDir);
 } catch (error) {
+  // A bad setting: restarting would fail the same way, and the supervisor does not restart this code.
   log.error('bad setting; the worker cannot start', { error: (error as Error).message });
-  process.exit(2);
+  process.exit(EXIT_BACKEND_UNAVAILABLE);
 }
 const secret = await ensureSecret(dataDir, 'storage-secret');
 const store = openLocalStore(dataDir, secret, process.env.DESCENT_PUBLIC_URL ?? 'http://127.0.0.1');
 const queue = openJobQueue(dataDir, config.maxAttempts);
 // The local stack drops job metrics (no CloudWatch); the code path is the AWS trainer's.
-const trainer = await startTrainer({
+const { backend, worker } = await startTrainer({
   config,
   store,
   queue,
   log,
   metrics: noMetrics,
   defaultVisibilitySeconds: VISIBILITY_TIMEOUT_SECONDS,
-}).catch((error: unknown) => {
-  // No backend could start (or the one named in DESCENT_BACKEND): restarting would fail the same way.
-  log.error('the worker cannot start', { error: (error as Error).message });
-  process.exit(2);
 });
-const { backend, worker } = trainer;
 
 const shutdown = async (signal: string) => {
   log.info('stopping', { signal });

@@ -10,7 +10,7 @@
  * DESCENT_LOG_LEVEL. ECS sets ECS_AGENT_URI itself.
  */
 import { awsPorts } from '../aws/services.ts';
-import { ENV, intEnv } from '../core/platform/config.ts';
+import { ENV, EXIT_BACKEND_UNAVAILABLE, intEnv } from '../core/platform/config.ts';
 import { printMetrics } from '../core/platform/emf.ts';
 import { createLogger } from '../core/platform/log.ts';
 import { loadRuntimeConfig } from '../core/platform/runtime-config.ts';
@@ -41,7 +41,7 @@ async function main(): Promise<void> {
     };
   } catch (error) {
     log.error('bad setting; the trainer cannot start', { error: (error as Error).message });
-    process.exit(2);
+    process.exit(EXIT_BACKEND_UNAVAILABLE);
   }
   const { store, queue } = settings.ports;
   const protection = new TaskProtection({
@@ -52,7 +52,7 @@ async function main(): Promise<void> {
   if (!protection.available)
     log.warn(`${ECS_AGENT_URI} is not set: running without task scale-in protection`);
 
-  const { backend, worker } = await startTrainer({
+  const { worker } = await startTrainer({
     config: settings.config,
     store,
     queue,
@@ -60,12 +60,9 @@ async function main(): Promise<void> {
     metrics: printMetrics,
     defaultVisibilitySeconds: DEFAULT_VISIBILITY_TIMEOUT_SECONDS,
     onBusy: (busy) => protection.setBusy(busy),
+    // Without a GPU the trainer says so (and the gpuUnavailable metric's alarm fires).
+    expectGpu: true,
   });
-  if (backend.package !== '@tensorflow/tfjs-node-gpu') {
-    log.warn('training without the GPU: @tensorflow/tfjs-node-gpu did not load', {
-      skipped: backend.skipped,
-    });
-  }
 
   const shutdown = async (signal: string) => {
     log.info('stopping', { signal });

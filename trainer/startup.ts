@@ -5,12 +5,13 @@
  * and the worker loop. Only the ports, the metrics sink and the busy hook differ between the two.
  */
 import { jobEndMetrics } from '../core/jobs/job-metrics.ts';
+import { ENV } from '../core/platform/config.ts';
 import type { MetricsSink } from '../core/platform/emf.ts';
 import type { Logger } from '../core/platform/log.ts';
 import type { JobQueue, ObjectStore } from '../core/platform/ports.ts';
 import type { RuntimeConfig } from '../core/platform/runtime-config.ts';
 import { createServices } from '../core/services.ts';
-import { type SelectedBackend, selectBackend } from './backend.ts';
+import { type SelectedBackend, startBackend } from './backend.ts';
 import { runJob } from './run-job.ts';
 import { Worker } from './worker.ts';
 
@@ -25,6 +26,8 @@ export interface TrainerOptions {
   readonly defaultVisibilitySeconds: number;
   /** Called when the worker starts and ends a job. */
   readonly onBusy?: (busy: boolean) => Promise<void> | void;
+  /** A GPU trainer: training without one is worth a warning (a strict `tensorflow-gpu` refuses). */
+  readonly expectGpu?: boolean;
 }
 
 export interface Trainer {
@@ -34,9 +37,15 @@ export interface Trainer {
 
 export async function startTrainer(options: TrainerOptions): Promise<Trainer> {
   const { config, store, queue, log } = options;
-  const backend = await selectBackend(config.backend);
-  log.info('backend selected', { backend: backend.name, package: backend.package, skipped: backend.skipped });
-  const device = backend.package === '@tensorflow/tfjs-node-gpu' ? 'gpu' : 'cpu';
+  // A named backend that cannot start ends the process here (exit 78), saying why.
+  const backend = await startBackend(
+    log,
+    config.backend === undefined ? {} : { [ENV.backend]: config.backend },
+    {
+      metrics: options.metrics,
+      ...(options.expectGpu ? { expectGpu: true } : {}),
+    },
+  );
   const services = createServices(store, queue, { limits: config.limits, log });
   services.lifecycle.subscribe(jobEndMetrics(options.metrics));
   const worker = new Worker({
@@ -51,7 +60,7 @@ export async function startTrainer(options: TrainerOptions): Promise<Trainer> {
           lifecycle: services.lifecycle,
           tf: backend.tf,
           backend: backend.name,
-          device,
+          device: backend.device,
           now: services.now,
           log,
           hourlyPriceUsd: config.hourlyPriceUsd,

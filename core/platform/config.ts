@@ -20,7 +20,7 @@ export const ENV = {
   token: 'DESCENT_TOKEN',
   /** Receives before a job's message goes to the dead-letter queue. */
   maxAttempts: 'DESCENT_MAX_ATTEMPTS',
-  /** Force a TensorFlow.js backend (`tensorflow`, `wasm`, `cpu`) instead of choosing the best. */
+  /** Force a backend (`tensorflow-gpu`, `tensorflow`, `wasm`, `cpu`) instead of choosing the best: strict, the trainer exits at boot when it cannot start. */
   backend: 'DESCENT_BACKEND',
   /** Log level: debug, info, warn, error. */
   logLevel: 'DESCENT_LOG_LEVEL',
@@ -47,6 +47,13 @@ export const ENV = {
   /** AWS: the tenants (Cognito app client ids, comma-separated) whose sweeps the scheduled controller advances. */
   tenants: 'DESCENT_TENANTS',
 } as const;
+
+/**
+ * Exit code of a trainer whose backend cannot start (`DESCENT_BACKEND` names one that is not
+ * available, or no backend at all starts): a configuration error (sysexits' EX_CONFIG), which a
+ * restart would not fix, so the local supervisor does not restart the worker.
+ */
+export const EXIT_BACKEND_UNAVAILABLE = 78;
 
 export type EnvName = (typeof ENV)[keyof typeof ENV];
 

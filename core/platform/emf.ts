@@ -25,6 +25,13 @@ export const METRICS = {
   jobsDeadLettered: { name: 'jobsDeadLettered', unit: 'Count' },
   /** Wall-clock training time of a SUCCEEDED job (the record's `resources.trainingSeconds`). */
   trainingSeconds: { name: 'trainingSeconds', unit: 'Seconds' },
+  /** A trainer started its TensorFlow.js backend (properties: backend, device, package). */
+  trainerStarted: { name: 'trainerStarted', unit: 'Count' },
+  /**
+   * A trainer has no GPU to train on: it refused to start (`DESCENT_BACKEND=tensorflow-gpu` and
+   * TensorFlow sees none) or started on a CPU backend. The "trainer without a GPU" alarm watches it.
+   */
+  gpuUnavailable: { name: 'gpuUnavailable', unit: 'Count' },
 } as const satisfies Record<string, { name: string; unit: MetricUnit }>;
 
 export type MetricName = keyof typeof METRICS;
@@ -67,6 +74,14 @@ export function emfLine(values: MetricValues, options: EmfOptions = {}): string 
   };
   for (const [name, value] of entries) document[METRICS[name].name] = value;
   return JSON.stringify(document);
+}
+
+/**
+ * The metrics of a trainer's start: `trainerStarted` when its backend started, `gpuUnavailable`
+ * when it has no GPU (whether it started on a CPU backend or refused to start).
+ */
+export function trainerStartMetrics(start: { started: boolean; gpu: boolean }): MetricValues {
+  return { ...(start.started ? { trainerStarted: 1 } : {}), ...(start.gpu ? {} : { gpuUnavailable: 1 }) };
 }
 
 /** Where metric lines go: stdout, which Lambda and the ECS awslogs driver send to CloudWatch Logs. */

@@ -1,17 +1,26 @@
 /**
  * Every example in examples/ trains to the result the README promises, with the real trainer on
- * the wasm backend (the fine-tuning pair runs its base job first).
+ * each training backend of this machine (the fine-tuning pair runs its base job first).
  */
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import { jobKeys } from '../../core/platform/keys.ts';
+import type { SelectedBackend } from '../../trainer/backend.ts';
+import { trainingBackends } from '../helpers/backends.ts';
 import { readJson } from '../helpers/local-ports.ts';
 import { TENANT, type TrainerFixture, trainerFixture } from '../helpers/trainer.ts';
 
 const read = (path: string) => readFile(new URL(`../../examples/${path}`, import.meta.url), 'utf8');
 
-describe('examples train to their documented results', { timeout: 300_000 }, () => {
+// Every case on each training backend of this machine (wasm; tensorflow after `npm run setup:native`).
+for (const backend of await trainingBackends()) {
+  describe(`examples train to their documented results on ${backend.name}`, { timeout: 600_000 }, () =>
+    exampleTests(backend),
+  );
+}
+
+function exampleTests(backend: SelectedBackend): void {
   let fixture: TrainerFixture;
 
   const train = async (specPath: string, dataPath: string, fill: Record<string, string> = {}) => {
@@ -27,7 +36,7 @@ describe('examples train to their documented results', { timeout: 300_000 }, () 
   };
 
   before(async () => {
-    fixture = await trainerFixture({ deps: { progressIntervalMs: 1000 } });
+    fixture = await trainerFixture({ backend, deps: { progressIntervalMs: 1000 } });
   });
   after(async () => {
     await fixture.cleanup();
@@ -51,4 +60,4 @@ describe('examples train to their documented results', { timeout: 300_000 }, () 
     const tuned = await train('fine-tune/job.json', 'fine-tune/diagonals.jsonl', { '<baseJobId>': base.id });
     assert.ok(tuned.report.validation.accuracy >= 0.9, String(tuned.report.validation.accuracy));
   });
-});
+}

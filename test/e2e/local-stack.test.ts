@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
+import { nativeInstalled } from '../helpers/backends.ts';
 import { startTestStack, type TestStack } from '../helpers/local-stack.ts';
 import { regressionCsv } from '../helpers/tables.ts';
 
@@ -34,7 +35,8 @@ describe('local stack end to end', { timeout: 600_000 }, () => {
 
   before(async () => {
     assert.ok(await tf.setBackend('wasm'));
-    stack = await startTestStack();
+    // The worker picks its backend as under `npm start`: the best this machine has.
+    stack = await startTestStack({ workerEnv: { DESCENT_BACKEND: '' } });
   });
   after(async () => {
     await stack?.destroy();
@@ -64,7 +66,10 @@ describe('local stack end to end', { timeout: 600_000 }, () => {
     const job = await stack.waitFor(submitted.body.id);
     assert.equal(job.status, 'SUCCEEDED', JSON.stringify(job.error));
     assert.equal(job.attempt, 1);
-    assert.equal(job.backend, 'wasm');
+    // The worker picked the best backend this machine has: TensorFlow native once `npm run setup:native` ran.
+    assert.equal(job.backend, nativeInstalled() ? 'tensorflow' : 'wasm');
+    assert.equal(job.resources.backend, job.backend);
+    assert.equal(job.resources.device, 'cpu');
     assert.deepEqual(job.classes, ['setosa', 'versicolor', 'virginica']);
     assert.ok(job.startedAt && job.finishedAt);
 

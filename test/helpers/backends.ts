@@ -1,6 +1,12 @@
-/** Running the same computation on the cpu and wasm backends and comparing, for kernel tests. */
+/**
+ * Running the same computation on several backends and comparing (kernel tests), and the training
+ * backends this machine has (tests of the training path run on each).
+ */
 import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
+import { type SelectedBackend, selectBackend, type TF } from '../../trainer/backend.ts';
+import { TFJS_NODE, TFJS_NODE_GPU } from '../../trainer/native-tensorflow.ts';
 
 export type Shape4 = [number, number, number, number];
 export type Pad =
@@ -31,7 +37,10 @@ export interface Result {
 }
 
 /** Runs `f` on a backend (which must create its own input tensors) and reads the result out. */
-export async function on(backend: 'cpu' | 'wasm', f: () => tf.Tensor | tf.Tensor[]): Promise<Result[]> {
+export async function on(
+  backend: 'cpu' | 'wasm' | 'tensorflow',
+  f: () => tf.Tensor | tf.Tensor[],
+): Promise<Result[]> {
   assert.ok(await tf.setBackend(backend));
   const out = tf.tidy(f);
   const list = Array.isArray(out) ? out : [out];
@@ -59,4 +68,34 @@ export function assertClose(actual: Result[], expected: Result[], label: string,
     assert.ok(scale > 0, `${label} [${k}]: all zero`);
     assert.ok(diff <= tol * scale, `${label} [${k}]: max diff ${diff} vs scale ${scale}`);
   });
+}
+
+/**
+ * The training backends of this machine, for tests parameterised over them: wasm always, and
+ * `tensorflow` when `@tensorflow/tfjs-node` or `-gpu` is installed (`npm run setup:native`). A
+ * native package that is installed but does not start fails the tests instead of being skipped.
+ */
+export async function trainingBackends(): Promise<SelectedBackend[]> {
+  const backends = [await selectBackend('wasm')];
+  if (nativeInstalled()) backends.push(await selectBackend('tensorflow'));
+  return backends;
+}
+
+/** Whether a native package is in node_modules (whether or not it works). */
+export function nativeInstalled(): boolean {
+  const require = createRequire(import.meta.url);
+  return [TFJS_NODE, TFJS_NODE_GPU].some((name) => {
+    try {
+      require.resolve(`${name}/package.json`);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** Makes `backend` the one tfjs runs ops on (one process may hold several), and returns its `tf`. */
+export async function use(backend: SelectedBackend): Promise<TF> {
+  assert.ok(await backend.tf.setBackend(backend.name), `setBackend(${backend.name})`);
+  return backend.tf;
 }

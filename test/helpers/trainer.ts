@@ -7,8 +7,9 @@ import { submitJob } from '../../core/jobs/job-service.ts';
 import type { JobStore } from '../../core/jobs/job-store.ts';
 import { createLogger } from '../../core/platform/log.ts';
 import { createServices, type ServiceOverrides, type Services } from '../../core/services.ts';
-import { selectBackend } from '../../trainer/backend.ts';
+import { type SelectedBackend, selectBackend } from '../../trainer/backend.ts';
 import { type JobOutcome, runJob, type TrainerDeps } from '../../trainer/run-job.ts';
+import { use } from './backends.ts';
 import { type LocalPorts, localPorts, putDataset } from './local-ports.ts';
 
 export const TENANT = 'acme';
@@ -32,7 +33,8 @@ export interface TrainerFixture {
 
 export async function trainerFixture(
   options: {
-    backend?: string;
+    /** A backend started already (one of `trainingBackends()`), or the name of one to start. @default 'wasm' */
+    backend?: string | SelectedBackend;
     deps?: Partial<TrainerDeps>;
     services?: ServiceOverrides;
     ports?: Parameters<typeof localPorts>[0];
@@ -40,12 +42,14 @@ export async function trainerFixture(
 ): Promise<TrainerFixture> {
   const ports = await localPorts(options.ports);
   const services = createServices(ports.store, ports.queue, { log: quiet, ...options.services });
-  const backend = await selectBackend(options.backend ?? 'wasm');
+  const backend =
+    typeof options.backend === 'object' ? options.backend : await selectBackend(options.backend ?? 'wasm');
   const deps: TrainerDeps = {
     store: ports.store,
     lifecycle: services.lifecycle,
-    tf: backend.tf,
+    tf: await use(backend),
     backend: backend.name,
+    device: backend.device,
     now: services.now,
     log: quiet,
     progressIntervalMs: 0,

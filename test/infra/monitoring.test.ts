@@ -20,8 +20,8 @@ const inputsOf = (alarm: CfnResource): string =>
   JSON.stringify([alarm.Properties.MetricName, alarm.Properties.Metrics, alarm.Properties.Dimensions]);
 
 describe('Monitoring alarms', () => {
-  it('has the four alarms, each notifying the alarm topic when it fires and when it clears', () => {
-    assert.equal(monitoring.alarms.length, 4);
+  it('has the five alarms, each notifying the alarm topic when it fires and when it clears', () => {
+    assert.equal(monitoring.alarms.length, 5);
     for (const alarm of monitoring.alarms) {
       const { Properties } = alarmOf(alarm);
       assert.deepEqual(Properties.AlarmActions, [topicRef]);
@@ -70,6 +70,22 @@ describe('Monitoring alarms', () => {
       Period: 300,
       AlarmActions: [topicRef],
     });
+  });
+
+  it('fires when a trainer reports, once in 5 minutes, that it has no GPU (refused to start or fell back to a CPU)', () => {
+    const alarm = alarmOf(monitoring.trainerWithoutGpuAlarm);
+    const [metric] = alarm.Properties.Metrics as {
+      MetricStat: { Metric: { MetricName: string; Namespace: string }; Stat: string; Period: number };
+    }[];
+    assert.deepEqual(metric?.MetricStat.Metric, {
+      MetricName: METRICS.gpuUnavailable.name,
+      Namespace: METRIC_NAMESPACE,
+    });
+    assert.equal(metric?.MetricStat.Stat, 'Sum');
+    assert.equal(metric?.MetricStat.Period, 300);
+    assert.equal(alarm.Properties.Threshold, 1);
+    assert.equal(alarm.Properties.ComparisonOperator, 'GreaterThanOrEqualToThreshold');
+    assert.equal(alarm.Properties.TreatMissingData, 'notBreaching');
   });
 
   it('publishes to a KMS-encrypted, TLS-only topic that CloudWatch may encrypt for', () => {

@@ -118,6 +118,7 @@ describe('TrainingCluster instances', () => {
       'core',
       'package-lock.json',
       'package.json',
+      'scripts',
       'trainer',
     ]);
     assert.ok(!files.some((f) => f.endsWith('.test.ts')));
@@ -279,5 +280,7 @@ describe('TrainingCluster trainer permissions', () => {
     });
     assert.ok(env[ENV.taskProtectionMinutes]);
     assert.deepEqual(env.AWS_REGION, { Ref: 'AWS::Region' });
+    // Trains on the GPU or refuses to start: no silent fall-back to the CPU on a GPU instance.
+    assert.equal(env[ENV.backend], 'tensorflow-gpu');
   });
 });

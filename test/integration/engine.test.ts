@@ -3,7 +3,8 @@ import { before, describe, it } from 'node:test';
 import type { Tensor } from '@tensorflow/tfjs';
 import type { Table } from '../../core/datasets/tabular.ts';
 import { UnrecoverableError } from '../../core/platform/errors.ts';
-import { selectBackend, type TF } from '../../trainer/backend.ts';
+import type { SelectedBackend, TF } from '../../trainer/backend.ts';
+import { trainingBackends, use } from '../helpers/backends.ts';
 import { specOf } from '../helpers/specs.ts';
 import { blobs, lcg, tableOf } from '../helpers/tables.ts';
 import { firstLoss, lastLoss, trainOn } from '../helpers/training.ts';
@@ -24,11 +25,16 @@ async function linear(n = 40): Promise<Table> {
   );
 }
 
-describe('training engine', () => {
+// Every case on each training backend of this machine (wasm; tensorflow after `npm run setup:native`).
+for (const backend of await trainingBackends()) {
+  describe(`training engine on ${backend.name}`, () => engineTests(backend));
+}
+
+function engineTests(backend: SelectedBackend): void {
   let tf: TF;
   let table: Table;
   before(async () => {
-    tf = (await selectBackend('wasm')).tf;
+    tf = await use(backend);
     table = await blobs(60);
   });
 
@@ -484,4 +490,4 @@ describe('training engine', () => {
       });
     }
   });
-});
+}

@@ -9,6 +9,8 @@ import { submitJob } from '../../core/jobs/job-service.ts';
 import type { JobStore } from '../../core/jobs/job-store.ts';
 import { jobKeys } from '../../core/platform/keys.ts';
 import type { Services } from '../../core/services.ts';
+import type { SelectedBackend } from '../../trainer/backend.ts';
+import { trainingBackends } from '../helpers/backends.ts';
 import { readJson } from '../helpers/local-ports.ts';
 import { lcg } from '../helpers/tables.ts';
 import { TENANT, type TrainerFixture, trainerFixture } from '../helpers/trainer.ts';
@@ -24,7 +26,12 @@ function signalCsv(n = 200): string {
   return `${lines.join('\n')}\n`;
 }
 
-describe('runJob deliverables', () => {
+// Every case on each training backend of this machine (wasm; tensorflow after `npm run setup:native`).
+for (const backend of await trainingBackends()) {
+  describe(`runJob deliverables on ${backend.name}`, () => deliverableTests(backend));
+}
+
+function deliverableTests(backend: SelectedBackend): void {
   let fixture: TrainerFixture;
   let services: Services;
   let jobs: JobStore;
@@ -40,7 +47,7 @@ describe('runJob deliverables', () => {
   };
 
   before(async () => {
-    fixture = await trainerFixture({ deps: { hourlyPriceUsd: 3.6 } });
+    fixture = await trainerFixture({ backend, deps: { hourlyPriceUsd: 3.6 } });
     services = fixture.services;
     jobs = fixture.jobs;
     datasetId = await fixture.dataset(csv);
@@ -72,7 +79,7 @@ describe('runJob deliverables', () => {
 
     assert.equal(record.lineage?.datasetSha256, createHash('sha256').update(csv).digest('hex'));
     assert.equal(record.lineage?.seed, 3);
-    assert.equal(record.lineage?.backend, 'wasm');
+    assert.equal(record.lineage?.backend, backend.name);
     assert.match(record.lineage?.serviceVersion ?? '', /^\d+\.\d+\.\d+/);
     const res = record.resources ?? {};
     assert.equal(res.epochsRun, 40);
@@ -81,7 +88,8 @@ describe('runJob deliverables', () => {
       (res.samplesPerSecond ?? 0) > 0 && (res.peakRssBytes ?? 0) > 0 && (res.trainingSeconds ?? 0) > 0,
     );
     assert.ok(Math.abs((res.estimatedCostUsd ?? 0) - (3.6 * (res.trainingSeconds ?? 0)) / 3600) < 1e-9);
-    assert.equal(res.backend, 'wasm');
+    assert.equal(res.backend, backend.name);
+    assert.equal(res.device, backend.device);
   });
 
   it('saves the fitted preprocessing with the model', async () => {
@@ -201,4 +209,4 @@ describe('runJob deliverables', () => {
       (e: { code?: string }) => e.code === 'VALIDATION_ERROR',
     );
   });
-});
+}

@@ -8,13 +8,20 @@ import { handleDeadLetter } from '../../core/jobs/dead-letter.ts';
 import { cancelJob, deleteJob, submitJob } from '../../core/jobs/job-service.ts';
 import type { JobStore } from '../../core/jobs/job-store.ts';
 import { createServices, type Services } from '../../core/services.ts';
+import type { SelectedBackend } from '../../trainer/backend.ts';
+import { trainingBackends } from '../helpers/backends.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { putDataset } from '../helpers/local-ports.ts';
 import { quiet, TENANT, type TrainerFixture, trainerFixture } from '../helpers/trainer.ts';
 
 const blobs = `a,b,label\n${Array.from({ length: 80 }, (_, i) => `${(i % 2) * 2 - 1 + Math.sin(i) * 0.3},${Math.cos(i)},${i % 2 ? 'pos' : 'neg'}`).join('\n')}\n`;
 
-describe('runJob', () => {
+// Every case on each training backend of this machine (wasm; tensorflow after `npm run setup:native`).
+for (const backend of await trainingBackends()) {
+  describe(`runJob on ${backend.name}`, () => runJobTests(backend));
+}
+
+function runJobTests(backend: SelectedBackend): void {
   let fixture: TrainerFixture;
   let services: Services;
   let jobs: JobStore;
@@ -33,7 +40,7 @@ describe('runJob', () => {
     );
 
   before(async () => {
-    fixture = await trainerFixture();
+    fixture = await trainerFixture({ backend });
     services = fixture.services;
     jobs = fixture.jobs;
   });
@@ -328,4 +335,4 @@ describe('runJob', () => {
     assert.equal(record.status, 'CANCELLED');
     assert.equal(record.attempt, 0);
   });
-});
+}

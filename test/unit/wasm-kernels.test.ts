@@ -2,8 +2,22 @@ import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
+import { selectBackend } from '../../trainer/backend.ts';
 import { registerMissingWasmKernels, WASM_MISSING_KERNELS } from '../../trainer/wasm-kernels.ts';
-import { assertClose, on, type Pad, type Result, random, type Shape4, size } from '../helpers/backends.ts';
+import {
+  assertClose,
+  nativeInstalled,
+  on,
+  type Pad,
+  type Result,
+  random,
+  type Shape4,
+  size,
+} from '../helpers/backends.ts';
+
+// TensorFlow native's own gradient kernels are checked against the same reference, when this
+// machine has it (before any suite starts: selecting a backend must not race a test's setBackend).
+const tensorflow = nativeInstalled() ? await selectBackend('tensorflow') : undefined;
 
 type Rounding = 'floor' | 'round' | 'ceil' | undefined;
 
@@ -332,7 +346,7 @@ const seq = (inputShape: number[], layers: Parameters<tf.Sequential['add']>[0][]
   return m;
 };
 
-describe('layer gradients on wasm match cpu', () => {
+describe(`layer gradients on wasm${tensorflow ? ' and tensorflow' : ''} match cpu`, () => {
   before(() => registerMissingWasmKernels(tf));
 
   const images = (shape: number[], seed: number) => () => tf.tensor(random(size(shape), seed), shape);
@@ -401,7 +415,10 @@ describe('layer gradients on wasm match cpu', () => {
   ];
   for (const [name, build, input] of models) {
     it(name, async () => {
-      await wasmVsCpu(name, () => modelGrads(build, input, 1000));
+      const grads = () => modelGrads(build, input, 1000);
+      const reference = await on('cpu', grads);
+      assertClose(await on('wasm', grads), reference, `${name} wasm`);
+      if (tensorflow) assertClose(await on('tensorflow', grads), reference, `${name} tensorflow`);
     });
   }
 });

@@ -1,0 +1,233 @@
+/**
+ * Backend selection never lies: a named backend is strict and says why it cannot start, the chosen
+ * one reports its device truthfully, and what tfjs-node needs before it loads (Node ≥ 23's missing
+ * `util.isNullOrUndefined`, thread counts, quiet logs) is set up.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { afterEach, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { EXIT_BACKEND_UNAVAILABLE } from '../../core/platform/config.ts';
+import { createLogger } from '../../core/platform/log.ts';
+import {
+  BackendUnavailableError,
+  isTfjsNotice,
+  parseBackendChoice,
+  selectBackend,
+  startBackend,
+} from '../../trainer/backend.ts';
+import {
+  firstLine,
+  patchNodeUtilForTfjsNode,
+  prepareNativeEnv,
+  threadsPerWorker,
+} from '../../trainer/native-tensorflow.ts';
+import { nativeInstalled } from '../helpers/backends.ts';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const native = nativeInstalled();
+
+/** Runs ES module code in a fresh Node process at the repository root. */
+function node(code: string, env: Record<string, string> = {}) {
+  return spawnSync(process.execPath, ['--input-type=module', '-e', code], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    env: { ...process.env, ...env },
+    timeout: 60_000,
+  });
+}
+
+describe('tfjs-node on Node ≥ 23', () => {
+  it('the patch restores util.isNullOrUndefined and a quiet util.isArray, once', () => {
+    const util = { isArray: (v: unknown) => Array.isArray(v) };
+    assert.deepEqual(patchNodeUtilForTfjsNode(util), ['isNullOrUndefined', 'isArray']);
+    const patched = util as unknown as { isNullOrUndefined(v: unknown): boolean; isArray: unknown };
+    assert.deepEqual(
+      [null, undefined, 0, '', false, {}].map((v) => patched.isNullOrUndefined(v)),
+      [true, true, false, false, false, false],
+    );
+    assert.equal(patched.isArray, Array.isArray);
+    assert.deepEqual(patchNodeUtilForTfjsNode(util), []);
+  });
+
+  it('without the patch a tfjs-node kernel throws; with it the same kernel runs', {
+    skip: !native && 'no native package here: run `npm run setup:native`',
+  }, () => {
+    const op = `
+        const tf = await import('@tensorflow/tfjs-node');
+        try { console.log('result', tf.tensor1d([1, 2, 3]).square().sum().dataSync()[0]); }
+        catch (error) { console.log('error', error.message); }`;
+    const quiet = { TF_CPP_MIN_LOG_LEVEL: '3', TF_ENABLE_ONEDNN_OPTS: '0' };
+    const bare = node(op, quiet);
+    assert.match(bare.stdout, /error .*isNullOrUndefined\)? is not a function/, bare.stderr);
+    const patched = node(
+      `const { patchNodeUtilForTfjsNode } = await import('./trainer/native-tensorflow.ts');
+         patchNodeUtilForTfjsNode();${op}`,
+      quiet,
+    );
+    assert.match(patched.stdout, /result 14/, patched.stderr);
+  });
+});
+
+describe('TensorFlow native settings', () => {
+  it('splits the cores between workers, one thread at least', () => {
+    assert.equal(threadsPerWorker(16, 4), 4);
+    assert.equal(threadsPerWorker(2, 2), 1);
+    assert.equal(threadsPerWorker(2, 4), 1);
+    assert.equal(threadsPerWorker(8, 0), 8);
+  });
+
+  it('sets thread counts and quiet logs only where the operator has not', () => {
+    const env: NodeJS.ProcessEnv = {};
+    assert.deepEqual(prepareNativeEnv(env, 6), { intraOp: 6, interOp: 1 });
+    assert.deepEqual(env, {
+      TF_NUM_INTRAOP_THREADS: '6',
+      TF_NUM_INTEROP_THREADS: '1',
+      TF_CPP_MIN_LOG_LEVEL: '2',
+      TF_ENABLE_ONEDNN_OPTS: '0',
+    });
+    const set: NodeJS.ProcessEnv = {
+      TF_NUM_INTRAOP_THREADS: '3',
+      TF_NUM_INTEROP_THREADS: '2',
+      TF_CPP_MIN_LOG_LEVEL: '0',
+      TF_ENABLE_ONEDNN_OPTS: '1',
+    };
+    assert.deepEqual(prepareNativeEnv(set, 6), { intraOp: 3, interOp: 2 });
+    assert.equal(set.TF_CPP_MIN_LOG_LEVEL, '0');
+    assert.equal(set.TF_ENABLE_ONEDNN_OPTS, '1');
+    const malformed: NodeJS.ProcessEnv = { TF_NUM_INTRAOP_THREADS: 'lots' };
+    assert.equal(prepareNativeEnv(malformed, 4).intraOp, 4);
+  });
+
+  it("shortens a package's load error to its first line, without tfjs-node's `npm rebuild` advice", () => {
+    assert.equal(
+      firstLine(new Error("Cannot find package '@tensorflow/tfjs-node' imported from /x/y.ts")),
+      'not installed',
+    );
+    assert.equal(
+      firstLine(
+        new Error(
+          'The Node.js native addon module (tfjs_binding.node) can not be found at path: /a/b.node. \nPlease run command ...',
+        ),
+      ),
+      'The Node.js native addon module (tfjs_binding.node) can not be found at path: /a/b.node',
+    );
+  });
+});
+
+describe('selectBackend', () => {
+  it('accepts the four names and nothing else, naming them in the error', () => {
+    assert.equal(parseBackendChoice(undefined), undefined);
+    assert.equal(parseBackendChoice(''), undefined);
+    for (const name of ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'])
+      assert.equal(parseBackendChoice(name), name);
+    assert.throws(
+      () => parseBackendChoice('webgl'),
+      (e: unknown) =>
+        e instanceof BackendUnavailableError &&
+        /DESCENT_BACKEND=webgl is not a backend: use tensorflow-gpu/.test(e.message),
+    );
+  });
+
+  it('a named backend is the one that runs, on the device it reports', async () => {
+    const wasm = await selectBackend('wasm');
+    assert.deepEqual(
+      [wasm.name, wasm.choice, wasm.device, wasm.tf.getBackend()],
+      ['wasm', 'wasm', 'cpu', 'wasm'],
+    );
+    assert.deepEqual(wasm.skipped, []);
+  });
+
+  it('without a preference takes the best that starts, and says why better ones were skipped', async () => {
+    const best = await selectBackend();
+    assert.equal(best.tf.getBackend(), best.name);
+    assert.equal(best.name, native ? 'tensorflow' : 'wasm');
+    assert.equal(best.skipped[0]?.backend, 'tensorflow-gpu');
+    assert.ok(best.skipped.every((s) => s.reason.length > 0));
+    if (best.name === 'tensorflow') {
+      assert.match(best.tensorflow?.version ?? '', /^\d+\.\d+\.\d+/);
+      assert.ok((best.tensorflow?.intraOpThreads ?? 0) >= 1);
+    }
+  });
+
+  it('tensorflow-gpu without a GPU is refused, saying why and what to do', async () => {
+    await assert.rejects(
+      selectBackend('tensorflow-gpu'),
+      (e: unknown) =>
+        e instanceof BackendUnavailableError &&
+        e.backend === 'tensorflow-gpu' &&
+        /^DESCENT_BACKEND=tensorflow-gpu but .*@tensorflow\/tfjs-node-gpu (could not load|is not installed|is installed).*npm run setup:native -- --gpu/.test(
+          e.message,
+        ),
+    );
+  });
+});
+
+describe('startBackend (the trainer entries)', () => {
+  const lines: string[] = [];
+  const log = createLogger({}, (line) => lines.push(line), 'debug');
+  afterEach(() => {
+    lines.length = 0;
+  });
+
+  it('logs the backend and emits trainerStarted, and gpuUnavailable when it trains on a CPU', async () => {
+    const metrics: string[] = [];
+    const backend = await startBackend(log, { DESCENT_BACKEND: 'wasm' }, { metrics: (l) => metrics.push(l) });
+    assert.equal(backend.name, 'wasm');
+    assert.match(lines[0] ?? '', /"message":"backend selected".*"backend":"wasm","device":"cpu"/);
+    const emitted = JSON.parse(metrics[0] ?? '{}');
+    assert.equal(emitted.trainerStarted, 1);
+    assert.equal(emitted.gpuUnavailable, 1);
+    assert.equal(emitted.device, 'cpu');
+  });
+
+  it('exits with EX_CONFIG, logging why, when the named backend cannot start', async () => {
+    const metrics: string[] = [];
+    const exits: number[] = [];
+    await assert.rejects(
+      startBackend(
+        log,
+        { DESCENT_BACKEND: 'tensorflow-gpu' },
+        {
+          metrics: (l) => metrics.push(l),
+          exit: (code) => {
+            exits.push(code);
+            throw new Error('exited');
+          },
+        },
+      ),
+      /exited/,
+    );
+    assert.deepEqual(exits, [EXIT_BACKEND_UNAVAILABLE]);
+    const logged = JSON.parse(lines.at(-1) ?? '{}');
+    assert.equal(logged.level, 'error');
+    assert.match(logged.error, /^DESCENT_BACKEND=tensorflow-gpu but /);
+    assert.equal(JSON.parse(metrics[0] ?? '{}').gpuUnavailable, 1);
+  });
+});
+
+describe('no banner noise', () => {
+  it('tfjs notices are recognised, everything else is not', () => {
+    assert.ok(
+      isTfjsNotice(
+        'Orthogonal initializer is being called on a matrix with more than 2000 (16384) elements: Slowness may result.',
+      ),
+    );
+    assert.ok(!isTfjsNotice('Orthogonal'));
+    assert.ok(!isTfjsNotice(new Error('Orthogonal initializer is being called on a matrix with more than')));
+  });
+
+  for (const backend of ['cpu', 'wasm', ...(native ? ['tensorflow'] : [])]) {
+    it(`selecting ${backend} and training an LSTM prints nothing (no banner, notice or C++ log line)`, () => {
+      const run = node(`
+        const { selectBackend } = await import('./trainer/backend.ts');
+        const { tf } = await selectBackend(${JSON.stringify(backend)});
+        const model = tf.sequential({ layers: [tf.layers.lstm({ units: 32, inputShape: [4, 8] }), tf.layers.dense({ units: 1 })] });
+        model.compile({ optimizer: 'adam', loss: 'meanSquaredError' });
+        await model.fit(tf.ones([4, 4, 8]), tf.ones([4, 1]), { epochs: 1, verbose: 0 });`);
+      assert.equal(run.status, 0, run.stderr);
+      assert.equal(run.stdout, '');
+      assert.equal(run.stderr, '');
+    });
+  }
+});
