@@ -3,6 +3,7 @@
  * optionally replace its output layer for this task, and freeze layers by count or name.
  */
 import type { LayersModel, SymbolicTensor } from '@tensorflow/tfjs';
+import { z } from 'zod';
 import type { JobSpec } from '../core/jobs/job-spec.ts';
 import { UnrecoverableError } from '../core/platform/errors.ts';
 import { fromJson } from '../core/platform/json.ts';
@@ -12,6 +13,18 @@ import type { TF } from './backend.ts';
 import { makeInitializer, type OutputSpec } from './model-builder.ts';
 
 const invalid = (message: string) => new UnrecoverableError('INVALID_SPEC', message);
+
+/** What a TensorFlow.js layers model's `model.json` must hold for descent to load it. */
+const layersModelJson = z.object({
+  modelTopology: z.record(z.string(), z.unknown()),
+  weightsManifest: z.array(
+    z.object({
+      paths: z.array(z.string()),
+      weights: z.array(z.object({ name: z.string(), shape: z.array(z.int().min(0)), dtype: z.string() })),
+    }),
+  ),
+});
+type WeightsManifestEntry = Parameters<TF['io']['decodeWeights']>[1][number];
 
 export async function loadBaseModel(
   tf: TF,
@@ -33,8 +46,15 @@ export async function loadBaseModel(
     );
   }
   try {
-    const manifest = fromJson(json.body) as { modelTopology: object; weightsManifest: { weights: [] }[] };
-    const weightSpecs = manifest.weightsManifest.flatMap((group) => group.weights);
+    const parsed = layersModelJson.safeParse(fromJson(json.body));
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      throw new Error(
+        `model.json is not a layers model's (${issue?.path.join('.') || 'root'}: ${issue?.message})`,
+      );
+    }
+    const manifest = parsed.data;
+    const weightSpecs = manifest.weightsManifest.flatMap((group) => group.weights) as WeightsManifestEntry[];
     const buffer = weights.body.buffer.slice(
       weights.body.byteOffset,
       weights.body.byteOffset + weights.body.byteLength,

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { submitJob } from '../../core/jobs/job-service.ts';
 import type { JobStore } from '../../core/jobs/job-store.ts';
-import { jobKeys } from '../../core/platform/keys.ts';
+import { datasetKeys, jobKeys } from '../../core/platform/keys.ts';
 import type { Services } from '../../core/services.ts';
 import type { SelectedBackend } from '../../trainer/backend.ts';
 import { trainingBackends } from '../helpers/backends.ts';
@@ -139,6 +139,25 @@ function deliverableTests(backend: SelectedBackend): void {
     assert.ok(report.warnings.some((w: string) => /likely too small/.test(w)));
     const events = await jobs.events(TENANT, record.id);
     assert.ok(events.some((e) => e.type === 'warning' && /likely too small/.test(e.message)));
+  });
+
+  it('fails at once, naming the problem, when an uploaded base model.json is not a layers model', async () => {
+    const id = services.newId();
+    const keys = datasetKeys(TENANT, id);
+    await fixture.ports.store.put(
+      keys.meta,
+      JSON.stringify({ id, name: 'broken', format: 'tfjs-model', createdAt: new Date().toISOString() }),
+    );
+    await fixture.ports.store.put(
+      keys.modelJson,
+      JSON.stringify({ format: 'layers-model', weightsManifest: 'no' }),
+    );
+    await fixture.ports.store.put(keys.weights, new Uint8Array(8));
+    const broken = await run({ model: { baseModel: { datasetId: id } }, training: { epochs: 1 } });
+    assert.equal(broken.record.status, 'FAILED');
+    assert.equal(broken.record.error?.code, 'INVALID_SPEC');
+    assert.match(broken.record.error?.message ?? '', /not a layers model's \(modelTopology: /);
+    assert.equal(broken.record.attempt, 1);
   });
 
   it('fails at once, not as a temporary error, when model.freeze leaves nothing to train', async () => {
