@@ -15,5 +15,7 @@ export const cpuTf = {
   io: core.io,
   dispose: core.dispose,
   ready: core.ready,
+  mul: core.mul,
+  sum: core.sum,
   loadLayersModel,
 } as unknown as InferenceTf;

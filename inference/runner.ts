@@ -13,7 +13,7 @@ import type { ExplainTarget, ModelRef, ModelRunner } from '../core/predictions/m
 /** What running and explaining a model needs from TensorFlow.js (tfjs-core + tfjs-layers suffice). */
 export type InferenceTf = Pick<
   typeof import('@tensorflow/tfjs'),
-  'tensor' | 'tidy' | 'grad' | 'io' | 'loadLayersModel' | 'dispose' | 'ready'
+  'tensor' | 'tidy' | 'grad' | 'io' | 'loadLayersModel' | 'dispose' | 'ready' | 'mul' | 'sum'
 >;
 
 interface Cached {
@@ -149,7 +149,8 @@ export class TfjsModelRunner implements ModelRunner {
       const grads = tf.tidy(() => {
         const inputs = tf.tensor(path, [rows * points, ...shape]);
         const weights = tf.tensor(mask, [rows * points, units]);
-        const f = (input: Tensor) => (model.apply(input, { training: false }) as Tensor).mul(weights).sum();
+        const f = (input: Tensor) =>
+          tf.sum(tf.mul(model.apply(input, { training: false }) as Tensor, weights));
         return tf.grad(f)(inputs);
       });
       const g = (await grads.data()) as Float32Array;
