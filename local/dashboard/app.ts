@@ -130,7 +130,7 @@ function headlineText(job: JobRecord): string {
   const s = job.summary;
   const value = s?.validation ?? s?.test;
   if (!s || value === undefined) return '';
-  return `${s.metric === 'r2' ? 'R²' : 'acc'} ${formatNumber(value)}`;
+  return `${s.metric === 'r2' ? 'R²' : 'acc'} ${value.toFixed(3)}`;
 }
 
 /** `11-30 16:05`: short enough for its column at any width. */
@@ -652,6 +652,9 @@ window.addEventListener('hashchange', () => {
   const params = hashParams();
   if (params.has('token')) {
     takeTokenFromHash();
+    // The same link may name a job or a sweep to show.
+    selectedId = params.get('job') ?? selectedId;
+    selectedSweepId = params.get('sweep') ?? selectedSweepId;
     start();
   } else if (token()) {
     const sweep = params.get('sweep');
