@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
+import { loadModel } from '../../client/model.ts';
 import { cellAt, parseTable } from '../../core/datasets/tabular.ts';
 import { getResult } from '../../core/jobs/job-service.ts';
 import { jobKeys } from '../../core/platform/keys.ts';
@@ -96,6 +97,29 @@ describe('predictions from a raw table', { timeout: 240_000 }, () => {
       const gap = (p.explanation?.value ?? 0) - (p.explanation?.baseline ?? 0);
       assert.ok(Math.abs(total - gap) < 0.02 + 0.02 * Math.abs(gap), `sum ${total} vs ${gap}`);
     }
+  });
+
+  it("runs the downloaded model in Node with the client's loader, predicting as the service does", async () => {
+    const keys = jobKeys(TENANT, jobId);
+    const [modelJson, weights] = await Promise.all([
+      f.ports.store.get(keys.modelJson),
+      f.ports.store.get(keys.weights),
+    ]);
+    const model = await loadModel(
+      { 'model.json': modelJson?.body as Uint8Array, 'weights.bin': weights?.body as Uint8Array },
+      { tf: f.deps.tf as never },
+    );
+    assert.equal(model.label, 'churned');
+    const rows = rawRows(heldOutCsv).slice(0, 50);
+    const local = await model.predict(rows);
+    const served = (await predictOnline(f.services, runner, TENANT, jobId, { rows })).predictions;
+    local.forEach((p, i) => {
+      const s = served[i] as { label: string; probabilities: Record<string, number> };
+      assert.equal((p as { label: string }).label, s.label);
+      const probabilities = (p as { probabilities: Record<string, number> }).probabilities;
+      assert.ok(Math.abs((probabilities.yes as number) - (s.probabilities.yes as number)) < 1e-5);
+    });
+    model.dispose();
   });
 
   it('refuses a malformed row with a 400 naming the row and the column', async () => {
