@@ -47,7 +47,9 @@ const stack = await startEphemeralStack();
 try {
   const spec = JSON.parse(await readFile(new URL('job.json', churn), 'utf8'));
   const datasetId = await stack.upload(await readFile(new URL('customers.csv', churn), 'utf8'));
-  const submitted = await stack.call('POST', '/jobs', { body: { ...spec, dataset: { ...spec.dataset, id: datasetId } } });
+  const submitted = await stack.call('POST', '/jobs', {
+    body: { ...spec, dataset: { ...spec.dataset, id: datasetId } },
+  });
   const job = await stack.waitFor(submitted.body.id, undefined, 600_000);
   if (job.status !== 'SUCCEEDED') throw new Error(`training ${job.status}: ${JSON.stringify(job.error)}`);
   const rows = rowsOf(await readFile(new URL('new-customers.csv', churn), 'utf8'));
@@ -59,13 +61,19 @@ try {
     rows.map((r) => r.churned === 'yes'),
   );
   console.log(`churn, 200 held-out raw rows: accuracy ${accuracy.toFixed(4)}, ROC AUC ${auc.toFixed(4)}`);
-  console.log(`  (job ${job.id}: test accuracy ${job.summary?.test?.toFixed(4)}, validation ${job.summary?.validation?.toFixed(4)})`);
+  console.log(
+    `  (job ${job.id}: test accuracy ${job.summary?.test?.toFixed(4)}, validation ${job.summary?.validation?.toFixed(4)})`,
+  );
   try {
     const reference = JSON.parse(await readFile(new URL('predict-reference.json', import.meta.url), 'utf8'));
     for (const [name, r] of Object.entries(reference as Record<string, { accuracy: number; rocAuc: number }>))
-      console.log(`  scikit-learn ${name}: accuracy ${r.accuracy.toFixed(4)}, ROC AUC ${r.rocAuc.toFixed(4)}`);
+      console.log(
+        `  scikit-learn ${name}: accuracy ${r.accuracy.toFixed(4)}, ROC AUC ${r.rocAuc.toFixed(4)}`,
+      );
   } catch {
-    console.log('  (no bench/predict-reference.json: run `python3 bench/predict_reference.py` for scikit-learn)');
+    console.log(
+      '  (no bench/predict-reference.json: run `python3 bench/predict_reference.py` for scikit-learn)',
+    );
   }
 
   const many = Array.from({ length: 1000 }, (_, i) => rows[i % rows.length]);
