@@ -12,7 +12,9 @@ export function jobLines(out: Output, job: JobRecord): string[] {
   const lines = [
     `Job        ${job.id}  ${out.paint(job.name, 'bold')}`,
     `Status     ${out.status(job.status)}${job.attempt > 1 ? `  (attempt ${job.attempt})` : ''}`,
-    `Task       ${spec.task}, label "${spec.dataset.label}", dataset ${spec.dataset.id}`,
+    job.kind === 'predictions'
+      ? `Predicts   with the model of job ${job.predictions?.modelJobId} on dataset ${job.predictions?.datasetId}${job.predictions?.rows === undefined ? '' : `: ${job.predictions.rows} rows`}`
+      : `Task       ${spec.task}, label "${spec.dataset.label}", dataset ${spec.dataset.id}`,
     `Progress   epoch ${progress.epoch}/${progress.epochs}` +
       (progress.loss === undefined ? '' : `  loss ${formatNumber(progress.loss)}`) +
       (progress.valLoss === undefined ? '' : `  val loss ${formatNumber(progress.valLoss)}`),

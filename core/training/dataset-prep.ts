@@ -206,13 +206,16 @@ export function prepareData(table: Table, spec: JobSpec): PreparedData {
 
 /** Rows of which at least this many must be filled for a column to be judged an identifier. */
 const MIN_ID_ROWS = 10;
+/** A column of consecutive whole numbers is taken for a row number from this many rows. */
+const MIN_ROW_NUMBERS = 50;
 const ID_NAME = /^(id|key|uuid|guid|index|row_?(id|num|number)?)$|[_\s.-](id|key|uuid)$/i;
 /** `PassengerId`, `customerID` (a capital I: `paid` is not one). */
 const CAMEL_ID = /[a-z0-9](Id|ID)$/;
 
 /**
  * Why a column looks like an identifier, or `undefined`: a text column whose values are (nearly)
- * all different, or a column of distinct integers named like an id (`id`, `customer_id`, `PassengerId`).
+ * all different, a column of distinct integers named like an id (`id`, `customer_id`, `PassengerId`),
+ * or one holding each integer of a range once (a row number, from 50 rows).
  */
 export function identifierReason(table: Table, name: string): string | undefined {
   const data = table.data[table.columns.indexOf(name)];
@@ -227,9 +230,16 @@ export function identifierReason(table: Table, name: string): string | undefined
     return undefined;
   }
   const present = Array.from(data.values).filter((v) => !Number.isNaN(v));
-  if (present.length < MIN_ID_ROWS || !(ID_NAME.test(name) || CAMEL_ID.test(name))) return undefined;
+  if (present.length < MIN_ID_ROWS) return undefined;
   if (!present.every(Number.isInteger) || new Set(present).size !== present.length) return undefined;
-  return `a different whole number in each of ${present.length} rows`;
+  if (ID_NAME.test(name) || CAMEL_ID.test(name))
+    return `a different whole number in each of ${present.length} rows`;
+  // A row number: every integer from the smallest to the largest once (a file saved with its index).
+  let [low, high] = [Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY];
+  for (const v of present) [low, high] = [Math.min(low, v), Math.max(high, v)];
+  if (present.length >= MIN_ROW_NUMBERS && high - low + 1 === present.length)
+    return `the numbers ${low} to ${high}, once each: a row number`;
+  return undefined;
 }
 
 /** A hint for a file whose header reads as one column: it is probably not separated by commas. */

@@ -65,6 +65,14 @@ describe('real-world tables', () => {
     assert.equal(identifierReason(table, 'joined'), undefined, 'a unique date is a date, not an id');
     const paid = await csv(`paid,label\n${Array.from({ length: 12 }, (_, i) => `${i},a`).join('\n')}\n`);
     assert.equal(identifierReason(paid, 'paid'), undefined, '"paid" is not named like an id');
+    const numbered = await csv(
+      `n,label\n${Array.from({ length: 60 }, (_, i) => `${59 - i},a`).join('\n')}\n`,
+    );
+    assert.match(identifierReason(numbered, 'n') ?? '', /row number/);
+    const years = await csv(
+      `year,label\n${Array.from({ length: 30 }, (_, i) => `${1990 + i},a`).join('\n')}\n`,
+    );
+    assert.equal(identifierReason(years, 'year'), undefined, 'thirty consecutive years are data');
   });
 
   it('excludes the columns dataset.exclude names, and refuses one the file does not have', async () => {
