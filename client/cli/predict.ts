@@ -122,19 +122,38 @@ format (or --format) and goes to --out FILE (refused if it exists, unless --forc
       const online = !v.batch && input.rows.length <= ONLINE_ROWS && input.bytes <= ONLINE_BYTES;
       let text: string;
       let via: string;
+      // --json without --out: one JSON document with the rows (predictions added) on stdout.
+      const asJson = out.json && !target;
       if (online) {
-        text = render(outFormat, await predictOnline(context, jobId as string, input.rows, explain));
+        const rows = await predictOnline(context, jobId as string, input.rows, explain);
+        text = asJson ? '' : render(outFormat, rows);
         via = 'online';
+        if (asJson) out.data({ jobId, via, rows });
       } else {
-        const batch = await predictBatch(context, jobId as string, file, outFormat, explain);
+        const batch = await predictBatch(
+          context,
+          jobId as string,
+          file,
+          asJson ? 'jsonl' : outFormat,
+          explain,
+        );
         text = batch.text;
         via = `batch job ${batch.job.id}`;
+        if (asJson)
+          out.data({
+            jobId,
+            via,
+            rows: text
+              .split('\n')
+              .filter((l) => l.trim() !== '')
+              .map((l) => JSON.parse(l)),
+          });
       }
       if (target) await writeFile(target, text);
-      else io.stdout.write(text);
+      else if (!asJson) io.stdout.write(text);
       const summary = `Predicted ${input.rows.length} rows with job ${jobId} (${via})${target ? ` into ${target}` : ''}.`;
       if (out.json && target) out.data({ jobId, rows: input.rows.length, via, out: target });
-      else out.note(summary);
+      else if (!out.json) out.note(summary);
       return 0;
     },
   },

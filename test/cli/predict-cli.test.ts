@@ -105,6 +105,15 @@ describe('descent CLI: from your data to predictions', { timeout: 300_000 }, () 
     for (const c of ['plan', 'signup_date', 'tenure_months'])
       assert.equal(typeof first[`attribution_${c}`], 'number');
     assert.equal(first.attribution_customer_id, undefined);
+
+    const json = await runCli(['predict', jobId, '--data', HELD_OUT, '--json'], env);
+    assert.equal(json.code, 0, json.stderr);
+    const doc = json.json();
+    assert.equal(doc.rows.length, 200);
+    assert.deepEqual(
+      doc.rows.map((r: { predicted_churned: string }) => r.predicted_churned),
+      online,
+    );
   });
 
   it('refuses a malformed row naming its row and column', async () => {
