@@ -122,6 +122,8 @@ const PAGE = 25;
 /** The cursor of each page shown so far (the first page has none): Newer goes back one. */
 const pageCursors: (string | undefined)[] = [undefined];
 let pageNext: string | null = null;
+/** The last count of the jobs, and of which page and ids it was made. */
+const counted = { at: 0, page: 0, total: 0, exact: true as boolean | undefined, ids: '' };
 
 /** A job's headline metric for the list: validation (else test) accuracy or R², or rows predicted. */
 function headlineText(job: JobRecord): string {
@@ -160,17 +162,34 @@ async function refreshList(): Promise<void> {
   let active = false;
   try {
     const cursor = pageCursors.at(-1);
+    // Counting reads every record: ask for it on a new page, when the page changed, or every 15 s.
+    const recount = Date.now() - counted.at > 15_000 || counted.page !== pageCursors.length;
     const [page, { sweeps }] = await Promise.all([
-      client.listJobs({ limit: PAGE, trials: 'false', count: 'true', ...(cursor ? { cursor } : {}) }),
+      client.listJobs({
+        limit: PAGE,
+        trials: 'false',
+        ...(recount ? { count: 'true' } : {}),
+        ...(cursor ? { cursor } : {}),
+      }),
       client.listSweeps({ limit: 20 }),
     ]);
     const { jobs } = page;
+    const ids = jobs.map((j) => j.id).join();
+    if (page.total !== undefined)
+      Object.assign(counted, {
+        at: Date.now(),
+        page: pageCursors.length,
+        total: page.total,
+        exact: page.totalIsExact,
+        ids,
+      });
+    else if (ids !== counted.ids) counted.at = 0; // the page changed under us: count again next time
     const first = (pageCursors.length - 1) * PAGE;
-    const total = page.total ?? jobs.length;
+    const total = Math.max(counted.total, first + jobs.length);
     $('#jobs-count').textContent =
       jobs.length === 0
         ? ''
-        : `${first + 1}–${first + jobs.length} of ${total}${page.totalIsExact === false ? '+' : ''}`;
+        : `${first + 1}–${first + jobs.length} of ${total}${counted.exact === false ? '+' : ''}`;
     $('#connection').textContent = `${total} job${total === 1 ? '' : 's'}`;
     pageNext = page.nextCursor;
     $<HTMLButtonElement>('#jobs-prev').disabled = pageCursors.length === 1;
