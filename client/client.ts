@@ -22,6 +22,8 @@ import {
   type CreateDatasetRequest,
   type CreateDatasetResponse,
   type DatasetFormat,
+  type DatasetView,
+  type DeleteDatasetResponse,
   type DeleteJobResponse,
   type EpochMetrics,
   isSweepFinishedStatus,
@@ -32,13 +34,18 @@ import {
   type JobRecord,
   type JobResult,
   type JobSpecRequest,
+  type ListDatasetsQuery,
+  type ListDatasetsResponse,
   type ListJobsQuery,
   type ListJobsResponse,
   type ListSweepsQuery,
   type ListSweepsResponse,
+  type PredictionsRequest,
+  type PredictResponse,
   type Sweep,
   type SweepRecord,
   type SweepRequest,
+  type ValidateJobResponse,
 } from './types.ts';
 
 /** Gives a bearer token for each request (e.g. a cached OAuth client-credentials token). */
@@ -179,6 +186,34 @@ export class DescentClient {
     return { ...created, bytes: blob.size };
   }
 
+  /** `GET /datasets`: one page, newest first. */
+  listDatasets(query: ListDatasetsQuery = {}, options: CallOptions = {}): Promise<ListDatasetsResponse> {
+    return this.#json('GET', '/datasets', { ...options, query: { ...query }, idempotent: true });
+  }
+
+  /** Every dataset (newest first), page after page. */
+  async *datasets(options: CallOptions = {}): AsyncGenerator<DatasetView> {
+    let cursor: string | undefined;
+    do {
+      const page = await this.listDatasets({ limit: 100, ...(cursor ? { cursor } : {}) }, options);
+      yield* page.datasets;
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor);
+  }
+
+  /** `GET /datasets/{id}`: name, format, size, whether it is uploaded. */
+  getDataset(datasetId: string, options: CallOptions = {}): Promise<DatasetView> {
+    return this.#json('GET', `/datasets/${encodeURIComponent(datasetId)}`, { ...options, idempotent: true });
+  }
+
+  /** `DELETE /datasets/{id}`: refused (409 `DATASET_IN_USE`) while a queued or running job uses it. */
+  deleteDataset(datasetId: string, options: CallOptions = {}): Promise<DeleteDatasetResponse> {
+    return this.#json('DELETE', `/datasets/${encodeURIComponent(datasetId)}`, {
+      ...options,
+      idempotent: true,
+    });
+  }
+
   // ── Jobs ─────────────────────────────────────────────────────────────────────────────────────
 
   /**
@@ -191,6 +226,51 @@ export class DescentClient {
       body: spec,
       headers: { 'idempotency-key': options.idempotencyKey ?? newIdempotencyKey() },
       idempotent: true,
+    });
+  }
+
+  /**
+   * `POST /jobs?dryRun=true`: every check of a submit, nothing stored. Without a real `dataset.id`
+   * (none yet, or a placeholder) the dataset checks are skipped, so a spec can be checked before its
+   * data is uploaded.
+   */
+  validateJob(spec: JobSpecRequest, options: CallOptions = {}): Promise<ValidateJobResponse> {
+    return this.#json('POST', '/jobs', {
+      ...options,
+      body: spec,
+      query: { dryRun: 'true' },
+      idempotent: true,
+    });
+  }
+
+  /**
+   * `POST /jobs/{id}/predict`: raw rows (column → value, as in the training file; at most 1,000) →
+   * one prediction per row, in order; `explain` adds attributions per input column. Retried like a
+   * GET: a prediction changes nothing.
+   */
+  predict(
+    jobId: string,
+    rows: readonly Record<string, unknown>[],
+    options: CallOptions & { explain?: boolean } = {},
+  ): Promise<PredictResponse> {
+    const { explain, ...call } = options;
+    return this.#json('POST', `/jobs/${encodeURIComponent(jobId)}/predict`, {
+      ...call,
+      body: { rows, ...(explain ? { explain } : {}) },
+      idempotent: true,
+    });
+  }
+
+  /** `POST /jobs/{id}/predictions`: queues batch predictions of a dataset; returns the job (kind `predictions`). */
+  submitPredictions(
+    jobId: string,
+    request: PredictionsRequest,
+    options: CallOptions = {},
+  ): Promise<JobRecord> {
+    return this.#json('POST', `/jobs/${encodeURIComponent(jobId)}/predictions`, {
+      ...options,
+      body: request,
+      idempotent: false,
     });
   }
 

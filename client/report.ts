@@ -55,11 +55,12 @@ export function featureImportances(report: JobReport | undefined): FeatureImport
 /** Scalar metrics worth a table row, in a stable order (known ones first). */
 const ORDER = ['loss', 'accuracy', 'macroF1', 'weightedF1', 'logLoss', 'rocAuc', 'mae', 'mse', 'rmse', 'r2'];
 
-/** The scalar metrics of the training and validation sets side by side: `[name, training, validation]`. */
+/** The scalar metrics of the training, validation and test sets side by side: `[name, training, validation, test]`. */
 export function metricRows(
   report: JobReport | undefined,
-): [string, number | undefined, number | undefined][] {
-  const sets: (EvaluationMetrics | undefined)[] = [report?.training, report?.validation];
+): [string, number | undefined, number | undefined, number | undefined][] {
+  const test = report?.test as EvaluationMetrics | undefined;
+  const sets: (EvaluationMetrics | undefined)[] = [report?.training, report?.validation, test];
   const names = new Set<string>();
   for (const set of sets)
     for (const [k, v] of Object.entries(set ?? {})) if (typeof v === 'number' && k !== 'rows') names.add(k);
@@ -70,7 +71,12 @@ export function metricRows(
   });
   const pick = (set: EvaluationMetrics | undefined, name: string) =>
     typeof set?.[name] === 'number' ? (set[name] as number) : undefined;
-  return sorted.map((name) => [name, pick(report?.training, name), pick(report?.validation, name)]);
+  return sorted.map((name) => [
+    name,
+    pick(report?.training, name),
+    pick(report?.validation, name),
+    pick(test, name),
+  ]);
 }
 
 /** The confusion matrix to show: the validation set's when there is one, else the training set's. */
@@ -95,4 +101,10 @@ export function formatNumber(value: number | undefined): string {
   const abs = Math.abs(value);
   if (abs !== 0 && (abs < 1e-4 || abs >= 1e6)) return value.toExponential(3);
   return String(Number(value.toPrecision(4)));
+}
+
+/** The report's warnings (its record's, for a report from before they were kept there). */
+export function warningsOf(report: JobReport | undefined, job?: { warnings?: string[] }): string[] {
+  const fromReport = Array.isArray(report?.warnings) ? (report.warnings as unknown[]).map(String) : [];
+  return fromReport.length ? fromReport : (job?.warnings ?? []);
 }

@@ -3,10 +3,12 @@
  * API itself uses. Type-only imports: nothing from `core/` reaches a browser bundle.
  */
 
+import type { DatasetView, deleteDataset, listDatasets } from '../core/datasets/dataset-catalog.ts';
 import type { createDataset } from '../core/datasets/dataset-service.ts';
 import type { EpochMetrics, JobEvent, JobRecord, JobStatus } from '../core/jobs/job-record.ts';
-import type { deleteJob, getResult, listJobs } from '../core/jobs/job-service.ts';
+import type { deleteJob, getResult, listJobs, validateJob } from '../core/jobs/job-service.ts';
 import type { DatasetFormat, JobSpecInput } from '../core/jobs/job-spec.ts';
+import type { predictOnline, RowPrediction } from '../core/predictions/predict-service.ts';
 import type { SweepRecord, SweepStatus, TrialRecord, TrialStatus } from '../core/sweeps/sweep-record.ts';
 import type { getSweep, listSweeps } from '../core/sweeps/sweep-service.ts';
 import type { SweepRequestInput } from '../core/sweeps/sweep-spec.ts';
@@ -14,11 +16,13 @@ import type { ClassificationMetrics, RegressionMetrics } from '../core/training/
 
 export type {
   DatasetFormat,
+  DatasetView,
   EpochMetrics,
   JobEvent,
   JobRecord,
   JobSpecInput,
   JobStatus,
+  RowPrediction,
   SweepRecord,
   SweepStatus,
   TrialRecord,
@@ -38,6 +42,12 @@ export type CreateDatasetResponse = Awaited<ReturnType<typeof createDataset>>;
 export type ListJobsResponse = Awaited<ReturnType<typeof listJobs>>;
 export interface ListJobsQuery {
   status?: JobStatus;
+  /** Only training jobs, or only batches of predictions. */
+  kind?: 'training' | 'predictions';
+  /** `'false'`: leave out sweeps' trials. */
+  trials?: 'true' | 'false';
+  /** `'true'`: the answer also counts every matching job (`total`). */
+  count?: 'true' | 'false';
   /** Only the trials of this sweep. */
   sweepId?: string;
   /** 1–100 (20). */
@@ -102,3 +112,25 @@ export interface ListSweepsQuery {
 /** The statuses after which a sweep never changes again. */
 export const isSweepFinishedStatus = (status: SweepStatus): boolean =>
   status === 'SUCCEEDED' || status === 'FAILED' || status === 'CANCELLED';
+
+/** `POST /jobs/{id}/predict` answer. */
+export type PredictResponse = Awaited<ReturnType<typeof predictOnline>>;
+/** `POST /jobs/{id}/predictions` body. */
+export interface PredictionsRequest {
+  datasetId: string;
+  /** @default the dataset's format */
+  format?: 'csv' | 'jsonl';
+  explain?: boolean;
+  name?: string;
+}
+/** `POST /jobs?dryRun=true` answer. */
+export type ValidateJobResponse = Awaited<ReturnType<typeof validateJob>>;
+/** `GET /datasets` answer. */
+export type ListDatasetsResponse = Awaited<ReturnType<typeof listDatasets>>;
+export interface ListDatasetsQuery {
+  /** 1–100 (20). */
+  limit?: number;
+  cursor?: string;
+}
+/** `DELETE /datasets/{id}` answer. */
+export type DeleteDatasetResponse = Awaited<ReturnType<typeof deleteDataset>>;

@@ -78,3 +78,48 @@ function bar(kind: string, r: () => number): number[][][] {
   });
   write('sequence-lstm/trends.jsonl', `${rows.join('\n')}\n`);
 }
+
+// A real-world-looking table: an id column, a date, text categories, blank cells, a binary label.
+// Churn depends on tenure, spend, support calls, plan and the signup season; customers.csv trains,
+// new-customers.csv is held out (with its true labels, to compare predictions against).
+{
+  const r = rng(11);
+  const plans = ['basic', 'plus', 'pro'];
+  const regions = ['north', 'south', 'east', 'west'];
+  const header = 'customer_id,signup_date,plan,region,monthly_spend,tenure_months,support_calls,churned';
+  const rows: string[] = [];
+  for (let i = 0; i < 1400; i++) {
+    const plan = plans[Math.floor(r() * 3)] as string;
+    const region = regions[Math.floor(r() * 4)] as string;
+    const tenure = Math.floor(1 + r() * 60);
+    const spend = 20 + (plan === 'pro' ? 60 : plan === 'plus' ? 30 : 0) + r() * 40;
+    const calls = Math.floor(r() * r() * 10);
+    const day = Math.floor(r() * 1460);
+    const date = new Date(Date.UTC(2020, 0, 1) + day * 86_400_000);
+    const month = date.getUTCMonth() + 1;
+    const z =
+      1.2 -
+      0.07 * tenure +
+      0.45 * calls -
+      0.02 * (spend - 60) +
+      (plan === 'basic' ? 0.8 : plan === 'pro' ? -0.6 : 0) +
+      (month === 12 || month === 1 ? 0.7 : 0) +
+      (r() - 0.5) * 1.5;
+    const churned = 1 / (1 + Math.exp(-z)) > 0.5 ? 'yes' : 'no';
+    const blank = (v: string | number, p: number) => (r() < p ? '' : String(v));
+    rows.push(
+      [
+        `C-${String(10000 + i)}`,
+        date.toISOString().slice(0, 10),
+        blank(plan, 0.04),
+        region,
+        blank(round(spend, 2), 0.05),
+        tenure,
+        blank(calls, 0.03),
+        churned,
+      ].join(','),
+    );
+  }
+  write('churn/customers.csv', `${[header, ...rows.slice(0, 1200)].join('\n')}\n`);
+  write('churn/new-customers.csv', `${[header, ...rows.slice(1200)].join('\n')}\n`);
+}

@@ -1,4 +1,4 @@
-import { Validations } from 'aws-cdk-lib';
+import { Duration, Validations } from 'aws-cdk-lib';
 import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
 import {
   HttpApi,
@@ -125,6 +125,8 @@ export class JobsApi extends Construct {
           description: `descent ${route.method} ${route.path}: ${route.summary}`,
           logRetention: props.functionLogRetention,
           environment: props.functionEnvironment,
+          ...(route.lambda?.memorySize ? { memorySize: route.lambda.memorySize } : {}),
+          ...(route.lambda?.timeoutSeconds ? { timeout: Duration.seconds(route.lambda.timeoutSeconds) } : {}),
         });
         props.artifacts.grantReadWriteTo(fn);
         props.jobQueue.grantSendTo(fn);

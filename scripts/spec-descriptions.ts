@@ -18,7 +18,9 @@ export const JOB_SPEC_DESCRIPTIONS: Record<string, string> = {
     'A dataset id returned by `POST /datasets` (CSV or JSON Lines), uploaded before the job is submitted.',
   'dataset.label': 'The column to predict.',
   'dataset.features':
-    'Input columns, in order; default: every column but the label. A column whose cells are numeric arrays (images, sequences, token ids, in JSON Lines) is given as `{"name": "pixels", "shape": [28, 28, 1]}` and must then be the only feature. A column may not repeat, nor be the label.',
+    'Input columns, in order; default: every column but the label, the `exclude`d ones and those that look like identifiers (a text column with a different value in (nearly) every row, or distinct whole numbers in a column named like `id`, `customer_id`, `PassengerId`), which are left out with a warning. A column whose cells are numeric arrays (images, sequences, token ids, in JSON Lines) is given as `{"name": "pixels", "shape": [28, 28, 1]}` and must then be the only feature. A column may not repeat, nor be the label.',
+  'dataset.exclude':
+    'Columns to leave out of the default features (identifiers, leaks, free text). Not with `features`; the label cannot be excluded.',
   model: 'The network: hidden layers, or a base model to fine-tune.',
   'model.layers':
     'Hidden layers, in order. The output layer is derived from the task (softmax over the classes found, one sigmoid unit for `binaryCrossentropy`, or one linear unit), with a `flatten` before it when needed. Not with `baseModel`.',
@@ -93,7 +95,7 @@ export const JOB_SPEC_DESCRIPTIONS: Record<string, string> = {
   'preprocessing.columns.<column>.missing':
     'This column’s `missing` rule (for the label: `drop` drops unlabelled rows).',
   'preprocessing.columns.<column>.type':
-    'Treat a numeric column as categories (codes), or insist that a column is numeric.',
+    '`categorical`: numeric codes as categories, or keep a column detected as an identifier; `numeric`: insist on numbers; `date`: ISO-8601 dates (detected anyway when most values are dates), which become four inputs: days since 1970-01-01, year, month (1–12) and day of the week (0 = Sunday), standardized unless `scale` says otherwise. Any type keeps a column detected as an identifier.',
   resources: 'Limits of the run.',
   'resources.maxRuntimeSeconds':
     'Training longer than this fails with `TIMEOUT` after a last checkpoint. Default and ceiling: the deployment’s (24 hours and 7 days unless changed).',

@@ -112,7 +112,10 @@ export async function fit(
   data: PreparedData,
   options: FitOptions,
 ): Promise<FitResult> {
-  const fitted = fitPreprocessing(data.table, data.features, options.trainRows);
+  const fitted = fitPreprocessing(data.table, data.features, options.trainRows, {
+    ...(data.source ? { source: data.source } : {}),
+    excluded: data.excluded,
+  });
   const rows = options.trainRows.length + (options.validationRows?.length ?? 0);
   const width = fitted.inputShape.reduce((a, b) => a * b, 1) + (data.classes?.length ?? 1) + 2;
   const bytes = rows * width * 4;

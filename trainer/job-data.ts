@@ -55,7 +55,7 @@ export async function loadJobData(
     meta.format,
     limits.maxRows === undefined ? {} : { maxRows: limits.maxRows },
   );
-  const data = prepareData(table, spec);
+  const data: PreparedData = { ...prepareData(table, spec), source: meta.format };
   const quotas = limits.quotas;
   if (quotas && bytes > quotas.maxDatasetBytes) {
     throw new UnrecoverableError(

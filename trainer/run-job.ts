@@ -19,6 +19,7 @@ import {
   buildReport,
   gapOf,
   headlineMetric,
+  headlineSummary,
   kfoldSection,
   resourcesOf,
   validationSummary,
@@ -35,6 +36,7 @@ import { type JobData, loadJobData } from './job-data.ts';
 import { defaultLoss } from './losses.ts';
 import { hasConvolutions, outputFor } from './model-builder.ts';
 import { publishArtifacts } from './publish.ts';
+import { runPredictions } from './run-predictions.ts';
 import { type Phase, TrainingSession } from './training-session.ts';
 
 export interface TrainerDeps {
@@ -70,6 +72,8 @@ export async function runJob(
   const claim = await deps.lifecycle.claim(message.tenant, message.jobId, deps.backend);
   // Ended, deleted or cancelled before it started: nothing to train, drop the message.
   if (claim.kind !== 'running') return 'done';
+  // A job of the second kind: run a trained model over a dataset.
+  if (claim.record.kind === 'predictions') return runPredictions(deps, message.tenant, claim.record);
   return new JobRun(deps, message.tenant, claim.record, signal).run();
 }
 
@@ -130,6 +134,7 @@ class JobRun {
         ...(this.#deps.maxRows !== undefined ? { maxRows: this.#deps.maxRows } : {}),
         ...(this.#deps.limits ? { quotas: this.#deps.limits } : {}),
       });
+      for (const warning of input.data.warnings) await this.#warn(warning);
       if (this.#deps.backend === 'cpu' && hasConvolutions(spec)) {
         await this.#warn(
           'This convolutional model trains on the pure-JavaScript cpu backend, about a hundred times slower than wasm or a GPU: no faster backend could start on this worker.',
@@ -308,6 +313,12 @@ class JobRun {
       resources,
       lineage,
       preprocessing: final.fitted,
+      data: {
+        rows: data.table.rowCount,
+        used: data.rows.length,
+        dropped: data.dropped,
+        excluded: data.excluded,
+      },
     });
     await publishArtifacts(
       tf,
@@ -323,6 +334,7 @@ class JobRun {
         ...(data.classes ? { classes: data.classes } : {}),
         resources,
         lineage,
+        summary: headlineSummary(data.classes, evaluation.training, summary, evaluation.test),
         ...(this.#warnings.length ? { warnings: this.#warnings } : {}),
       },
       (r) =>

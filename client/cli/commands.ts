@@ -15,6 +15,7 @@ import {
   writeConfig,
 } from '../config.ts';
 import { DescentApiError } from '../errors.ts';
+import { formatNumber } from '../report.ts';
 import type { DatasetFormat, JobRecord, JobSpecRequest, JobStatus } from '../types.ts';
 import { epochLine, eventLine, followJob } from './follow.ts';
 import type { CliIO } from './main.ts';
@@ -79,6 +80,8 @@ export interface Command {
   /** Names of the required positional arguments, then the optional ones. */
   readonly required: readonly string[];
   readonly optional?: readonly string[];
+  /** Takes any number of positionals past the required ones. */
+  readonly variadic?: boolean;
   run(context: Context, values: Values, positionals: string[]): Promise<number>;
 }
 
@@ -170,6 +173,19 @@ async function followToEnd(
   else if (result) for (const line of resultLines(out, final, result)) out.line(line);
   if (final.status !== 'SUCCEEDED') throw new JobNotSucceeded(final);
   return 0;
+}
+
+/** Where `download` puts a job's files by default (ignored by git and Biome in this repository). */
+export const DOWNLOADS = 'descent-models';
+
+/** The headline validation metric of a job (its test one without validation), for lists. */
+export function headline(job: JobRecord): string {
+  const s = job.summary;
+  if (job.kind === 'predictions')
+    return job.predictions?.rows === undefined ? '–' : `${job.predictions.rows} rows`;
+  const value = s?.validation ?? s?.test;
+  if (!s || value === undefined) return '–';
+  return `${s.metric === 'r2' ? 'R²' : s.metric} ${formatNumber(value)}${s.validation === undefined ? ' (test)' : ''}`;
 }
 
 const mask = (token: string) => (token.length <= 8 ? '****' : `${token.slice(0, 6)}…${token.slice(-2)}`);
@@ -305,14 +321,16 @@ export const COMMANDS: readonly Command[] = [
   },
   {
     name: 'train',
-    usage: 'train SPEC [--data FILE] [--name NAME] [--follow] [--idempotency-key KEY]',
-    synopsis: 'train SPEC [--data FILE] [--follow]',
+    usage: 'train SPEC [--data FILE | --dataset ID] [--name NAME] [--follow] [--idempotency-key KEY]',
+    synopsis: 'train SPEC [--data FILE | --dataset ID] [--follow]',
     summary: 'Submit a job spec (JSON file, or - for stdin); --data uploads its dataset first',
-    help: `With --data FILE, the file is uploaded and its dataset id replaces the spec's dataset.id.
+    help: `With --data FILE, the spec is checked first (POST /jobs?dryRun=true), then the file is uploaded
+and its dataset id replaces the spec's dataset.id; --dataset ID uses an uploaded dataset instead.
 With --follow, shows the progress per epoch (loss, validation loss, ETA) and ends with the report;
 the exit code is then 1 when the job fails or is cancelled.`,
     options: {
       data: { type: 'string' },
+      dataset: { type: 'string' },
       name: { type: 'string' },
       follow: { type: 'boolean', short: 'f' },
       format: { type: 'string' },
@@ -335,18 +353,26 @@ the exit code is then 1 when the job fails or is cancelled.`,
         string,
         unknown
       >;
+      if (typeof v.name === 'string') spec.name = v.name;
+      if (typeof v.data === 'string' && typeof v.dataset === 'string')
+        throw new UsageError('give --data FILE or --dataset ID, not both');
+      if (typeof v.dataset === 'string') spec.dataset = { ...dataset, id: v.dataset };
       if (typeof v.data === 'string') {
+        // Check the spec before uploading, so that a mistake does not leave an orphan dataset behind.
+        await client.validateJob(spec as unknown as JobSpecRequest);
         const uploaded = await upload(context, v.data, undefined, str(v.format));
         extra.dataset = uploaded;
         if (!out.json)
           out.note(`Uploaded ${uploaded.name} (${bytes(uploaded.bytes)}) as dataset ${uploaded.datasetId}`);
         spec.dataset = { ...dataset, id: uploaded.datasetId };
-      } else if (typeof dataset.id !== 'string' || /^<.*>$/.test(dataset.id)) {
+      } else if (
+        typeof v.dataset !== 'string' &&
+        (typeof dataset.id !== 'string' || /^<.*>$/.test(dataset.id))
+      ) {
         throw new UsageError(
-          `${specFile} names no dataset (dataset.id is ${JSON.stringify(dataset.id)}); give --data FILE to upload one`,
+          `${specFile} names no dataset (dataset.id is ${JSON.stringify(dataset.id)}); give --data FILE to upload one, or --dataset ID`,
         );
       }
-      if (typeof v.name === 'string') spec.name = v.name;
       const key = str(v['idempotency-key']);
       // The spec is checked by the API, which lists every problem with its path.
       const job = await client.submitJob(
@@ -367,10 +393,12 @@ the exit code is then 1 when the job fails or is cancelled.`,
   },
   {
     name: 'jobs list',
-    usage: 'jobs list [--status STATUS] [--sweep SWEEP] [--limit N] [--all]',
-    summary: 'List jobs, newest first (--sweep: the trials of a sweep)',
+    usage: 'jobs list [--status STATUS] [--kind training|predictions] [--sweep SWEEP] [--limit N] [--all]',
+    synopsis: 'jobs list [--status S] [--sweep SWEEP] [--all]',
+    summary: "List jobs, newest first, with their headline validation metric (--sweep: a sweep's trials)",
     options: {
       status: { type: 'string' },
+      kind: { type: 'string' },
       sweep: { type: 'string' },
       limit: { type: 'string' },
       all: { type: 'boolean' },
@@ -385,8 +413,12 @@ the exit code is then 1 when the job fails or is cancelled.`,
       if (!Number.isInteger(limit) || limit < 1 || limit > 100)
         throw new UsageError('--limit must be an integer from 1 to 100');
       const sweepId = str(v.sweep);
+      const kind = str(v.kind);
+      if (kind !== undefined && kind !== 'training' && kind !== 'predictions')
+        throw new UsageError('--kind must be training or predictions');
       const query = {
         ...(status ? { status: status as JobStatus } : {}),
+        ...(kind ? { kind: kind as 'training' | 'predictions' } : {}),
         ...(sweepId ? { sweepId } : {}),
         limit,
       };
@@ -413,15 +445,16 @@ the exit code is then 1 when the job fails or is cancelled.`,
         j.id,
         j.name,
         out.status(j.status),
-        `${j.progress.epoch}/${j.progress.epochs}`,
+        j.kind === 'predictions' ? 'predict' : `${j.progress.epoch}/${j.progress.epochs}`,
         j.progress.loss,
         j.progress.valLoss,
+        headline(j),
         j.createdAt.replace('T', ' ').slice(0, 19),
       ]);
       for (const line of out.table(
-        ['ID', 'NAME', 'STATUS', 'EPOCH', 'LOSS', 'VAL LOSS', 'CREATED'],
+        ['ID', 'NAME', 'STATUS', 'EPOCH', 'LOSS', 'VAL LOSS', 'METRIC', 'CREATED'],
         rows,
-        [3],
+        [3, 6],
       ))
         out.line(line);
       if (nextCursor) out.note('More jobs: use --all, or --limit.');
@@ -524,19 +557,28 @@ the exit code is then 1 when the job fails or is cancelled.`,
   },
   {
     name: 'download',
-    usage: 'download JOB [DIR]',
-    summary: "Download a finished job's model, report and loss curve (into DIR, default ./JOB)",
-    options: {},
+    usage: 'download JOB [DIR] [--force]',
+    summary: `Download a finished job's model, report and loss curve (into DIR, default ./${DOWNLOADS}/JOB)`,
+    help: `Files that exist already are not overwritten unless --force. The default folder,
+./${DOWNLOADS}/, is ignored by git and the linter in this repository.`,
+    options: { force: { type: 'boolean' } },
     required: ['JOB'],
     optional: ['DIR'],
-    async run(context, _v, [id, dirArg]) {
+    async run(context, v, [id, dirArg]) {
       const { client, out, io } = context;
       const jobId = id as string;
       const job = await client.getJob(jobId);
       if (job.status === 'FAILED' || job.status === 'CANCELLED' || job.status === 'STOPPED_EARLY')
         throw new JobNotSucceeded(job);
       const result = await client.getResult(jobId);
-      const dir = resolve(io.cwd, dirArg ?? jobId);
+      const dir = resolve(io.cwd, dirArg ?? join(DOWNLOADS, jobId));
+      const names = Object.keys(result.artifacts).filter((n) => n === basename(n) && !n.startsWith('.'));
+      if (v.force !== true) {
+        const existing = [];
+        for (const name of names) if (await stat(join(dir, name)).catch(() => undefined)) existing.push(name);
+        if (existing.length)
+          throw new UsageError(`${dir} already holds ${existing.join(', ')}; give --force to overwrite`);
+      }
       await mkdir(dir, { recursive: true });
       const files: { name: string; path: string; bytes: number }[] = [];
       for (const [name, url] of Object.entries(result.artifacts)) {

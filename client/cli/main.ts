@@ -4,6 +4,7 @@
  * error. Errors print the API's message, never a stack trace (`DESCENT_DEBUG=1` adds it).
  */
 import { parseArgs } from 'node:util';
+import pkg from '../../package.json' with { type: 'json' };
 import { DescentClient } from '../client.ts';
 import { type Env, type ResolvedConfig, resolveConfig } from '../config.ts';
 import { DescentApiError, DescentError } from '../errors.ts';
@@ -16,12 +17,18 @@ import {
   UsageError,
 } from './commands.ts';
 import { Output, type Streams } from './output.ts';
+import { DATASET_COMMANDS, PREDICT_COMMANDS } from './predict.ts';
 import { SWEEP_COMMANDS, SweepNotSucceeded } from './sweep.ts';
 
 export const EXIT = { ok: 0, jobFailed: 1, usage: 2, error: 3 } as const;
 
 /** Every command: the job commands, then the sweep commands. */
-const ALL_COMMANDS: readonly Command[] = [...COMMANDS, ...SWEEP_COMMANDS];
+const ALL_COMMANDS: readonly Command[] = [
+  ...COMMANDS,
+  ...DATASET_COMMANDS,
+  ...PREDICT_COMMANDS,
+  ...SWEEP_COMMANDS,
+];
 
 export interface CliIO extends Streams {
   readonly env: Env;
@@ -46,7 +53,8 @@ ${ALL_COMMANDS.map((c) => `  ${synopsis(c).padEnd(width)}  ${c.summary}`).join('
 
 Options for every command:
   --json        machine-readable output on stdout (JSON; \`logs\` prints one JSON object per line)
-  -h, --help    help for a command
+  -h, --help    help for a command (\`descent jobs\`: the commands of a group)
+  --version     the version of descent
 
 Endpoint and token: DESCENT_URL and DESCENT_TOKEN, else \`descent config\`'s file, else the local
 stack (http://127.0.0.1:\${DESCENT_PORT:-8080} and the token in \${DESCENT_DATA_DIR:-./.descent}/token).
@@ -59,9 +67,28 @@ function commandHelp(command: Command): string {
   return `Usage: descent ${command.usage}\n\n${command.summary}\n${command.help ? `\n${command.help}\n` : ''}`;
 }
 
+/** `descent jobs`: the commands of a group (`jobs list`, `jobs show`…). */
+function groupHelp(group: string): string | undefined {
+  const members = ALL_COMMANDS.filter((c) => c.name.startsWith(`${group} `));
+  if (members.length === 0) return undefined;
+  const synopsis = (c: Command) => c.synopsis ?? c.usage;
+  const width = Math.max(...members.map((c) => synopsis(c).length));
+  return `Usage: descent ${group} <command> [options]
+
+Commands:
+${members.map((c) => `  ${synopsis(c).padEnd(width)}  ${c.summary}`).join('\n')}
+
+Help on one: descent ${group} <command> --help
+`;
+}
+
 export async function main(argv: readonly string[], io: CliIO): Promise<number> {
   const wantsJson = argv.includes('--json');
   const out = new Output(io, { json: wantsJson, env: io.env });
+  if (argv[0] === '--version' || argv[0] === '-V' || argv[0] === 'version') {
+    io.stdout.write(wantsJson ? `${JSON.stringify({ version: pkg.version })}\n` : `descent ${pkg.version}\n`);
+    return EXIT.ok;
+  }
   const words = argv.filter((a) => !a.startsWith('-'));
   if (argv.length === 0 || (words.length === 0 && (argv.includes('--help') || argv.includes('-h')))) {
     (argv.length === 0 ? io.stderr : io.stdout).write(helpText());
@@ -69,11 +96,25 @@ export async function main(argv: readonly string[], io: CliIO): Promise<number> 
   }
   if (words[0] === 'help') {
     const command = words.length > 1 ? findCommand(words.slice(1), ALL_COMMANDS) : undefined;
-    io.stdout.write(command ? commandHelp(command.command) : helpText());
+    const group = words.length === 2 && !command ? groupHelp(words[1] as string) : undefined;
+    io.stdout.write(command ? commandHelp(command.command) : (group ?? helpText()));
     return EXIT.ok;
   }
 
   const found = findCommand(words, ALL_COMMANDS);
+  const group =
+    words[0] !== undefined && !found?.command.name.includes(' ') ? groupHelp(words[0]) : undefined;
+  if (group && (!found || words.length === 1)) {
+    // `descent jobs` (or `descent jobs --help`): the group's commands.
+    const sub = words[1];
+    if (sub !== undefined) {
+      out.note(`descent: no command "${words[0]} ${sub}".`);
+      io.stderr.write(group);
+      return EXIT.usage;
+    }
+    io.stdout.write(group);
+    return EXIT.ok;
+  }
   if (!found) {
     out.note(
       `descent: unknown command "${words.slice(0, 2).join(' ')}"; run \`descent --help\` for the list.`,
@@ -100,7 +141,8 @@ export async function main(argv: readonly string[], io: CliIO): Promise<number> 
     const max = command.required.length + (command.optional?.length ?? 0);
     const missing = command.required[positionals.length];
     if (missing) throw new UsageError(`missing ${missing}`);
-    if (positionals.length > max) throw new UsageError(`unexpected argument "${positionals[max]}"`);
+    if (positionals.length > max && !command.variadic)
+      throw new UsageError(`unexpected argument "${positionals[max]}"`);
     const config = await resolveConfig({ env: io.env, cwd: io.cwd }).catch(
       (error: unknown): ResolvedConfig => {
         // A broken config file must not stop `descent config --reset` from removing it.

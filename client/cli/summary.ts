@@ -1,5 +1,5 @@
 /** Readable summaries of a job and its result, for `jobs show`, `result` and `train --follow`. */
-import { confusionMatrixOf, featureImportances, formatNumber, metricRows } from '../report.ts';
+import { confusionMatrixOf, featureImportances, formatNumber, metricRows, warningsOf } from '../report.ts';
 import type { JobRecord, JobResult } from '../types.ts';
 import { bar, duration, type Output } from './output.ts';
 
@@ -12,7 +12,9 @@ export function jobLines(out: Output, job: JobRecord): string[] {
   const lines = [
     `Job        ${job.id}  ${out.paint(job.name, 'bold')}`,
     `Status     ${out.status(job.status)}${job.attempt > 1 ? `  (attempt ${job.attempt})` : ''}`,
-    `Task       ${spec.task}, label "${spec.dataset.label}", dataset ${spec.dataset.id}`,
+    job.kind === 'predictions'
+      ? `Predicts   with the model of job ${job.predictions?.modelJobId} on dataset ${job.predictions?.datasetId}${job.predictions?.rows === undefined ? '' : `: ${job.predictions.rows} rows`}`
+      : `Task       ${spec.task}, label "${spec.dataset.label}", dataset ${spec.dataset.id}`,
     `Progress   epoch ${progress.epoch}/${progress.epochs}` +
       (progress.loss === undefined ? '' : `  loss ${formatNumber(progress.loss)}`) +
       (progress.valLoss === undefined ? '' : `  val loss ${formatNumber(progress.valLoss)}`),
@@ -41,6 +43,13 @@ export function jobLines(out: Output, job: JobRecord): string[] {
 
 export function resultLines(out: Output, job: JobRecord | undefined, result: JobResult): string[] {
   const report = result.report;
+  if (job?.kind === 'predictions') {
+    const p = job.predictions;
+    return [
+      `Job ${result.id} ${out.paint(job.name, 'bold')}: ${out.status(result.status)}, ${p?.rows ?? '?'} rows predicted with the model of job ${p?.modelJobId}`,
+      `Artifacts  ${Object.keys(result.artifacts).join(', ')}  (descent download ${result.id})`,
+    ];
+  }
   const lines: string[] = [];
   const epochs = report.epochsRun ?? job?.progress.epoch;
   const head = [
@@ -54,16 +63,27 @@ export function resultLines(out: Output, job: JobRecord | undefined, result: Job
 
   const rows = metricRows(report);
   if (rows.length > 0) {
-    const hasValidation = rows.some(([, , v]) => v !== undefined);
+    const sets = ['training', 'validation', 'test'].filter((_, i) =>
+      rows.some((r) => r[i + 1] !== undefined),
+    );
+    const columns = ['training', 'validation', 'test'].map((set) => sets.includes(set));
     lines.push(
       ...out.table(
-        hasValidation ? ['metric', 'training', 'validation'] : ['metric', 'training'],
-        rows.map(([name, t, v]) => (hasValidation ? [name, t, v] : [name, t])),
-        [1, 2],
+        ['metric', ...sets],
+        rows.map(([name, ...values]) => [name, ...values.filter((_, i) => columns[i])]),
+        sets.map((_, i) => i + 1),
       ),
       '',
     );
   }
+  const data = report.data as
+    | { rows?: number; used?: number; excluded?: { name: string; reason: string }[] }
+    | undefined;
+  if (data?.excluded?.length)
+    lines.push(`Not used   ${data.excluded.map((e) => `${e.name} (${e.reason})`).join(', ')}`, '');
+  const warnings = warningsOf(report, job);
+  for (const w of warnings) lines.push(`${out.paint('Warning', 'yellow')}  ${w}`);
+  if (warnings.length) lines.push('');
 
   const confusion = confusionMatrixOf(report);
   if (confusion) {

@@ -2,6 +2,8 @@
 import { z } from 'zod';
 import { jobRecord } from '../jobs/job-record.ts';
 import { createDatasetRequest, jobSpec } from '../jobs/job-spec.ts';
+import { predictionsRequest } from '../predictions/batch-service.ts';
+import { predictRequest } from '../predictions/predict-service.ts';
 import { sweepRecord, sweepView } from '../sweeps/sweep-record.ts';
 import { sweepRequest } from '../sweeps/sweep-spec.ts';
 import { routes } from './routes.ts';
@@ -15,6 +17,8 @@ const schema = (s: z.ZodType, io: 'input' | 'output') =>
 
 const REQUEST_BODIES: Record<string, string> = {
   'POST /jobs': 'JobSpec',
+  'POST /jobs/{id}/predict': 'PredictRequest',
+  'POST /jobs/{id}/predictions': 'PredictionsRequest',
   'POST /datasets': 'CreateDatasetRequest',
   'POST /sweeps': 'SweepRequest',
 };
@@ -22,6 +26,7 @@ const RESPONSES: Record<string, string> = {
   'POST /jobs': 'JobRecord',
   'GET /jobs/{id}': 'JobRecord',
   'POST /jobs/{id}/cancel': 'JobRecord',
+  'POST /jobs/{id}/predictions': 'JobRecord',
   'POST /sweeps': 'SweepRecord',
   'GET /sweeps/{id}': 'Sweep',
   'POST /sweeps/{id}/cancel': 'Sweep',
@@ -45,14 +50,25 @@ export function openApiDocument(): Record<string, unknown> {
       );
     }
     if (key === 'GET /jobs') {
-      parameters.push({ name: 'sweepId', in: 'query', required: false, schema: { type: 'string' } });
+      for (const name of ['sweepId', 'kind', 'trials', 'count'])
+        parameters.push({ name, in: 'query', required: false, schema: { type: 'string' } });
+    }
+    if (key === 'GET /datasets') {
+      for (const name of ['limit', 'cursor'])
+        parameters.push({ name, in: 'query', required: false, schema: { type: 'string' } });
+    }
+    if (key === 'POST /jobs') {
+      parameters.push({ name: 'dryRun', in: 'query', required: false, schema: { type: 'string' } });
     }
     if (key === 'POST /jobs' || key === 'POST /sweeps') {
       parameters.push({ name: 'Idempotency-Key', in: 'header', required: false, schema: { type: 'string' } });
     }
     const body = REQUEST_BODIES[key];
     const response = RESPONSES[key];
-    const okStatus = route.method === 'POST' && !route.path.endsWith('/cancel') ? '201' : '200';
+    const okStatus =
+      route.method === 'POST' && !route.path.endsWith('/cancel') && !route.path.endsWith('/predict')
+        ? '201'
+        : '200';
     paths[route.path] ??= {};
     (paths[route.path] as Record<string, unknown>)[route.method.toLowerCase()] = {
       operationId: route.handler.replace(/-(\w)/g, (_, c: string) => c.toUpperCase()),
@@ -94,6 +110,8 @@ export function openApiDocument(): Record<string, unknown> {
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
       schemas: {
         JobSpec: schema(jobSpec, 'input'),
+        PredictRequest: schema(predictRequest, 'input'),
+        PredictionsRequest: schema(predictionsRequest, 'input'),
         CreateDatasetRequest: schema(createDatasetRequest, 'input'),
         JobRecord: schema(jobRecord, 'output'),
         SweepRequest: schema(sweepRequest, 'input'),

@@ -14,6 +14,8 @@ export interface Route {
   /** OAuth scope a caller's token needs; `undefined` = public (no token). */
   readonly scope?: 'descent/read' | 'descent/write';
   readonly summary: string;
+  /** The route's Lambda function needs more than the defaults (memory in MiB, timeout in seconds). */
+  readonly lambda?: { readonly memorySize?: number; readonly timeoutSeconds?: number };
 }
 
 export const routes: readonly Route[] = [
@@ -23,6 +25,27 @@ export const routes: readonly Route[] = [
     handler: 'create-dataset',
     scope: 'descent/write',
     summary: 'Create a dataset and get a presigned upload URL',
+  },
+  {
+    method: 'GET',
+    path: '/datasets',
+    handler: 'list-datasets',
+    scope: 'descent/read',
+    summary: 'List datasets, newest first',
+  },
+  {
+    method: 'GET',
+    path: '/datasets/{id}',
+    handler: 'get-dataset',
+    scope: 'descent/read',
+    summary: "Get a dataset's name, format, size and upload state",
+  },
+  {
+    method: 'DELETE',
+    path: '/datasets/{id}',
+    handler: 'delete-dataset',
+    scope: 'descent/write',
+    summary: 'Delete a dataset no queued or running job uses',
   },
   {
     method: 'POST',
@@ -72,6 +95,22 @@ export const routes: readonly Route[] = [
     handler: 'get-job-result',
     scope: 'descent/read',
     summary: "Get a finished job's report and artifact URLs",
+  },
+  {
+    method: 'POST',
+    path: '/jobs/{id}/predict',
+    handler: 'predict-job',
+    scope: 'descent/read',
+    summary: "Predict raw rows with a SUCCEEDED job's model (up to 1,000), optionally with attributions",
+    // TensorFlow.js on the CPU: more memory is more CPU, and a cold start loads the model.
+    lambda: { memorySize: 2048, timeoutSeconds: 29 },
+  },
+  {
+    method: 'POST',
+    path: '/jobs/{id}/predictions',
+    handler: 'submit-predictions',
+    scope: 'descent/write',
+    summary: "Queue batch predictions of a dataset with a SUCCEEDED job's model",
   },
   {
     method: 'DELETE',

@@ -10,6 +10,8 @@ import type { ObjectStore } from '../platform/ports.ts';
 import { parseOrThrow } from '../platform/validate.ts';
 import { UNCHANGED, VersionedDocuments } from '../platform/versioned-document.ts';
 import type { Services } from '../services.ts';
+import { delimiterHint } from '../training/dataset-prep.ts';
+import { checkStorageQuota, indexDataset } from './dataset-catalog.ts';
 import { peekColumns } from './tabular.ts';
 
 export const datasetMeta = z.object({
@@ -35,6 +37,7 @@ const CONTENT_TYPES: Record<Exclude<DatasetFormat, 'tfjs-model'>, string> = {
 
 export async function createDataset(s: Services, tenant: string, body: unknown) {
   const request = parseOrThrow(createDatasetRequest, body, 'dataset request');
+  await checkStorageQuota(s, tenant);
   const id = s.newId();
   const keys = datasetKeys(tenant, id);
   const meta: DatasetMeta = {
@@ -44,6 +47,7 @@ export async function createDataset(s: Services, tenant: string, body: unknown) 
     createdAt: s.now().toISOString(),
   };
   await datasetMetas(s.store).create(keys.meta, meta);
+  await indexDataset(s, tenant, id);
   const expiresInSeconds = s.limits.uploadUrlSeconds;
   const expiresAt = new Date(s.now().getTime() + expiresInSeconds * 1000).toISOString();
   const common = {
@@ -106,8 +110,9 @@ export async function getDatasetMeta(s: Services, tenant: string, datasetId: str
 export async function checkDataset(
   s: Services,
   tenant: string,
-  spec: Pick<JobSpec, 'dataset'>,
+  spec: { dataset: Pick<JobSpec['dataset'], 'id' | 'label' | 'features' | 'exclude'> },
   meta: DatasetMeta,
+  options: { columns?: boolean } = {},
 ): Promise<void> {
   const keys = datasetKeys(tenant, meta.id);
   if (meta.format === 'tfjs-model') {
@@ -136,14 +141,19 @@ export async function checkDataset(
       `Dataset ${meta.id} is ${info.size} bytes; the limit is ${s.limits.maxDatasetBytes}.`,
     );
   }
+  if (options.columns === false) return;
   const head = await s.store.get(keys.data, { range: { start: 0, end: 64 * 1024 - 1 } });
   const columns = head ? peekColumns(head.body, meta.format) : undefined;
   if (!columns) return;
-  const wanted = [spec.dataset.label, ...(spec.dataset.features ?? []).map(featureName)];
+  const wanted = [
+    spec.dataset.label,
+    ...(spec.dataset.features ?? []).map(featureName),
+    ...(spec.dataset.exclude ?? []),
+  ];
   const missing = wanted.filter((c) => !columns.includes(c));
   if (missing.length > 0) {
     throw new ValidationError(
-      `The dataset has no column${missing.length > 1 ? 's' : ''} ${missing.map((m) => `"${m}"`).join(', ')}; its columns are ${columns.map((c) => `"${c}"`).join(', ')}.`,
+      `The dataset has no column${missing.length > 1 ? 's' : ''} ${missing.map((m) => `"${m}"`).join(', ')}; its columns are ${columns.map((c) => `"${c}"`).join(', ')}.${delimiterHint(columns)}`,
       { missing, columns },
     );
   }

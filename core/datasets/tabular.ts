@@ -6,7 +6,9 @@
 
 import type { DatasetFormat } from '../jobs/job-spec.ts';
 import { UnrecoverableError } from '../platform/errors.ts';
+import { csvCell } from './cells.ts';
 
+export { csvCell };
 /** A numeric column keeps NaN for a missing value; a text column null; an array column null. */
 export type Column =
   | { kind: 'numeric'; values: Float64Array }
@@ -22,15 +24,6 @@ export interface Table {
 export type Cell = string | number | boolean | null | number[];
 
 const dataError = (message: string) => new UnrecoverableError('INVALID_DATA', message);
-
-const DECIMAL = /^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/;
-
-/** A CSV field as a cell: decimal numbers become numbers, empty becomes null, anything else stays text. */
-export function csvCell(raw: string): string | number | null {
-  const s = raw.trim();
-  if (s === '') return null;
-  return DECIMAL.test(s) ? Number(s) : s;
-}
 
 function flatten(value: unknown[], out: number[], row: number, column: string): void {
   for (const v of value) {

@@ -30,6 +30,7 @@ export function jobEndMetrics(sink: MetricsSink, now: () => Date = () => new Dat
         tenant,
         jobId: record.id,
         status: record.status,
+        kind: record.kind ?? 'training',
         ...(record.backend ? { backend: record.backend } : {}),
       },
     });

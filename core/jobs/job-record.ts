@@ -26,9 +26,33 @@ export const isTerminal = (status: JobStatus): boolean => TERMINAL_STATUSES.incl
 export const jobError = z.object({ code: z.string(), message: z.string() });
 export type JobError = z.infer<typeof jobError>;
 
+/** What a job does: train a model (the default), or run a trained model over a dataset. */
+export const JOB_KINDS = ['training', 'predictions'] as const;
+export const jobKind = z.enum(JOB_KINDS);
+export type JobKind = z.infer<typeof jobKind>;
+
+/** A batch of predictions: which model, over which dataset, into which file. */
+export const predictionsJob = z.object({
+  /** The SUCCEEDED training job whose model runs. */
+  modelJobId: z.string(),
+  datasetId: z.string(),
+  /** Output format: the input's format unless asked otherwise. */
+  format: z.enum(['csv', 'jsonl']),
+  explain: z.boolean(),
+  /** Rows predicted, once done. */
+  rows: z.int().optional(),
+  /** The output object's name under the job (`predictions.csv` or `predictions.jsonl`) and size, once done. */
+  output: z.object({ name: z.string(), bytes: z.int() }).optional(),
+});
+export type PredictionsJob = z.infer<typeof predictionsJob>;
+
 export const jobRecord = z.object({
   id: z.string(),
   name: z.string(),
+  /** `predictions` for a batch of predictions; absent (or `training`) for a training job. */
+  kind: jobKind.optional(),
+  /** A predictions job: its model, dataset and output. Its `spec` is the model's training spec. */
+  predictions: predictionsJob.optional(),
   status: jobStatus,
   createdAt: z.string(),
   updatedAt: z.string(),
@@ -80,6 +104,15 @@ export const jobRecord = z.object({
       baseModel: z.object({ jobId: z.string().optional(), datasetId: z.string().optional() }).optional(),
     })
     .partial()
+    .optional(),
+  /** The headline metric (accuracy or R²) of the delivered model on each evaluated set, for listings. */
+  summary: z
+    .object({
+      metric: z.string(),
+      training: z.number().optional(),
+      validation: z.number().optional(),
+      test: z.number().optional(),
+    })
     .optional(),
   /** Diagnostics in words: a learning rate too small, overfitting, a slow backend for the model. */
   warnings: z.array(z.string()).optional(),

@@ -26,8 +26,10 @@ import {
   TooManyRequestsError,
   ValidationError,
 } from '../platform/errors.ts';
+import { ULID_PATTERN } from '../platform/ids.ts';
 import { datasetKeys, jobKeys } from '../platform/keys.ts';
 import { parseOrThrow } from '../platform/validate.ts';
+import { predictionsResult } from '../predictions/batch-service.ts';
 import type { Services } from '../services.ts';
 import { type JobRecord, jobStatus } from './job-record.ts';
 import { type JobSpec, jobSpec } from './job-spec.ts';
@@ -114,19 +116,7 @@ export async function submitJob(
   }
 
   const id = s.newId();
-  const maxRuntimeSeconds = parsed.resources.maxRuntimeSeconds ?? s.limits.defaultMaxRuntimeSeconds;
-  if (maxRuntimeSeconds > s.limits.maxRuntimeSeconds) {
-    throw new ValidationError(
-      `resources.maxRuntimeSeconds: ${maxRuntimeSeconds} is over this deployment's limit of ${s.limits.maxRuntimeSeconds} seconds.`,
-      { path: 'resources.maxRuntimeSeconds', limit: s.limits.maxRuntimeSeconds },
-    );
-  }
-  const spec: JobSpec = {
-    ...parsed,
-    name: parsed.name ?? `${parsed.task}-${id.slice(-6).toLowerCase()}`,
-    training: { ...parsed.training, seed: parsed.training.seed ?? Math.floor(Math.random() * 2 ** 31) },
-    resources: { maxRuntimeSeconds },
-  };
+  const spec = resolveSpec(s, parsed, id);
   const meta = await getDatasetMeta(s, tenant, spec.dataset.id);
   await checkDataset(s, tenant, spec, meta);
   await checkBaseModel(s, tenant, spec);
@@ -157,6 +147,63 @@ export async function submitJob(
   return { record, replayed: false };
 }
 
+/** The spec with every default filled in: a name, a seed and the runtime limit. */
+function resolveSpec(s: Services, parsed: z.output<typeof jobSpec>, id: string): JobSpec {
+  const maxRuntimeSeconds = parsed.resources.maxRuntimeSeconds ?? s.limits.defaultMaxRuntimeSeconds;
+  if (maxRuntimeSeconds > s.limits.maxRuntimeSeconds) {
+    throw new ValidationError(
+      `resources.maxRuntimeSeconds: ${maxRuntimeSeconds} is over this deployment's limit of ${s.limits.maxRuntimeSeconds} seconds.`,
+      { path: 'resources.maxRuntimeSeconds', limit: s.limits.maxRuntimeSeconds },
+    );
+  }
+  return {
+    ...parsed,
+    name: parsed.name ?? `${parsed.task}-${id.slice(-6).toLowerCase()}`,
+    training: { ...parsed.training, seed: parsed.training.seed ?? Math.floor(Math.random() * 2 ** 31) },
+    resources: { maxRuntimeSeconds },
+  };
+}
+
+/** Stands in for a dataset id that a dry run is given before the upload (`"<datasetId>"` or none). */
+const PLACEHOLDER_DATASET = '00000000000000000000000000';
+
+/**
+ * `POST /jobs?dryRun=true`: every check of a submit that can run without storing anything, so that
+ * a client validates a spec before it uploads its data. Without a real `dataset.id` (absent, or a
+ * placeholder like `"<datasetId>"`), the dataset checks are skipped and the answer says so.
+ */
+export async function validateJob(s: Services, tenant: string, body: unknown) {
+  const dataset = (body as { dataset?: Record<string, unknown> } | null)?.dataset;
+  const hasDataset = typeof dataset?.id === 'string' && ULID_PATTERN.test(dataset.id);
+  const candidate =
+    hasDataset || !dataset || typeof dataset !== 'object'
+      ? body
+      : { ...(body as object), dataset: { ...dataset, id: PLACEHOLDER_DATASET } };
+  const parsed = parseOrThrow(jobSpec, candidate, 'job spec');
+  const spec = resolveSpec(s, parsed, s.newId());
+  const checked = ['spec', 'baseModel', 'activeJobs'];
+  if (hasDataset) {
+    const meta = await getDatasetMeta(s, tenant, spec.dataset.id);
+    await checkDataset(s, tenant, spec, meta);
+    await checkQuotas(s, tenant, spec, meta);
+    checked.push('dataset', 'epochRows');
+  } else {
+    const active = await s.lifecycle.jobs.countActive(tenant, s.limits.maxActiveJobs);
+    if (active >= s.limits.maxActiveJobs)
+      throw new TooManyRequestsError(
+        `This account has ${active} queued or running jobs, the most it may have at once (${s.limits.maxActiveJobs}); wait for one to finish or cancel one.`,
+      );
+  }
+  await checkBaseModel(s, tenant, spec);
+  const { dataset: resolvedDataset, ...rest } = spec;
+  const { id: _placeholder, ...datasetWithoutId } = resolvedDataset;
+  return {
+    valid: true as const,
+    checked,
+    spec: hasDataset ? spec : { ...rest, dataset: datasetWithoutId },
+  };
+}
+
 async function replay(
   s: Services,
   tenant: string,
@@ -176,6 +223,12 @@ export const listJobsQuery = z.strictObject({
   status: jobStatus.optional(),
   /** Only the trials of this sweep. */
   sweepId: z.string().max(64).optional(),
+  /** Only training jobs, or only batches of predictions. */
+  kind: z.enum(['training', 'predictions']).optional(),
+  /** `false`: leave out sweeps' trials (they are listed with their sweep). */
+  trials: z.enum(['true', 'false']).optional(),
+  /** `true`: also count every matching job (`total`), up to 10,000. */
+  count: z.enum(['true', 'false']).optional(),
   limit: z.coerce.number().int().min(1).max(100).default(20),
   cursor: z.string().max(1024).optional(),
 });
@@ -194,13 +247,44 @@ export async function listJobs(s: Services, tenant: string, query: unknown) {
     const page = await jobs.listIds(tenant, { limit: q.limit - found.length, ...(cursor ? { cursor } : {}) });
     const versions = await Promise.all(page.ids.map((id) => jobs.find(tenant, id)));
     for (const record of versions.map((v) => v?.record)) {
-      if (record && (!q.status || record.status === q.status) && (!q.sweepId || record.sweepId === q.sweepId))
-        found.push(record);
+      if (record && matches(q, record)) found.push(record);
     }
     cursor = page.nextCursor;
     if (!cursor) break;
   }
-  return { jobs: found, nextCursor: cursor ? encodeCursor(cursor) : null };
+  const total = q.count === 'true' ? await countJobs(s, tenant, q) : undefined;
+  return { jobs: found, nextCursor: cursor ? encodeCursor(cursor) : null, ...(total ? total : {}) };
+}
+
+type ListQuery = z.output<typeof listJobsQuery>;
+
+const matches = (q: ListQuery, record: JobRecord): boolean =>
+  (!q.status || record.status === q.status) &&
+  (!q.sweepId || record.sweepId === q.sweepId) &&
+  (!q.kind || (record.kind ?? 'training') === q.kind) &&
+  (q.trials !== 'false' || record.sweepId === undefined);
+
+/** Most jobs `count=true` counts; past it the total is a lower bound (`totalIsExact: false`). */
+const MAX_COUNTED = 10_000;
+
+/** How many jobs match the filters: the index alone without one, else each record read. */
+async function countJobs(s: Services, tenant: string, q: ListQuery) {
+  const jobs = s.lifecycle.jobs;
+  const filtered = q.status || q.sweepId || q.kind || q.trials === 'false';
+  let total = 0;
+  let seen = 0;
+  let cursor: string | undefined;
+  do {
+    const page = await jobs.listIds(tenant, { limit: 1000, ...(cursor ? { cursor } : {}) });
+    seen += page.ids.length;
+    if (!filtered) total += page.ids.length;
+    else {
+      const records = await Promise.all(page.ids.map((id) => jobs.find(tenant, id)));
+      total += records.filter((r) => r && matches(q, r.record)).length;
+    }
+    cursor = page.nextCursor;
+  } while (cursor && seen < MAX_COUNTED);
+  return { total, totalIsExact: !cursor };
 }
 
 export async function getJob(s: Services, tenant: string, jobId: string): Promise<JobRecord> {
@@ -243,6 +327,7 @@ export async function getResult(s: Services, tenant: string, jobId: string) {
       },
     );
   }
+  if (record.kind === 'predictions') return predictionsResult(s, tenant, record);
   const keys = jobKeys(tenant, jobId);
   const report = (await jobs.report(tenant, jobId)) ?? {};
   const expiresInSeconds = s.limits.downloadUrlSeconds;

@@ -349,8 +349,12 @@ const columnPreprocessing = z.strictObject({
   categorical: z.enum(['oneHot', 'index']).optional(),
   /** What to do with an empty cell. */
   missing: z.enum(['error', 'drop', 'mean', 'mostFrequent']).optional(),
-  /** Treat a numeric column as categorical (e.g. codes). */
-  type: z.enum(['numeric', 'categorical']).optional(),
+  /**
+   * What the column is, when the values alone mislead: `categorical` for numeric codes (or to keep a
+   * column detected as an identifier), `numeric`, or `date` (ISO-8601 text, which becomes days since
+   * 1970-01-01, year, month and day of week).
+   */
+  type: z.enum(['numeric', 'categorical', 'date']).optional(),
 });
 
 export const preprocessing = z.strictObject({
@@ -381,18 +385,32 @@ export const TASKS = ['classification', 'regression'] as const;
 export const jobSpec = z.strictObject({
   name: name.optional(),
   task: z.enum(TASKS),
-  dataset: z.strictObject({
-    id: z.string().regex(ULID_PATTERN, 'must be a dataset id returned by POST /datasets'),
-    /** The column to predict. */
-    label: columnName,
-    /** Input columns; default: every column but the label. */
-    features: z
-      .array(featureSpec)
-      .min(1)
-      .max(4096)
-      .refine((f) => new Set(f.map(featureName)).size === f.length, 'must not repeat a column')
-      .optional(),
-  }),
+  dataset: z
+    .strictObject({
+      id: z.string().regex(ULID_PATTERN, 'must be a dataset id returned by POST /datasets'),
+      /** The column to predict. */
+      label: columnName,
+      /**
+       * Input columns; default: every column but the label, the excluded ones and those that look like
+       * identifiers (a text column unique per row, or a column of unique integers named like an id).
+       */
+      features: z
+        .array(featureSpec)
+        .min(1)
+        .max(4096)
+        .refine((f) => new Set(f.map(featureName)).size === f.length, 'must not repeat a column')
+        .optional(),
+      /** Columns to leave out of the default features (ids, leaks, free text). */
+      exclude: z.array(columnName).max(4096).optional(),
+    })
+    .refine((d) => !(d.features && d.exclude), {
+      message: 'give dataset.features or dataset.exclude, not both',
+      path: ['exclude'],
+    })
+    .refine((d) => !d.exclude?.includes(d.label), {
+      message: 'the label cannot be excluded',
+      path: ['exclude'],
+    }),
   model: z
     .strictObject({
       /** Hidden layers; the output layer is derived from the task and the label. */

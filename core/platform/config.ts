@@ -38,6 +38,8 @@ export const ENV = {
   quotaActiveJobs: 'DESCENT_QUOTA_ACTIVE_JOBS',
   /** Quota: largest dataset upload in bytes (default 256 MiB). */
   quotaDatasetBytes: 'DESCENT_QUOTA_DATASET_BYTES',
+  /** Quota: most bytes of datasets one tenant keeps (default 10 GiB). */
+  quotaStorageBytes: 'DESCENT_QUOTA_STORAGE_BYTES',
   /** Quota: most epochs × rows per job (default 2,000,000,000). */
   quotaEpochRows: 'DESCENT_QUOTA_EPOCH_ROWS',
   /** Lifetime of presigned upload and download URLs in seconds (default 900). */

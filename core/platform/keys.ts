@@ -37,6 +37,8 @@ export const jobKeys = (tenant: string, jobId: string) => {
     modelJson: `${p}model/model.json`,
     weights: `${p}model/weights.bin`,
     checkpoints: `${p}checkpoints/`,
+    /** A predictions job's output file. */
+    predictions: (format: 'csv' | 'jsonl') => `${p}predictions.${format}`,
   };
 };
 
@@ -56,6 +58,12 @@ export const datasetKeys = (tenant: string, datasetId: string) => {
     weights: `${p}weights.bin`,
   };
 };
+
+/** Newest-first listing of datasets: one marker per dataset, as for jobs. */
+export const datasetIndexPrefix = (tenant: string): string => `${tenantPrefix(tenant)}dataset-index/`;
+
+/** Every dataset object of a tenant (what the storage quota counts). */
+export const datasetsPrefix = (tenant: string): string => `${tenantPrefix(tenant)}datasets/`;
 
 export const sweepPrefix = (tenant: string, sweepId: string): string =>
   `${tenantPrefix(tenant)}sweeps/${checkId(sweepId)}/`;

@@ -7,6 +7,8 @@ import { ENV, type EnvName, intEnv } from './config.ts';
 export interface Limits {
   /** Quota: largest dataset upload, in bytes. */
   readonly maxDatasetBytes: number;
+  /** Quota: most bytes of datasets one tenant may keep (checked when a dataset is created). */
+  readonly maxStorageBytes: number;
   /** Quota: most QUEUED + RUNNING jobs of one tenant. */
   readonly maxActiveJobs: number;
   /** Quota: most epochs × rows one job may train. */
@@ -23,6 +25,7 @@ export interface Limits {
 
 export const DEFAULT_LIMITS: Limits = {
   maxDatasetBytes: 256 * 1024 * 1024,
+  maxStorageBytes: 10 * 1024 ** 3,
   maxActiveJobs: 20,
   maxEpochRows: 2_000_000_000,
   uploadUrlSeconds: 900,
@@ -38,6 +41,7 @@ export function limitsFromEnv(env: NodeJS.ProcessEnv = process.env): Limits {
   const ceiling = int(ENV.maxRuntimeSeconds, DEFAULT_LIMITS.maxRuntimeSeconds);
   return {
     maxDatasetBytes: int(ENV.quotaDatasetBytes, DEFAULT_LIMITS.maxDatasetBytes),
+    maxStorageBytes: int(ENV.quotaStorageBytes, DEFAULT_LIMITS.maxStorageBytes),
     maxActiveJobs: int(ENV.quotaActiveJobs, DEFAULT_LIMITS.maxActiveJobs),
     maxEpochRows: int(ENV.quotaEpochRows, DEFAULT_LIMITS.maxEpochRows),
     uploadUrlSeconds: int(ENV.urlExpirySeconds, DEFAULT_LIMITS.uploadUrlSeconds),

@@ -3,18 +3,30 @@
  * validation) and saved with the model, so that a prediction applies exactly the same transform.
  */
 
+import { parseIsoDate } from '../datasets/cells.ts';
 import type { Table } from '../datasets/tabular.ts';
 import type { PreprocessingSpec } from '../jobs/job-spec.ts';
 import { UnrecoverableError } from '../platform/errors.ts';
+import {
+  CellError,
+  type CellValue,
+  DATE_PARTS,
+  encodeValue,
+  type FittedColumn,
+  type FittedPreprocessing,
+  type MissingMode,
+  type ScaleMode,
+  widthOf,
+} from './transform.ts';
 
-export type ScaleMode = 'none' | 'standardize' | 'minMax';
-export type MissingMode = 'error' | 'drop' | 'mean' | 'mostFrequent';
+export { encodeRecord, widthOf } from './transform.ts';
+export type { FittedColumn, FittedPreprocessing, MissingMode, ScaleMode };
 
 /** A feature column as the encoder sees it: where it sits in the table and how to read it. */
 export interface FeatureColumn {
   name: string;
   index: number;
-  kind: 'numeric' | 'categorical' | 'array';
+  kind: 'numeric' | 'categorical' | 'date' | 'array';
   /** Array columns: the declared shape of every cell. */
   shape?: number[];
   scale: ScaleMode;
@@ -22,27 +34,54 @@ export interface FeatureColumn {
   missing: MissingMode;
 }
 
-/** A fitted column: `x' = (x − offset) / divisor`, a vocabulary, or an array passed through. */
-export type FittedColumn =
-  | { name: string; kind: 'numeric'; scale: ScaleMode; offset: number; divisor: number; fill?: number }
-  | { name: string; kind: 'categorical'; encoding: 'oneHot' | 'index'; categories: string[]; fill?: string }
-  | { name: string; kind: 'array'; shape: number[] };
-
-export interface FittedPreprocessing {
-  version: 1;
-  columns: FittedColumn[];
-  /** Shape of one encoded row, the model's input shape. */
-  inputShape: number[];
-}
-
-/** Number of encoded values a fitted column contributes. */
-export function widthOf(column: FittedColumn): number {
-  if (column.kind === 'numeric') return 1;
-  if (column.kind === 'array') return column.shape.reduce((a, b) => a * b, 1);
-  return column.encoding === 'oneHot' ? column.categories.length : 1;
-}
-
 const dataError = (message: string) => new UnrecoverableError('INVALID_DATA', message);
+
+type TextColumn = { kind: 'text'; values: (string | null)[] };
+
+/** Whether most of a text column's values are dates (then it is a date column, and the rest are errors). */
+const mostlyDates = (values: string[]) =>
+  values.length > 0 && values.filter((v) => parseIsoDate(v) !== undefined).length >= values.length / 2;
+
+/** The kind of a scalar column: from the declared `type`, else from its values. */
+function scalarKind(
+  name: string,
+  data: Table['data'][number] | undefined,
+  type: 'numeric' | 'categorical' | 'date' | undefined,
+): FeatureColumn['kind'] {
+  if (type === 'categorical') return 'categorical';
+  if (data?.kind !== 'text') {
+    if (type === 'date')
+      throw dataError(
+        `Column "${name}" is declared a date (preprocessing.columns["${name}"].type) but holds numbers; dates are ISO-8601 text like 2024-03-01.`,
+      );
+    return 'numeric';
+  }
+  const present = (data as TextColumn).values.filter((v): v is string => v !== null);
+  const firstWhere = (bad: (v: string) => boolean) =>
+    (data as TextColumn).values.findIndex((v) => v !== null && bad(v));
+  if (type === 'date' || (type === undefined && mostlyDates(present))) {
+    const row = firstWhere((v) => parseIsoDate(v) === undefined);
+    if (row >= 0) {
+      const why = type === 'date' ? 'the column is declared a date' : "the column's other values are dates";
+      throw dataError(
+        `Row ${row + 1}, column "${name}": "${data.values[row]}" is not an ISO-8601 date (${why}; set preprocessing.columns["${name}"].type to "categorical" to treat it as categories).`,
+      );
+    }
+    return 'date';
+  }
+  const numeric = present.filter((v) => v.trim() !== '' && Number.isFinite(Number(v))).length;
+  if (type === 'numeric' || numeric >= present.length / 2) {
+    const row = firstWhere((v) => !Number.isFinite(Number(v)));
+    const value = data.values[row];
+    const looksDate = value !== null && value !== undefined && parseIsoDate(value) !== undefined;
+    const why =
+      type === 'numeric'
+        ? `the column is declared numeric in preprocessing.columns["${name}"].type${looksDate ? `; it looks like a date: use type "date"` : ''}`
+        : `the column's other values are numbers; set preprocessing.columns["${name}"].type to "categorical" to treat it as categories`;
+    throw dataError(`Row ${row + 1}, column "${name}": "${value}" is not a number (${why}).`);
+  }
+  return 'categorical';
+}
 
 /** Reads the spec's per-column options with the defaults, and the column's kind from the data. */
 export function describeFeatures(
@@ -68,25 +107,16 @@ export function describeFeatures(
         `Column "${name}" holds arrays: declare it as {"name": "${name}", "shape": [...]} in dataset.features.`,
       );
     } else {
-      kind = options.type === 'categorical' || data?.kind === 'text' ? 'categorical' : 'numeric';
-      if (data?.kind === 'text' && options.type !== 'categorical') {
-        // Mostly numbers with a few words is a data error, not a categorical column.
-        const values = data.values.filter((v): v is string => v !== null);
-        const numeric = values.filter((v) => v.trim() !== '' && Number.isFinite(Number(v))).length;
-        if (options.type === 'numeric' || numeric >= values.length / 2) {
-          const row = data.values.findIndex((v) => v !== null && !Number.isFinite(Number(v)));
-          throw dataError(
-            `Row ${row + 1}, column "${name}": "${data.values[row]}" is not a number (the column's other values are numbers; set preprocessing.columns["${name}"].type to "categorical" to treat it as categories).`,
-          );
-        }
-      }
+      kind = scalarKind(name, data, options.type);
     }
+    // Dates become numbers in the thousands (days since 1970): standardized unless the spec says how.
+    const scale = options.scale ?? (kind === 'date' && spec.scale === 'none' ? 'standardize' : spec.scale);
     return {
       name,
       index,
       kind,
       ...(shape ? { shape } : {}),
-      scale: options.scale ?? spec.scale,
+      scale,
       encoding: options.categorical ?? spec.categorical,
       missing: options.missing ?? spec.missing,
     };
@@ -104,7 +134,7 @@ const isMissingAt = (table: Table, column: number, row: number): boolean => {
   return data.values[row] === null;
 };
 
-/** Rows to keep after the `drop` missing-value rule, and an error for the first missing cell under `error`. */
+/** The `drop` rule's outcome: the rows kept, and how many were left out for a missing value. */
 export function applyMissingRules(table: Table, features: FeatureColumn[], rows: Int32Array): Int32Array {
   const kept: number[] = [];
   for (const r of rows) {
@@ -149,89 +179,174 @@ function mostFrequent(values: Iterable<string>): string | undefined {
   return best;
 }
 
+/** `[offset, divisor]` of a scale mode from the values' statistics. */
+function scaleOf(
+  scale: ScaleMode,
+  stats: { n: number; mean: number; std: number; min: number; max: number },
+) {
+  if (scale === 'standardize') return [stats.mean, stats.std > 0 ? stats.std : 1] as const;
+  if (scale === 'minMax')
+    return [
+      stats.min === Infinity ? 0 : stats.min,
+      stats.max > stats.min ? stats.max - stats.min : 1,
+    ] as const;
+  return [0, 1] as const;
+}
+
+function statsOf(values: number[]) {
+  let sum = 0;
+  let min = Number.POSITIVE_INFINITY;
+  let max = Number.NEGATIVE_INFINITY;
+  for (const v of values) {
+    sum += v;
+    if (v < min) min = v;
+    if (v > max) max = v;
+  }
+  const n = values.length;
+  const mean = n ? sum / n : 0;
+  let sq = 0;
+  for (const v of values) sq += (v - mean) ** 2;
+  return { n, mean, std: n ? Math.sqrt(sq / n) : 0, min, max };
+}
+
+/** The day of a date column's cell, or `null` (days since the epoch). */
+const dayAt = (table: Table, column: number, row: number): number | null => {
+  const text = textAt(table, column, row);
+  const ms = text === null ? undefined : parseIsoDate(text);
+  return ms === undefined ? null : ms / 86_400_000;
+};
+
+function fitDate(table: Table, f: FeatureColumn, rows: Int32Array): FittedColumn {
+  const days: number[] = [];
+  for (const r of rows) {
+    const d = dayAt(table, f.index, r);
+    if (d !== null) days.push(d);
+  }
+  const partValues = DATE_PARTS.map(() => [] as number[]);
+  for (const d of days) {
+    const date = new Date(d * 86_400_000);
+    const parts = [d, date.getUTCFullYear(), date.getUTCMonth() + 1, date.getUTCDay()];
+    parts.forEach((p, i) => {
+      partValues[i]?.push(p);
+    });
+  }
+  const scales = partValues.map((values) => scaleOf(f.scale, statsOf(values)));
+  const mean = statsOf(days).mean;
+  const common = f.missing === 'mean' || f.missing === 'mostFrequent';
+  const fill =
+    f.missing === 'mean'
+      ? mean
+      : f.missing === 'mostFrequent'
+        ? Number(mostFrequent(days.map(String)) ?? mean)
+        : undefined;
+  return {
+    name: f.name,
+    kind: 'date',
+    scale: f.scale,
+    parts: [...DATE_PARTS],
+    offsets: scales.map((s) => s[0]),
+    divisors: scales.map((s) => s[1]),
+    ...(common && fill !== undefined ? { fill } : {}),
+    missing: f.missing,
+    mean,
+  };
+}
+
+function fitColumn(table: Table, f: FeatureColumn, rows: Int32Array): FittedColumn {
+  if (f.kind === 'array') {
+    const size = (f.shape as number[]).reduce((a, b) => a * b, 1);
+    const data = table.data[f.index];
+    if (data?.kind === 'array') {
+      for (const r of rows) {
+        const cell = data.values[r];
+        if (cell && cell.length !== size) {
+          throw dataError(
+            `Row ${r + 1}, column "${f.name}": the array has ${cell.length} numbers; shape [${f.shape?.join(', ')}] needs ${size}.`,
+          );
+        }
+      }
+    }
+    return { name: f.name, kind: 'array', shape: f.shape as number[] };
+  }
+  if (f.kind === 'date') return fitDate(table, f, rows);
+  if (f.kind === 'categorical') {
+    const seen: string[] = [];
+    for (const r of rows) {
+      const v = textAt(table, f.index, r);
+      if (v !== null) seen.push(v);
+    }
+    const categories = [...new Set(seen)].sort();
+    const common = mostFrequent(seen);
+    const fill = f.missing === 'mean' || f.missing === 'mostFrequent' ? common : undefined;
+    return {
+      name: f.name,
+      kind: 'categorical',
+      encoding: f.encoding,
+      categories,
+      ...(fill !== undefined ? { fill } : {}),
+      missing: f.missing,
+      ...(common !== undefined ? { mostFrequent: common } : {}),
+    };
+  }
+  const data = table.data[f.index];
+  const values = data?.kind === 'numeric' ? data.values : new Float64Array(0);
+  const present: number[] = [];
+  for (const r of rows) {
+    const v = values[r] as number;
+    if (!Number.isNaN(v)) present.push(v);
+  }
+  const stats = statsOf(present);
+  const fill =
+    f.missing === 'mean'
+      ? stats.mean
+      : f.missing === 'mostFrequent'
+        ? Number(mostFrequent(present.map(String)) ?? stats.mean)
+        : undefined;
+  const [offset, divisor] = scaleOf(f.scale, stats);
+  return {
+    name: f.name,
+    kind: 'numeric',
+    scale: f.scale,
+    offset,
+    divisor,
+    ...(fill !== undefined ? { fill } : {}),
+    missing: f.missing,
+    mean: stats.mean,
+  };
+}
+
 /** Fits every column's transform on `rows` (the training rows) only. */
 export function fitPreprocessing(
   table: Table,
   features: FeatureColumn[],
   rows: Int32Array,
+  about: Pick<FittedPreprocessing, 'source' | 'excluded'> = {},
 ): FittedPreprocessing {
-  const columns: FittedColumn[] = features.map((f) => {
-    if (f.kind === 'array') {
-      const size = (f.shape as number[]).reduce((a, b) => a * b, 1);
-      const data = table.data[f.index];
-      if (data?.kind === 'array') {
-        for (const r of rows) {
-          const cell = data.values[r];
-          if (cell && cell.length !== size) {
-            throw dataError(
-              `Row ${r + 1}, column "${f.name}": the array has ${cell.length} numbers; shape [${f.shape?.join(', ')}] needs ${size}.`,
-            );
-          }
-        }
-      }
-      return { name: f.name, kind: 'array', shape: f.shape as number[] };
-    }
-    if (f.kind === 'categorical') {
-      const seen: string[] = [];
-      for (const r of rows) {
-        const v = textAt(table, f.index, r);
-        if (v !== null) seen.push(v);
-      }
-      const categories = [...new Set(seen)].sort();
-      const fill = f.missing === 'mean' || f.missing === 'mostFrequent' ? mostFrequent(seen) : undefined;
-      return {
-        name: f.name,
-        kind: 'categorical',
-        encoding: f.encoding,
-        categories,
-        ...(fill !== undefined ? { fill } : {}),
-      };
-    }
-    const data = table.data[f.index];
-    const values = data?.kind === 'numeric' ? data.values : new Float64Array(0);
-    let n = 0;
-    let sum = 0;
-    let min = Number.POSITIVE_INFINITY;
-    let max = Number.NEGATIVE_INFINITY;
-    const present: string[] = [];
-    for (const r of rows) {
-      const v = values[r] as number;
-      if (Number.isNaN(v)) continue;
-      n++;
-      sum += v;
-      if (v < min) min = v;
-      if (v > max) max = v;
-      if (f.missing === 'mostFrequent') present.push(String(v));
-    }
-    const mean = n ? sum / n : 0;
-    let sq = 0;
-    if (f.scale === 'standardize')
-      for (const r of rows) if (!Number.isNaN(values[r] as number)) sq += ((values[r] as number) - mean) ** 2;
-    const std = n ? Math.sqrt(sq / n) : 0;
-    const fill =
-      f.missing === 'mean'
-        ? mean
-        : f.missing === 'mostFrequent'
-          ? Number(mostFrequent(present) ?? mean)
-          : undefined;
-    const [offset, divisor] =
-      f.scale === 'standardize'
-        ? [mean, std > 0 ? std : 1]
-        : f.scale === 'minMax'
-          ? [min === Infinity ? 0 : min, max > min ? max - min : 1]
-          : [0, 1];
-    return {
-      name: f.name,
-      kind: 'numeric',
-      scale: f.scale,
-      offset,
-      divisor,
-      ...(fill !== undefined ? { fill } : {}),
-    };
-  });
+  const columns = features.map((f) => fitColumn(table, f, rows));
   const array = columns.find((c) => c.kind === 'array');
   const inputShape = array?.kind === 'array' ? array.shape : [columns.reduce((s, c) => s + widthOf(c), 0)];
-  return { version: 1, columns, inputShape };
+  return {
+    version: 1,
+    columns,
+    inputShape,
+    ...(about.source ? { source: about.source } : {}),
+    ...(about.excluded?.length ? { excluded: about.excluded } : {}),
+  };
+}
+
+/** A table cell as the value `encodeValue` takes (the same reading the predict route gives a raw cell). */
+function tableCell(table: Table, feature: FeatureColumn, column: FittedColumn, r: number): CellValue {
+  const data = table.data[feature.index];
+  if (column.kind === 'array') return data?.kind === 'array' ? (data.values[r] ?? null) : null;
+  if (column.kind === 'numeric') {
+    const v = data?.kind === 'numeric' ? (data.values[r] as number) : Number.NaN;
+    return Number.isNaN(v) ? null : v;
+  }
+  if (column.kind === 'date') {
+    const d = dayAt(table, feature.index, r);
+    return d === null ? null : d * 86_400_000;
+  }
+  return textAt(table, feature.index, r);
 }
 
 /** Encodes `rows` of the table with fitted transforms into one Float32Array, row-major. */
@@ -246,59 +361,25 @@ export function encodeRows(
   let offset = 0;
   fitted.columns.forEach((column, c) => {
     const feature = features[c] as FeatureColumn;
-    const data = table.data[feature.index];
     const w = widthOf(column);
     rows.forEach((r, i) => {
-      const base = i * width + offset;
-      if (column.kind === 'array') {
-        const cell = data?.kind === 'array' ? data.values[r] : null;
-        if (cell && cell.length !== w) {
-          // Every set's rows are checked here, not only the training rows the transform was fitted on.
-          throw dataError(
-            `Row ${r + 1}, column "${column.name}": the array has ${cell.length} numbers; shape [${column.shape.join(', ')}] needs ${w}.`,
-          );
-        }
-        if (cell) out.set(cell, base);
-      } else if (column.kind === 'numeric') {
-        let v = data?.kind === 'numeric' ? (data.values[r] as number) : Number.NaN;
-        if (Number.isNaN(v)) v = column.fill ?? 0;
-        out[base] = (v - column.offset) / column.divisor;
-      } else {
-        const v = textAt(table, feature.index, r) ?? column.fill ?? null;
-        const k = v === null ? -1 : column.categories.indexOf(v);
-        if (column.encoding === 'index') out[base] = k + 1;
-        else if (k >= 0) out[base + k] = 1;
+      const value = tableCell(table, feature, column, r);
+      if (column.kind === 'array' && value !== null && (value as Float32Array).length !== w) {
+        // Every set's rows are checked here, not only the training rows the transform was fitted on.
+        throw dataError(
+          `Row ${r + 1}, column "${column.name}": the array has ${(value as Float32Array).length} numbers; shape [${column.shape.join(', ')}] needs ${w}.`,
+        );
+      }
+      if (column.kind === 'array' && value === null) return; // a missing array reads as zeros
+      try {
+        encodeValue(column, value, out, i * width + offset);
+      } catch (error) {
+        if (error instanceof CellError)
+          throw dataError(`Row ${r + 1}, column "${column.name}": ${error.message}`);
+        throw error;
       }
     });
     offset += w;
   });
-  return out;
-}
-
-/** Encodes one raw record (column → value) the way the model saw its training rows. */
-export function encodeRecord(fitted: FittedPreprocessing, record: Record<string, unknown>): Float32Array {
-  const width = fitted.inputShape.reduce((a, b) => a * b, 1);
-  const out = new Float32Array(width);
-  let offset = 0;
-  for (const column of fitted.columns) {
-    const raw = record[column.name];
-    if (column.kind === 'array') {
-      if (Array.isArray(raw)) out.set((raw as unknown[]).flat(4) as number[], offset);
-    } else if (column.kind === 'numeric') {
-      const v =
-        typeof raw === 'number'
-          ? raw
-          : raw === null || raw === undefined || raw === ''
-            ? Number.NaN
-            : Number(raw);
-      out[offset] = ((Number.isNaN(v) ? (column.fill ?? 0) : v) - column.offset) / column.divisor;
-    } else {
-      const v = raw === null || raw === undefined || raw === '' ? (column.fill ?? null) : String(raw);
-      const k = v === null ? -1 : column.categories.indexOf(v);
-      if (column.encoding === 'index') out[offset] = k + 1;
-      else if (k >= 0) out[offset + k] = 1;
-    }
-    offset += widthOf(column);
-  }
   return out;
 }

@@ -94,6 +94,32 @@ export interface ReportInput {
   resources: Resources;
   lineage: Record<string, unknown>;
   preprocessing: FittedPreprocessing;
+  /** The file's rows: how many, how many were used, left out and why, and the columns not used. */
+  data?: {
+    rows: number;
+    used: number;
+    dropped: { missingLabel: number; missingValues: number };
+    excluded: { name: string; reason: string }[];
+  };
+}
+
+/** The headline metric of each evaluated set, as the job record's `summary` (what listings show). */
+export function headlineSummary(
+  classes: unknown[] | undefined,
+  training: Record<string, unknown>,
+  validation: Record<string, unknown> | undefined,
+  test: Record<string, unknown> | undefined,
+): { metric: string; training?: number; validation?: number; test?: number } {
+  const metric = headlineMetric(classes);
+  const pick = (set: Record<string, unknown> | undefined) =>
+    typeof set?.[metric] === 'number' ? (set[metric] as number) : undefined;
+  const [t, v, x] = [pick(training), pick(validation), pick(test)];
+  return {
+    metric,
+    ...(t !== undefined ? { training: t } : {}),
+    ...(v !== undefined ? { validation: v } : {}),
+    ...(x !== undefined ? { test: x } : {}),
+  };
 }
 
 /**
@@ -147,5 +173,6 @@ export function buildReport(input: ReportInput): Record<string, unknown> {
     resources: input.resources,
     lineage: input.lineage,
     preprocessing: input.preprocessing,
+    ...(input.data ? { data: input.data } : {}),
   };
 }

@@ -117,36 +117,85 @@ function statusBadge(status: string): HTMLElement {
   return el('span', status, `status ${status}`);
 }
 
+/** Jobs per page of the list. */
+const PAGE = 25;
+/** The cursor of each page shown so far (the first page has none): Newer goes back one. */
+const pageCursors: (string | undefined)[] = [undefined];
+let pageNext: string | null = null;
+/** The last count of the jobs, and of which page and ids it was made. */
+const counted = { at: 0, page: 0, total: 0, exact: true as boolean | undefined, ids: '' };
+
+/** A job's headline metric for the list: validation (else test) accuracy or R², or rows predicted. */
+function headlineText(job: JobRecord): string {
+  if (job.kind === 'predictions')
+    return job.predictions?.rows === undefined ? '' : `${job.predictions.rows} rows`;
+  const s = job.summary;
+  const value = s?.validation ?? s?.test;
+  if (!s || value === undefined) return '';
+  return `${s.metric === 'r2' ? 'R²' : 'acc'} ${value.toFixed(3)}`;
+}
+
+/** `11-30 16:05`: short enough for its column at any width. */
+const shortTime = (iso: string): string => {
+  const d = new Date(iso);
+  const two = (n: number) => String(n).padStart(2, '0');
+  return `${two(d.getMonth() + 1)}-${two(d.getDate())} ${two(d.getHours())}:${two(d.getMinutes())}`;
+};
+
+function jobRow(job: JobRecord): HTMLTableRowElement {
+  const row = el('tr');
+  row.dataset.jobId = job.id;
+  if (job.id === selectedId) row.classList.add('selected');
+  const name = el('td', job.kind === 'predictions' ? `⇢ ${job.name}` : job.name);
+  name.title = `${job.name} (${job.id})`;
+  const status = el('td');
+  status.append(statusBadge(job.status));
+  const created = el('td', shortTime(job.createdAt), 'num');
+  created.title = new Date(job.createdAt).toLocaleString();
+  row.append(name, status, el('td', headlineText(job), 'num'), created);
+  row.addEventListener('click', () => select(job.id));
+  return row;
+}
+
 async function refreshList(): Promise<void> {
   clearTimeout(listTimer);
   let active = false;
   try {
-    const [{ jobs }, { sweeps }] = await Promise.all([
-      client.listJobs({ limit: 50 }),
+    const cursor = pageCursors.at(-1);
+    // Counting reads every record: ask for it on a new page, when the page changed, or every 15 s.
+    const recount = Date.now() - counted.at > 15_000 || counted.page !== pageCursors.length;
+    const [page, { sweeps }] = await Promise.all([
+      client.listJobs({
+        limit: PAGE,
+        trials: 'false',
+        ...(recount ? { count: 'true' } : {}),
+        ...(cursor ? { cursor } : {}),
+      }),
       client.listSweeps({ limit: 20 }),
     ]);
-    $('#connection').textContent = `${jobs.length} job${jobs.length === 1 ? '' : 's'}`;
-    const body = $('#jobs tbody');
-    body.replaceChildren(
-      ...jobs.map((job) => {
-        const row = el('tr');
-        row.dataset.jobId = job.id;
-        if (job.id === selectedId) row.classList.add('selected');
-        const name = el('td', job.name);
-        name.title = job.id;
-        const status = el('td');
-        status.append(statusBadge(job.status));
-        row.append(
-          name,
-          status,
-          el('td', `${job.progress.epoch}/${job.progress.epochs}`, 'num'),
-          el('td', new Date(job.createdAt).toLocaleString()),
-        );
-        row.addEventListener('click', () => select(job.id));
-        return row;
-      }),
-    );
-    $('#no-jobs').hidden = jobs.length > 0;
+    const { jobs } = page;
+    const ids = jobs.map((j) => j.id).join();
+    if (page.total !== undefined)
+      Object.assign(counted, {
+        at: Date.now(),
+        page: pageCursors.length,
+        total: page.total,
+        exact: page.totalIsExact,
+        ids,
+      });
+    else if (ids !== counted.ids) counted.at = 0; // the page changed under us: count again next time
+    const first = (pageCursors.length - 1) * PAGE;
+    const total = Math.max(counted.total, first + jobs.length);
+    $('#jobs-count').textContent =
+      jobs.length === 0
+        ? ''
+        : `${first + 1}–${first + jobs.length} of ${total}${counted.exact === false ? '+' : ''}`;
+    $('#connection').textContent = `${total} job${total === 1 ? '' : 's'}`;
+    pageNext = page.nextCursor;
+    $<HTMLButtonElement>('#jobs-prev').disabled = pageCursors.length === 1;
+    $<HTMLButtonElement>('#jobs-next').disabled = !pageNext;
+    $('#jobs tbody').replaceChildren(...jobs.map(jobRow));
+    $('#no-jobs').hidden = jobs.length > 0 || pageCursors.length > 1;
     showSweeps(sweeps);
     active =
       jobs.some((job) => !isTerminalStatus(job.status)) ||
@@ -175,25 +224,38 @@ function select(id: string): void {
   chartJobId = undefined;
   resultShown = undefined;
   $('#report').hidden = true;
+  $('#downloads').hidden = true;
+  $('#chart-block').hidden = true;
+  $('#no-epochs').hidden = true;
   void refreshJob();
 }
 
-function drawChart(jobId: string, epochs: EpochMetrics[]): void {
+/** The last epochs drawn, to redraw them when the scale changes. */
+let lastEpochs: EpochMetrics[] = [];
+
+function drawChart(jobId: string, epochs: EpochMetrics[], ended: boolean): void {
+  lastEpochs = epochs;
+  // A job that never trained an epoch (failed at once, cancelled while queued) has no curve to show.
+  $('#chart-block').hidden = epochs.length === 0;
+  $('#no-epochs').hidden = !(epochs.length === 0 && ended);
+  if (epochs.length === 0) return;
   const container = $('#chart');
   const data: uPlotType.AlignedData = [
     epochs.map((e) => e.epoch),
     epochs.map((e) => e.loss),
     epochs.map((e) => e.valLoss ?? null),
   ];
+  const log = $<HTMLInputElement>('#log-scale').checked;
   if (!chart || chartJobId !== jobId) {
     chart?.destroy();
     container.replaceChildren();
     chart = new UPlot(
       {
-        width: Math.max(320, container.clientWidth),
+        width: Math.max(300, container.clientWidth),
         height: 300,
-        scales: { x: { time: false } },
-        axes: [{ label: 'epoch' }, { label: 'loss' }],
+        // A log scale keeps the late, small improvements visible; losses are positive.
+        scales: { x: { time: false }, y: log ? { distr: 3 } : {} },
+        axes: [{ label: 'epoch' }, { label: log ? 'loss (log)' : 'loss' }],
         series: [
           { label: 'epoch' },
           { label: 'training loss', stroke: '#2563eb', width: 2 },
@@ -208,6 +270,7 @@ function drawChart(jobId: string, epochs: EpochMetrics[]): void {
     chart.setData(data);
   }
   container.dataset.epochs = String(epochs.length);
+  container.dataset.scale = log ? 'log' : 'linear';
 }
 
 function showJob(job: JobRecord): void {
@@ -215,80 +278,139 @@ function showJob(job: JobRecord): void {
   showPlaceholder();
   const title = $('#job-title');
   title.replaceChildren(el('span', `${job.name} `), statusBadge(job.status));
-  const parts = [
-    job.id,
-    `${job.spec.task}, label "${job.spec.dataset.label}"`,
-    `epoch ${job.progress.epoch}/${job.progress.epochs}`,
-  ];
-  if (job.progress.loss !== undefined) parts.push(`loss ${formatNumber(job.progress.loss)}`);
-  if (job.progress.valLoss !== undefined) parts.push(`val loss ${formatNumber(job.progress.valLoss)}`);
+  const parts = [job.id];
+  if (job.kind === 'predictions') {
+    const p = job.predictions;
+    parts.push(`predictions with the model of job ${p?.modelJobId} on dataset ${p?.datasetId}`);
+    if (p?.rows !== undefined) parts.push(`${p.rows} rows`);
+    if (job.progress.phase) parts.push(job.progress.phase);
+  } else {
+    parts.push(
+      `${job.spec.task}, label "${job.spec.dataset.label}"`,
+      `epoch ${job.progress.epoch}/${job.progress.epochs}`,
+    );
+    if (job.progress.loss !== undefined) parts.push(`loss ${formatNumber(job.progress.loss)}`);
+    if (job.progress.valLoss !== undefined) parts.push(`val loss ${formatNumber(job.progress.valLoss)}`);
+  }
   if (job.backend) parts.push(`backend ${job.backend}`);
   $('#job-meta').textContent = parts.join(' · ');
   const error = $('#job-error');
   error.hidden = !job.error;
   error.textContent = job.error ? `${job.error.code}: ${job.error.message}` : '';
+  const warnings = job.warnings ?? [];
+  const list = $('#job-warnings');
+  list.hidden = warnings.length === 0;
+  list.replaceChildren(...warnings.map((w) => el('li', w)));
+  const cancel = $<HTMLButtonElement>('#cancel-job');
+  cancel.hidden = !(job.status === 'QUEUED' || job.status === 'RUNNING');
+  cancel.disabled = false;
   const fraction = job.status === 'SUCCEEDED' ? 1 : job.progress.epoch / Math.max(1, job.progress.epochs);
   $('#job-progress').style.width = `${Math.round(fraction * 100)}%`;
 }
 
-function showReport(result: JobResult): void {
-  const report = result.report;
-  const rows = metricRows(report);
-  const hasValidation = rows.some(([, , v]) => v !== undefined);
-  const table = $('#metrics-table');
+/** Download links of a SUCCEEDED job's files (presigned: they work for the URL lifetime). */
+function showDownloads(result: JobResult): void {
+  const box = $('#downloads');
+  box.replaceChildren(
+    el('span', 'Download:', 'muted'),
+    ...Object.entries(result.artifacts).map(([name, url]) => {
+      const link = el('a', name);
+      link.href = url as string;
+      link.download = name;
+      return link;
+    }),
+  );
+  box.hidden = false;
+}
+
+function showMetrics(result: JobResult): void {
+  const rows = metricRows(result.report);
+  const sets = ['training', 'validation', 'test'].filter((_, i) => rows.some((r) => r[i + 1] !== undefined));
+  const keep = ['training', 'validation', 'test'].map((set) => sets.includes(set));
   const head = el('tr');
-  for (const h of hasValidation ? ['metric', 'training', 'validation'] : ['metric', 'training'])
-    head.append(el('th', h, h === 'metric' ? undefined : 'num'));
-  table.replaceChildren(
+  for (const h of ['metric', ...sets]) head.append(el('th', h, h === 'metric' ? undefined : 'num'));
+  $('#metrics-table').replaceChildren(
     head,
-    ...rows.map(([name, t, v]) => {
+    ...rows.map(([name, ...values]) => {
       const row = el('tr');
-      row.append(el('td', name), el('td', formatNumber(t), 'num'));
-      if (hasValidation) row.append(el('td', formatNumber(v), 'num'));
+      row.append(
+        el('td', name),
+        ...values.filter((_, i) => keep[i]).map((v) => el('td', formatNumber(v), 'num')),
+      );
       return row;
     }),
   );
+}
 
-  const confusion = confusionMatrixOf(report);
+function showConfusion(result: JobResult): void {
+  const confusion = confusionMatrixOf(result.report);
   $('#confusion-block').hidden = !confusion;
-  if (confusion) {
-    $('#confusion-title').textContent =
-      `Confusion matrix (${confusion.set}; rows = actual, columns = predicted)`;
-    const max = Math.max(1, ...confusion.matrix.flat());
-    const header = el('tr');
-    header.append(el('th'), ...confusion.classes.map((c) => el('th', c, 'num')));
-    $('#confusion').replaceChildren(
-      header,
-      ...confusion.matrix.map((cells, i) => {
-        const row = el('tr');
-        row.append(el('th', confusion.classes[i] ?? String(i)));
-        for (const [j, n] of cells.entries()) {
-          const cell = el('td', String(n), 'num');
-          const alpha = (0.08 + 0.6 * (n / max)).toFixed(2);
-          cell.style.background = n > 0 ? `rgba(${i === j ? '21,128,61' : '185,28,28'},${alpha})` : '';
-          row.append(cell);
-        }
-        return row;
-      }),
-    );
-  }
+  if (!confusion) return;
+  $('#confusion-title').textContent =
+    `Confusion matrix (${confusion.set}; rows = actual, columns = predicted)`;
+  const max = Math.max(1, ...confusion.matrix.flat());
+  const header = el('tr');
+  header.append(el('th'), ...confusion.classes.map((c) => el('th', c, 'num')));
+  $('#confusion').replaceChildren(
+    header,
+    ...confusion.matrix.map((cells, i) => {
+      const row = el('tr');
+      row.append(el('th', confusion.classes[i] ?? String(i)));
+      for (const [j, n] of cells.entries()) {
+        const cell = el('td', String(n), 'num');
+        const alpha = (0.08 + 0.6 * (n / max)).toFixed(2);
+        cell.style.background = n > 0 ? `rgba(${i === j ? '21,128,61' : '185,28,28'},${alpha})` : '';
+        row.append(cell);
+      }
+      return row;
+    }),
+  );
+}
 
-  const importances = featureImportances(report);
+/**
+ * Importance as diverging bars: a zero line where the smallest (negative) importance leaves room,
+ * positive drops of the metric to its right, negative ones (shuffling helped: noise) to its left.
+ */
+function showImportances(result: JobResult): void {
+  const importances = featureImportances(result.report);
   $('#importance-block').hidden = importances.length === 0;
-  const top = Math.max(...importances.map((f) => Math.abs(f.importance)), Number.MIN_VALUE);
+  const low = Math.min(0, ...importances.map((f) => f.importance));
+  const high = Math.max(0, ...importances.map((f) => f.importance));
+  const span = high - low || 1;
+  const zero = (100 * -low) / span;
+  const metric = (result.report.importance as { metric?: string } | undefined)?.metric;
+  $('#importance-title').textContent =
+    `Feature importance${metric ? ` (drop in ${metric} when shuffled)` : ''}`;
   $('#importances').replaceChildren(
     ...importances.map((f) => {
       const row = el('div', undefined, 'bar-row');
+      row.dataset.feature = f.feature;
+      const label = el('span', f.feature);
+      label.title = f.feature;
+      const track = el('div', undefined, 'bar-track');
       const bar = el('div', undefined, f.importance < 0 ? 'bar negative' : 'bar');
-      bar.style.width = `${Math.max(1, (100 * Math.abs(f.importance)) / top)}%`;
+      const width = (100 * Math.abs(f.importance)) / span;
+      bar.style.left = `${f.importance < 0 ? zero - width : zero}%`;
+      bar.style.width = `${Math.max(0.5, width)}%`;
+      const line = el('div', undefined, 'zero');
+      line.style.left = `${zero}%`;
+      track.append(bar, line);
       const value =
         f.std === undefined
           ? formatNumber(f.importance)
           : `${formatNumber(f.importance)} ± ${formatNumber(f.std)}`;
-      row.append(el('span', f.feature), bar, el('span', value, 'num'));
+      row.append(label, track, el('span', value, 'num'));
       return row;
     }),
   );
+}
+
+function showReport(result: JobResult): void {
+  showDownloads(result);
+  if ((result as { kind?: string }).kind === 'predictions') return;
+  showMetrics(result);
+  showConfusion(result);
+  showImportances(result);
   $('#report').hidden = false;
 }
 
@@ -300,11 +422,14 @@ async function refreshJob(): Promise<void> {
   try {
     // The record first: once it is final, the metrics read after it are complete.
     const job = await client.getJob(id);
-    const { epochs } = await client.getMetrics(id);
+    const { epochs } = job.kind === 'predictions' ? { epochs: [] } : await client.getMetrics(id);
     if (id !== selectedId) return;
     showJob(job);
-    drawChart(id, epochs);
     done = isTerminalStatus(job.status);
+    if (job.kind === 'predictions') {
+      $('#chart-block').hidden = true;
+      $('#no-epochs').hidden = true;
+    } else drawChart(id, epochs, done);
     if (job.status === 'SUCCEEDED' && resultShown !== id) {
       showReport(await client.getResult(id));
       resultShown = id;
@@ -508,9 +633,37 @@ $('#sign-out').addEventListener('click', () => {
   showLogin();
 });
 
+$('#cancel-job').addEventListener('click', () => {
+  const id = selectedId;
+  if (!id) return;
+  $<HTMLButtonElement>('#cancel-job').disabled = true;
+  client
+    .cancelJob(id)
+    .then(() => refreshJob())
+    .catch(handleError);
+});
+
+$('#log-scale').addEventListener('change', () => {
+  const id = chartJobId;
+  chart?.destroy();
+  chart = undefined;
+  if (id) drawChart(id, lastEpochs, true);
+});
+
+$('#jobs-next').addEventListener('click', () => {
+  if (!pageNext) return;
+  pageCursors.push(pageNext);
+  void refreshList();
+});
+
+$('#jobs-prev').addEventListener('click', () => {
+  if (pageCursors.length > 1) pageCursors.pop();
+  void refreshList();
+});
+
 window.addEventListener('resize', () => {
   const width = $('#chart').clientWidth;
-  if (chart && width > 0) chart.setSize({ width: Math.max(320, width), height: 300 });
+  if (chart && width > 0) chart.setSize({ width: Math.max(300, width), height: 300 });
 });
 
 // A `#token=…`, `#job=…` or `#sweep=…` link opened in this tab changes only the hash: act on it too.
@@ -518,6 +671,9 @@ window.addEventListener('hashchange', () => {
   const params = hashParams();
   if (params.has('token')) {
     takeTokenFromHash();
+    // The same link may name a job or a sweep to show.
+    selectedId = params.get('job') ?? selectedId;
+    selectedSweepId = params.get('sweep') ?? selectedSweepId;
     start();
   } else if (token()) {
     const sweep = params.get('sweep');

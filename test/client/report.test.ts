@@ -65,9 +65,12 @@ describe('metricRows and confusionMatrixOf', () => {
 
   it('puts the known metrics first, then the others by name, skipping row counts and tables', () => {
     assert.deepEqual(metricRows(report), [
-      ['loss', 0.1, 0.7],
-      ['accuracy', 1, 0.5],
-      ['zeta', undefined, 3],
+      ['loss', 0.1, 0.7, undefined],
+      ['accuracy', 1, 0.5, undefined],
+      ['zeta', undefined, 3, undefined],
+    ]);
+    assert.deepEqual(metricRows({ validation: { r2: 0.9 }, test: { r2: 0.8, rows: 20 } }), [
+      ['r2', undefined, 0.9, 0.8],
     ]);
   });
 

@@ -50,6 +50,15 @@ function exampleTests(backend: SelectedBackend): void {
     const { report } = await train('house-prices/job.json', 'house-prices/houses.csv');
     assert.ok(report.test.r2 >= 0.95, `test r2 ${report.test.r2}, validation ${report.validation.r2}`);
   });
+  it('churn (a raw table: id column left out, a date, blanks): test accuracy ≥ 0.85, the id column flagged', async () => {
+    const { id, report } = await train('churn/job.json', 'churn/customers.csv');
+    assert.ok(report.test.accuracy >= 0.85, `test accuracy ${report.test.accuracy}`);
+    assert.deepEqual(
+      report.data.excluded.map((e: { name: string }) => e.name),
+      ['customer_id'],
+    );
+    assert.ok((await fixture.record(id)).warnings?.some((w) => w.includes('"customer_id"')));
+  });
   it('sequence LSTM: validation accuracy ≥ 0.9', async () => {
     const { report } = await train('sequence-lstm/job.json', 'sequence-lstm/trends.jsonl');
     assert.ok(report.validation.accuracy >= 0.9, String(report.validation.accuracy));

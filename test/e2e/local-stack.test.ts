@@ -108,7 +108,8 @@ describe('local stack end to end', { timeout: 600_000 }, () => {
       body: {
         task: 'classification',
         dataset: { id: baseData, label: 'species' },
-        model: { layers: [{ type: 'dense', units: 8, activation: 'relu' }] },
+        // A hidden layer to freeze: `freeze: 1` below keeps it while the new head trains.
+        model: { layers: [{ type: 'dense', units: 8 }] },
         training: { epochs: 3, seed: 2 },
       },
     });

@@ -24,8 +24,16 @@ function originsOf(output: Metafile['outputs'][string]): Map<string, number> {
 
 const kib = (bytes: number) => `${(bytes / 1024).toFixed(0)} KiB`;
 
+/**
+ * The predict route runs TensorFlow.js: tfjs-core, tfjs-layers and the CPU backend (no WebGL, no
+ * converter, no native or wasm files), within its own budget.
+ */
+const TFJS_HANDLERS = new Set(['predict-job']);
+const TFJS_ALLOWED = ['@tensorflow/tfjs-core', '@tensorflow/tfjs-layers', '@tensorflow/tfjs-backend-cpu'];
+const TFJS_BUDGET = 4 * 1024 * 1024;
+
 describe('Lambda handler bundles', () => {
-  it('stay small: no TensorFlow.js, no AWS SDK, each under 1 MiB (sizes printed)', async (t) => {
+  it('stay small: no TensorFlow.js but in predict-job (CPU only, under 4 MiB), no AWS SDK, the rest under 1 MiB (sizes printed)', async (t) => {
     const result = await build({
       absWorkingDir: root.pathname,
       entryPoints: handlers.map((h) => `functions/${h}.ts`),
@@ -49,10 +57,13 @@ describe('Lambda handler bundles', () => {
       t.diagnostic(
         `${file.replace('out/', '').padEnd(22)} ${kib(output.bytes).padStart(8)}  (${top.map(([o, b]) => `${o} ${kib(b)}`).join(', ')})`,
       );
-      assert.ok(output.bytes < 1024 * 1024, `${file} is ${kib(output.bytes)}`);
+      const handler = file.replace('out/', '').replace('.mjs', '');
+      const tfjs = TFJS_HANDLERS.has(handler);
+      assert.ok(output.bytes < (tfjs ? TFJS_BUDGET : 1024 * 1024), `${file} is ${kib(output.bytes)}`);
       for (const origin of origins.keys()) {
+        const allowed = tfjs && TFJS_ALLOWED.includes(origin);
         assert.ok(
-          !origin.startsWith('@tensorflow/') && !origin.startsWith('@aws-sdk/'),
+          allowed || (!origin.startsWith('@tensorflow/') && !origin.startsWith('@aws-sdk/')),
           `${file} bundles ${origin}`,
         );
         assert.ok(!['trainer/', 'local/', 'infra/'].includes(origin), `${file} bundles ${origin}`);

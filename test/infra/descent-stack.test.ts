@@ -61,6 +61,17 @@ describe('DescentStack functions', () => {
     );
   });
 
+  it('gives the predict route (TensorFlow.js on the CPU) 2 GiB and 29 s, and the other routes the defaults', () => {
+    const fn = (handler: string) =>
+      template.findResources('AWS::Lambda::Function')[
+        logicalId(stack.jobsApi.functions.get(handler) as never)
+      ]?.Properties;
+    assert.equal(fn('predict-job')?.MemorySize, 2048);
+    assert.equal(fn('predict-job')?.Timeout, 29);
+    assert.equal(fn('get-job')?.MemorySize, 512);
+    assert.equal(fn('get-job')?.Timeout, 10);
+  });
+
   it('runs every function on Node.js 24, arm64, with active tracing, source maps and its own log group', () => {
     everyFunctionHas(template, functionIds, {
       Runtime: 'nodejs24.x',

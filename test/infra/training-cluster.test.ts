@@ -116,6 +116,7 @@ describe('TrainingCluster instances', () => {
       '.dockerignore',
       'aws',
       'core',
+      'inference',
       'package-lock.json',
       'package.json',
       'scripts',

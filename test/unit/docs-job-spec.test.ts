@@ -45,7 +45,7 @@ describe('generated spec docs', () => {
     for (const row of [
       '| `training.epochs` | integer 1–100,000 | `100` |',
       '| `dataset.label` | string (1–256 characters) | **required** |',
-      '| `preprocessing.columns.<column>.type` | `numeric` \\| `categorical` | — |',
+      '| `preprocessing.columns.<column>.type` | `numeric` \\| `categorical` \\| `date` | — |',
       '|  | `beta2` | number ≥ 0, < 1 | `0.999` |',
     ]) {
       assert.ok(tables.includes(row), `missing row ${row}`);

@@ -218,7 +218,7 @@ describe('one owner of job status', () => {
   /** Every TypeScript source file outside tests, with its text. */
   async function sources(): Promise<{ path: string; text: string }[]> {
     const out: { path: string; text: string }[] = [];
-    for (const top of ['core', 'functions', 'trainer', 'aws', 'local', 'client', 'infra']) {
+    for (const top of ['core', 'functions', 'trainer', 'inference', 'aws', 'local', 'client', 'infra']) {
       const entries = await readdir(join(ROOT, top), { recursive: true });
       for (const entry of entries) {
         if (!entry.endsWith('.ts')) continue;

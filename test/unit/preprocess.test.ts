@@ -38,6 +38,8 @@ describe('preprocessing', () => {
       scale: 'standardize',
       offset: 2,
       divisor: 1,
+      missing: 'error',
+      mean: 2,
     });
     close(encodeRows(table, data.features, fitted, Int32Array.of(0, 1, 2)), [-1, 1, 98]);
   });
@@ -111,6 +113,8 @@ describe('preprocessing', () => {
       offset: 0,
       divisor: 1,
       fill: 11 / 3,
+      missing: 'mean',
+      mean: 11 / 3,
     });
     close(encodeRows(table, data.features, fitted, Int32Array.of(2, 3)), [11 / 3, 0, 1, 7, 0, 1]);
   });
