@@ -2,6 +2,7 @@
  * One local trainer worker process (the supervisor in `local/stack.ts` starts `DESCENT_WORKERS` of
  * them): the trainer start-up the GPU container runs too, on the local store and queue.
  */
+import { logJobEvents } from '../core/jobs/job-events.ts';
 import { ENV, requireEnv } from '../core/platform/config.ts';
 import { noMetrics } from '../core/platform/emf.ts';
 import { createLogger } from '../core/platform/log.ts';
@@ -32,6 +33,8 @@ const trainer = await startTrainer({
   queue,
   log,
   metrics: noMetrics,
+  // The job state-change events that AWS puts on EventBridge go to the log here.
+  events: logJobEvents(log),
   defaultVisibilitySeconds: VISIBILITY_TIMEOUT_SECONDS,
 }).catch((error: unknown) => {
   // No backend could start (or the one named in DESCENT_BACKEND): restarting would fail the same way.

@@ -1,7 +1,10 @@
 /**
  * The one route table: the local gateway serves it, and the CDK JobsApi makes one Lambda per entry.
- * `handler` names the file under `functions/` that exports `handler` (Lambda) and `create` (factory).
+ * `handler` names the file under `functions/` that exports `handler` (Lambda) and `create` (factory);
+ * `grants` is what that function may touch on AWS (`core/api/grants.ts`): required, so that a new
+ * route gets a deliberate grant, and proven neither too small nor too large by the permissions test.
  */
+import { type Grants, NO_GRANTS, ROUTE_GRANTS } from './grants.ts';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
 
@@ -14,6 +17,8 @@ export interface Route {
   /** OAuth scope a caller's token needs; `undefined` = public (no token). */
   readonly scope?: 'descent/read' | 'descent/write';
   readonly summary: string;
+  /** What the route's function may touch on AWS (IAM statements and environment: `infra/grants.ts`). */
+  readonly grants: Grants;
 }
 
 export const routes: readonly Route[] = [
@@ -23,6 +28,7 @@ export const routes: readonly Route[] = [
     handler: 'create-dataset',
     scope: 'descent/write',
     summary: 'Create a dataset and get a presigned upload URL',
+    grants: ROUTE_GRANTS.createDataset,
   },
   {
     method: 'POST',
@@ -30,6 +36,7 @@ export const routes: readonly Route[] = [
     handler: 'submit-job',
     scope: 'descent/write',
     summary: 'Submit a training job',
+    grants: ROUTE_GRANTS.submitJob,
   },
   {
     method: 'GET',
@@ -37,6 +44,7 @@ export const routes: readonly Route[] = [
     handler: 'list-jobs',
     scope: 'descent/read',
     summary: 'List jobs, newest first',
+    grants: ROUTE_GRANTS.listJobs,
   },
   {
     method: 'GET',
@@ -44,6 +52,7 @@ export const routes: readonly Route[] = [
     handler: 'get-job',
     scope: 'descent/read',
     summary: 'Get a job record',
+    grants: ROUTE_GRANTS.readJob,
   },
   {
     method: 'GET',
@@ -51,6 +60,7 @@ export const routes: readonly Route[] = [
     handler: 'get-job-metrics',
     scope: 'descent/read',
     summary: "Get a job's per-epoch metrics",
+    grants: ROUTE_GRANTS.readJob,
   },
   {
     method: 'GET',
@@ -58,6 +68,7 @@ export const routes: readonly Route[] = [
     handler: 'get-job-events',
     scope: 'descent/read',
     summary: "Get a job's state changes and warnings",
+    grants: ROUTE_GRANTS.readJob,
   },
   {
     method: 'POST',
@@ -65,6 +76,7 @@ export const routes: readonly Route[] = [
     handler: 'cancel-job',
     scope: 'descent/write',
     summary: 'Cancel a job',
+    grants: ROUTE_GRANTS.cancelJob,
   },
   {
     method: 'GET',
@@ -72,6 +84,7 @@ export const routes: readonly Route[] = [
     handler: 'get-job-result',
     scope: 'descent/read',
     summary: "Get a finished job's report and artifact URLs",
+    grants: ROUTE_GRANTS.readJob,
   },
   {
     method: 'DELETE',
@@ -79,6 +92,7 @@ export const routes: readonly Route[] = [
     handler: 'delete-job',
     scope: 'descent/write',
     summary: "Purge a finished job's data",
+    grants: ROUTE_GRANTS.deleteJob,
   },
   {
     method: 'POST',
@@ -86,6 +100,7 @@ export const routes: readonly Route[] = [
     handler: 'submit-sweep',
     scope: 'descent/write',
     summary: 'Submit a hyperparameter sweep: its trials run as jobs, a few at a time',
+    grants: ROUTE_GRANTS.submitSweep,
   },
   {
     method: 'GET',
@@ -93,6 +108,7 @@ export const routes: readonly Route[] = [
     handler: 'list-sweeps',
     scope: 'descent/read',
     summary: 'List sweeps, newest first',
+    grants: ROUTE_GRANTS.listSweeps,
   },
   {
     method: 'GET',
@@ -100,6 +116,7 @@ export const routes: readonly Route[] = [
     handler: 'get-sweep',
     scope: 'descent/read',
     summary: "Get a sweep: its trials, their ranking, the best trial and the report's URLs",
+    grants: ROUTE_GRANTS.readSweep,
   },
   {
     method: 'POST',
@@ -107,12 +124,14 @@ export const routes: readonly Route[] = [
     handler: 'cancel-sweep',
     scope: 'descent/write',
     summary: "Cancel a sweep's queued and running trials",
+    grants: ROUTE_GRANTS.cancelSweep,
   },
   {
     method: 'GET',
     path: '/openapi.json',
     handler: 'get-openapi',
     summary: 'The OpenAPI 3.1 document of this API',
+    grants: NO_GRANTS,
   },
 ];
 

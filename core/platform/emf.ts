@@ -11,7 +11,7 @@
 export const METRIC_NAMESPACE = 'descent';
 
 /** A subset of CloudWatch's units: the ones descent uses. */
-export type MetricUnit = 'Count' | 'Seconds' | 'Milliseconds' | 'None';
+export type MetricUnit = 'Count' | 'Seconds' | 'Milliseconds' | 'Percent' | 'None';
 
 /** Every metric descent emits, by name (camelCase), with its unit. */
 export const METRICS = {
@@ -25,6 +25,25 @@ export const METRICS = {
   jobsDeadLettered: { name: 'jobsDeadLettered', unit: 'Count' },
   /** Wall-clock training time of a SUCCEEDED job (the record's `resources.trainingSeconds`). */
   trainingSeconds: { name: 'trainingSeconds', unit: 'Seconds' },
+  /** A trainer started its TensorFlow.js backend (properties: backend, device, package). */
+  trainerStarted: { name: 'trainerStarted', unit: 'Count' },
+  /**
+   * A trainer that must train on a GPU has none: it refused to start (TensorFlow sees no GPU, or the
+   * backend could not start). The "trainer without a GPU" alarm watches it.
+   */
+  gpuUnavailable: { name: 'gpuUnavailable', unit: 'Count' },
+  /** A training GPU's utilisation, sampled every minute while a job trains (`nvidia-smi`). */
+  gpuUtilization: { name: 'gpuUtilization', unit: 'Percent' },
+  /** AWS Batch jobs entering each state (Batch's job-state events): the dashboard's queue states. */
+  batchJobsRunnable: { name: 'batchJobsRunnable', unit: 'Count' },
+  batchJobsStarting: { name: 'batchJobsStarting', unit: 'Count' },
+  batchJobsRunning: { name: 'batchJobsRunning', unit: 'Count' },
+  batchJobsSucceeded: { name: 'batchJobsSucceeded', unit: 'Count' },
+  batchJobsFailed: { name: 'batchJobsFailed', unit: 'Count' },
+  /** AWS Batch reported its job queue blocked by a job it cannot place (no capacity, misconfiguration). */
+  jobQueueBlocked: { name: 'jobQueueBlocked', unit: 'Count' },
+  /** A job FAILED because no GPU capacity could be had within the capacity wait. */
+  jobsWithoutCapacity: { name: 'jobsWithoutCapacity', unit: 'Count' },
 } as const satisfies Record<string, { name: string; unit: MetricUnit }>;
 
 export type MetricName = keyof typeof METRICS;
@@ -69,7 +88,7 @@ export function emfLine(values: MetricValues, options: EmfOptions = {}): string 
   return JSON.stringify(document);
 }
 
-/** Where metric lines go: stdout, which Lambda and the ECS awslogs driver send to CloudWatch Logs. */
+/** Where metric lines go: stdout, which Lambda and the Batch container's awslogs driver send to CloudWatch Logs. */
 export type MetricsSink = (line: string) => void;
 
 /** Writes straight to stdout (not `console.log`, whose Lambda prefix would break the JSON). */
