@@ -7,7 +7,7 @@
  */
 import { BatchClient } from '@aws-sdk/client-batch';
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
-import { S3Client } from '@aws-sdk/client-s3';
+import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { type JobEventSink, jobStateEvents } from '../core/jobs/job-events.ts';
 import { jobEndMetrics } from '../core/jobs/job-metrics.ts';
@@ -44,8 +44,12 @@ export interface PortMakers {
  * signs a CRC32 of the *empty* body into every presigned PUT URL (`x-amz-checksum-crc32=AAAAAA==`), so
  * any real upload through it fails; and the SDK is bundled (not the runtime's), so this holds.
  */
-export const newS3Client = (): S3Client =>
-  new S3Client({ requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' });
+export const newS3Client = (options: S3ClientConfig = {}): S3Client =>
+  new S3Client({
+    ...options,
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  });
 
 export const SDK_PORTS: PortMakers = {
   store: (bucket) => new S3ObjectStore({ client: newS3Client(), bucket }),

@@ -27,7 +27,8 @@ const openapiId = logicalId(stack.jobsApi.functions.get('get-openapi') as never)
 const settledIds = functionIds.filter((id) => id !== openapiId);
 /** A synthesized function's environment variables. */
 const envOfFunction = (id: string): Record<string, unknown> =>
-  (resources[id]?.Properties.Environment as { Variables: Record<string, unknown> } | undefined)?.Variables ?? {};
+  (resources[id]?.Properties.Environment as { Variables: Record<string, unknown> } | undefined)?.Variables ??
+  {};
 
 /** Asserts that every descent function matches `properties`. */
 function everyFunctionHas(t: Template, ids: string[], properties: Record<string, unknown>): void {
