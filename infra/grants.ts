@@ -80,18 +80,21 @@ function grantStorage(role: IRole, grants: Grants, artifacts: ArtifactBucket): R
     if (keys?.length) role.addToPrincipalPolicy(new PolicyStatement({ actions, resources: objects(keys) }));
   };
   add(['s3:GetObject'], grants.read);
-  // Writing: single puts and presigned uploads, and abandoning a multipart upload.
-  add(['s3:PutObject', 's3:AbortMultipartUpload'], grants.write);
+  // Single puts, presigned uploads and multipart uploads (an abandoned one expires by lifecycle rule).
+  add(['s3:PutObject'], grants.write);
   add(['s3:DeleteObject'], grants.delete);
   if (grants.read?.length) {
-    // Without s3:ListBucket S3 answers a missing key with 403, not 404; the store relies on 404.
+    // Listings, and a 404 for a missing key: without s3:ListBucket S3 answers it with 403.
     role.addToPrincipalPolicy(
       new PolicyStatement({ actions: ['s3:ListBucket'], resources: [artifacts.bucket.bucketArn] }),
     );
   }
   // Decrypt to read (and to finish a multipart upload), GenerateDataKey to write.
-  const kms = grants.write?.length ? ['kms:Decrypt', 'kms:GenerateDataKey'] : ['kms:Decrypt'];
-  artifacts.encryptionKey.grant(role, ...kms);
+  const kms = [
+    ...(grants.read?.length ? ['kms:Decrypt'] : []),
+    ...(grants.write?.length ? ['kms:GenerateDataKey'] : []),
+  ];
+  if (kms.length > 0) artifacts.encryptionKey.grant(role, ...kms);
   acknowledgePatterns(role, artifacts, [
     ...(grants.read ?? []),
     ...(grants.write ?? []),

@@ -35,7 +35,10 @@ export const KEYS = {
 } as const satisfies Record<string, KeyPattern>;
 
 export interface Grants {
-  /** `s3:GetObject` (and presigned GETs) under these keys; any read also lists the bucket, so a missing key is a 404. */
+  /**
+   * `s3:GetObject` (and presigned GETs) under these keys. Any read also gets `s3:ListBucket` on the
+   * bucket: listings (of markers, of a job's files) and a 404, not a 403, for a missing key.
+   */
   readonly read?: readonly KeyPattern[];
   /** `s3:PutObject` (and presigned PUTs, multipart uploads) under these keys. */
   readonly write?: readonly KeyPattern[];
@@ -95,7 +98,6 @@ export const CHANGE_JOB: Grants = {
  * the message cannot be sent.
  */
 export const SUBMIT_JOB: Grants = combine(CHANGE_JOB, {
-  read: [KEYS.activeJobs],
   write: [KEYS.jobIndex, KEYS.activeJobs],
   delete: [KEYS.jobs, KEYS.jobIndex],
   enqueue: true,
@@ -110,6 +112,18 @@ export const SWEEP_PASS: Grants = combine(SUBMIT_JOB, {
   read: [KEYS.sweeps],
   write: [KEYS.sweeps],
   delete: [KEYS.activeSweeps],
+});
+
+/**
+ * A pass over a sweep being cancelled (`POST /sweeps/{id}/cancel`): its queued trials cancelled (their
+ * Batch jobs terminated), running ones asked to stop, the sweep finished once they all ended. A
+ * sweep that is not RUNNING queues nothing, so this pass sends no message.
+ */
+export const SWEEP_CANCEL: Grants = combine(CHANGE_JOB, {
+  read: [KEYS.sweeps],
+  write: [KEYS.sweeps],
+  delete: [KEYS.activeSweeps],
+  stopTraining: true,
 });
 
 /** Idempotency-Key records: looked up, reserved, released when the request is taken back. */
@@ -131,7 +145,7 @@ export const FUNCTION_GRANTS = {
   /** Dead-lettered messages: fails the job, and advances its sweep. */
   'dead-letter': combine(CHANGE_JOB, SWEEP_PASS),
   /** The scheduled sweep pass: every active sweep of every tenant. */
-  'advance-sweeps': combine(SWEEP_PASS, { read: [KEYS.activeSweeps], stopTraining: true }),
+  'advance-sweeps': combine(SWEEP_PASS, { stopTraining: true }),
 } as const satisfies Record<string, Grants>;
 
 /**
@@ -150,14 +164,14 @@ export const TRAINER_GRANTS: Grants = combine(CHANGE_JOB, {
 export const ROUTE_GRANTS = {
   createDataset: { write: [KEYS.datasets] },
   submitJob: combine(SUBMIT_JOB, CHECK_DATA, IDEMPOTENCY),
-  listJobs: { read: [KEYS.jobIndex, KEYS.jobs] },
+  listJobs: { read: [KEYS.jobs] },
   readJob: READ_JOB,
   cancelJob: combine(CHANGE_JOB, SWEEP_PASS, { stopTraining: true }),
   deleteJob: { read: [KEYS.jobs], delete: [KEYS.jobs, KEYS.jobIndex, KEYS.activeJobs] },
   submitSweep: combine(SWEEP_PASS, CHECK_DATA, IDEMPOTENCY, {
     write: [KEYS.sweepIndex, KEYS.activeSweeps],
   }),
-  listSweeps: { read: [KEYS.sweepIndex, KEYS.sweeps] },
+  listSweeps: { read: [KEYS.sweeps] },
   readSweep: combine(SWEEP_PASS, { stopTraining: true }),
-  cancelSweep: combine(SWEEP_PASS, { stopTraining: true }),
+  cancelSweep: SWEEP_CANCEL,
 } as const satisfies Record<string, Grants>;

@@ -19,6 +19,8 @@ export class InMemoryBatch implements BatchJobs {
   readonly terminated: { id: string; reason: string }[] = [];
   #failures: string[] = [];
   #next = 1;
+  /** Runs after a submit is accepted, before it returns (what happens meanwhile: a cancel). */
+  onSubmit: ((run: TrainingRun) => Promise<void>) | undefined;
 
   /** The next call of `operation` throws. */
   failNext(operation: 'submit' | 'find' | 'terminate'): void {
@@ -37,6 +39,7 @@ export class InMemoryBatch implements BatchJobs {
     this.#maybeFail('submit');
     const id = `batch-${this.#next++}`;
     this.jobs.push({ id, name: batchJobName(run.tenant, run.jobId), run, status: 'RUNNABLE' });
+    await this.onSubmit?.(run);
     return id;
   }
 
