@@ -2,8 +2,9 @@
  * The job lifecycle: the one module that changes a job's status. It owns the transition table, the
  * compare-and-swap write of `job.json`, the state event, the listing and active-job markers, submit
  * (with compensation: a job that cannot be queued is taken back), claim, cancel, finish, the
- * dead-letter verdict and deletion, and one notification of every change that sweeps, metrics and
- * (on AWS) EventBridge subscribe to.
+ * dead-letter verdict and deletion, the AWS Batch job that runs it (`dispatched`) and what Batch
+ * reports of a run its trainer could not end (`executionEnded`), and one notification of every change
+ * that sweeps, metrics, job state-change events and (on AWS) the cancel path to Batch subscribe to.
  *
  * Every other module reads records through `JobStore` and asks this one for changes; a test proves
  * that nothing else writes `job.json` or calls `transition`.

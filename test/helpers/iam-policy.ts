@@ -90,7 +90,7 @@ export class RolePolicy {
       s.actions.some((a) => wildcard(a, action, true)) &&
       s.resources.some((r) => wildcard(r, resource)) &&
       conditionsHold(s.condition, context);
-    if (this.statements.some((s) => s.effect === 'Deny' && applies(s))) return this.#deny(action, resource);
+    if (this.statements.some((s) => s.effect === 'Deny' && applies(s))) this.#deny(action, resource);
     let allowed = false;
     for (const s of this.statements) {
       if (s.effect !== 'Allow' || !applies(s)) continue;

@@ -148,20 +148,25 @@ describe('least privilege, enforced on the real code', () => {
     if (known) return known;
     const fn = stack.functions.find((f) => f.handlerFile === name);
     const roleId = logicalId(name === 'trainer' ? stack.training.jobRole : (fn?.functionRole as never));
-    const raw =
+    const properties = (id: string) => {
+      const found = resources[id];
+      assert.ok(found, id);
+      return found.Properties;
+    };
+    const raw: Record<string, unknown> =
       name === 'trainer'
         ? Object.fromEntries(
             (
-              resources[logicalId(stack.training.jobDefinition)]?.Properties.ContainerProperties as {
+              properties(logicalId(stack.training.jobDefinition)).ContainerProperties as {
                 Environment: { Name: string; Value: unknown }[];
               }
             ).Environment.map((e) => [e.Name, e.Value]),
           )
         : ((
-            resources[logicalId(fn as never)]?.Properties.Environment as {
-              Variables: Record<string, unknown>;
-            }
-          ).Variables ?? {});
+            properties(logicalId(fn as never)).Environment as
+              | { Variables?: Record<string, unknown> }
+              | undefined
+          )?.Variables ?? {});
     const env = { ...Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, resolve(v)])), ...overrides };
     const policy = new RolePolicy(resources, roleId);
     const ports = awsPorts(env, enforcedMakers(policy, stackResources, backing));

@@ -145,11 +145,15 @@ describe('presigned uploads', () => {
 
 describe('awsPorts', () => {
   const made: string[] = [];
+  const record = <T>(what: string, port: T): T => {
+    made.push(what);
+    return port;
+  };
   const makers: PortMakers = {
-    store: (bucket) => (made.push(`store ${bucket}`), {} as never),
-    queue: (url) => (made.push(`queue ${url}`), {} as never),
-    batch: (queue, definition) => (made.push(`batch ${queue} ${definition}`), {} as never),
-    events: (bus) => (made.push(`events ${bus}`), () => {}),
+    store: (bucket) => record(`store ${bucket}`, {} as never),
+    queue: (url) => record(`queue ${url}`, {} as never),
+    batch: (queue, definition) => record(`batch ${queue} ${definition}`, {} as never),
+    events: (bus) => record(`events ${bus}`, () => {}),
   };
 
   it('builds only the ports whose settings the function was given', () => {
