@@ -92,6 +92,7 @@ export class DescentStack extends Stack {
       spot: settings.spot,
       maxAttempts: settings.maxAttempts,
       capacityWait: Duration.minutes(settings.capacityWaitMinutes),
+      maxRuntime: Duration.seconds(settings.maxRuntimeSeconds),
       instancePrices: settings.instancePrices,
       natGateways: settings.natGateways,
       logRetention,

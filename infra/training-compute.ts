@@ -33,7 +33,7 @@ import { ContainerImage, LogDriver } from 'aws-cdk-lib/aws-ecs';
 import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { TRAINER_EXIT } from '../aws/batch-jobs.ts';
+import { attemptDurationFor, TRAINER_EXIT } from '../aws/batch-jobs.ts';
 import { TRAINER_GRANTS } from '../core/api/grants.ts';
 import { ENV } from '../core/platform/config.ts';
 import { type GpuInstanceType, gpuInstanceType, maxvCpusFor } from '../core/platform/gpu-instances.ts';
@@ -70,6 +70,12 @@ export interface TrainingComputeProps {
    * @default 3
    */
   readonly maxAttempts?: number;
+  /**
+   * The longest run a job may ask for (`descent:maxRuntimeSeconds`): with a grace for loading and
+   * publishing, the job definition's attempt timeout (each job's own is set when it is submitted).
+   * @default Duration.days(7)
+   */
+  readonly maxRuntime?: Duration;
   /**
    * How long a job may wait for GPU capacity that EC2 cannot give before Batch cancels it.
    * @default Duration.hours(1)
@@ -242,7 +248,7 @@ export class TrainingCompute extends Construct {
       retryAttempts: props.maxAttempts ?? 3,
       retryStrategies: retryStrategies(),
       // The dispatcher sets each job's own limit (its maxRuntimeSeconds plus a grace); this is the ceiling.
-      timeout: Duration.days(14),
+      timeout: Duration.seconds(attemptDurationFor((props.maxRuntime ?? Duration.days(7)).toSeconds())),
       propagateTags: true,
     });
     this.acknowledgeFindings(container);

@@ -190,6 +190,10 @@ describe('TrainingCompute: the trainer job definition', () => {
         ],
       },
     });
+    // A ceiling per attempt: the longest run a job may ask for plus the grace (each job gets its own).
+    template.hasResourceProperties('AWS::Batch::JobDefinition', {
+      Timeout: { AttemptDurationSeconds: 604_800 + 900 },
+    });
     const five = synthesize({}, { 'descent:maxAttempts': '5' });
     five.template.hasResourceProperties('AWS::Batch::JobDefinition', {
       RetryStrategy: Match.objectLike({ Attempts: 5 }),
