@@ -195,7 +195,9 @@ describe('the trainer on a GPU instance', () => {
     ]);
     // Recorded from nvidia-smi on a real GPU host (an H200, 16 vCPUs): not a type descent deploys.
     const h200 = await probeGpus(async () => 'NVIDIA H200, 0, 0, 143771\n');
-    assert.deepEqual(h200, [{ name: 'NVIDIA H200', utilizationPercent: 0, memoryUsedMiB: 0, memoryTotalMiB: 143771 }]);
+    assert.deepEqual(h200, [
+      { name: 'NVIDIA H200', utilizationPercent: 0, memoryUsedMiB: 0, memoryTotalMiB: 143771 },
+    ]);
     assert.equal(identifyInstance(catalogue, { gpuName: h200?.[0]?.name, vcpus: 16 }), undefined);
     assert.equal(await probeGpus(async () => undefined), undefined);
     assert.equal((await probeGpus(async () => 'Tesla T4, 3, 1, 15360\n'))?.[0]?.name, 'Tesla T4');
