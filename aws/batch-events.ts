@@ -54,13 +54,15 @@ export function batchFailure(detail: BatchJobDetail, capacityWaitMinutes?: numbe
   const waited = capacityWaitMinutes ? ` within ${capacityWaitMinutes} minutes` : '';
   if (TIME_LIMIT_PREFIX.test(reason) || /^descent: no GPU capacity/.test(reason)) {
     const why = reason.replace(TIME_LIMIT_PREFIX, '');
-    const explained = /INSUFFICIENT_INSTANCE_CAPACITY/.test(why)
-      ? 'EC2 had no capacity for any of the GPU instance types'
-      : /MAX_RESOURCE|RESOURCE_REQUIREMENT/.test(why)
-        ? 'the compute environment cannot fit the job (its maximum vCPUs, or no instance type with the GPU, vCPUs and memory it asks for)'
-        : /SERVICE_ROLE/.test(why)
-          ? "AWS Batch's service role lacks a permission"
-          : 'AWS Batch could not place it';
+    const explained = why.startsWith('descent:')
+      ? "no GPU instance could start while nothing else trained (the account's G/VT vCPU quota, or EC2 capacity)"
+      : /INSUFFICIENT_INSTANCE_CAPACITY/.test(why)
+        ? 'EC2 had no capacity for any of the GPU instance types'
+        : /MAX_RESOURCE|RESOURCE_REQUIREMENT/.test(why)
+          ? 'the compute environment cannot fit the job (its maximum vCPUs, or no instance type with the GPU, vCPUs and memory it asks for)'
+          : /SERVICE_ROLE/.test(why)
+            ? "AWS Batch's service role lacks a permission"
+            : 'AWS Batch could not place it';
     return {
       code: BATCH_ERROR_CODES.noCapacity,
       message: `No GPU capacity could be had${waited}: ${explained} (${why}). Submit it again later; operators: see "No GPU capacity" in the runbook.`,

@@ -28,6 +28,20 @@ export interface BatchJobs {
   find(name: string): Promise<string | undefined>;
   /** Terminates (or, before it starts, cancels) a Batch job; `reason` becomes its status reason. */
   terminate(batchJobId: string, reason: string): Promise<void>;
+  /** The jobs of this queue in `status` now. */
+  list(status: BatchJobStatus): Promise<BatchJobSummary[]>;
+}
+
+/** The Batch states a job passes through before it ends. */
+export type BatchJobStatus = 'SUBMITTED' | 'PENDING' | 'RUNNABLE' | 'STARTING' | 'RUNNING';
+
+export interface BatchJobSummary {
+  readonly id: string;
+  readonly name: string;
+  /** When it was submitted (ms since the epoch). */
+  readonly createdAt: number;
+  /** Why it waits, when Batch says (a blocked queue's reason). */
+  readonly statusReason?: string;
 }
 
 /**
@@ -123,5 +137,27 @@ export class SdkBatchJobs implements BatchJobs {
 
   async terminate(batchJobId: string, reason: string): Promise<void> {
     await this.#options.client.send(new TerminateJobCommand({ jobId: batchJobId, reason }));
+  }
+
+  async list(status: BatchJobStatus): Promise<BatchJobSummary[]> {
+    const { client, jobQueue } = this.#options;
+    const jobs: BatchJobSummary[] = [];
+    let nextToken: string | undefined;
+    do {
+      const page = await client.send(
+        new ListJobsCommand({ jobQueue, jobStatus: status, ...(nextToken ? { nextToken } : {}) }),
+      );
+      for (const job of page.jobSummaryList ?? []) {
+        if (!job.jobId || !job.jobName) continue;
+        jobs.push({
+          id: job.jobId,
+          name: job.jobName,
+          createdAt: job.createdAt ?? 0,
+          ...(job.statusReason ? { statusReason: job.statusReason } : {}),
+        });
+      }
+      nextToken = page.nextToken;
+    } while (nextToken);
+    return jobs;
   }
 }

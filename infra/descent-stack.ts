@@ -60,6 +60,7 @@ export class DescentStack extends Stack {
       this.jobQueue.deadLetterHandler,
       this.dispatch.dispatcher,
       this.dispatch.batchEventsHandler,
+      this.dispatch.capacityWatch,
       this.sweepScheduler.handler,
     ];
   }

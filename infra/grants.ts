@@ -70,7 +70,8 @@ export function applyGrants(role: IRole, grants: Grants, targets: GrantTargets):
     );
     env[ENV.eventBus] = EVENT_BUS_NAME;
   }
-  if (grants.startTraining || grants.stopTraining) Object.assign(env, grantTraining(role, grants, targets));
+  if (grants.startTraining || grants.stopTraining || grants.watchTraining)
+    Object.assign(env, grantTraining(role, grants, targets));
   return env;
 }
 
@@ -113,15 +114,18 @@ function grantTraining(role: IRole, grants: Grants, targets: GrantTargets): Reco
         resources: [training.jobQueueArn, training.jobDefinitionArn],
       }),
     );
-    // Finding the Batch job of a crashed dispatch by its name.
+    env[ENV.batchJobDefinition] = training.jobDefinitionArn;
+  }
+  if (grants.startTraining || grants.watchTraining) {
+    // The dispatcher finds the Batch job of a crashed dispatch by name; the watch counts the queue's jobs.
     role.addToPrincipalPolicy(new PolicyStatement({ actions: ['batch:ListJobs'], resources: ['*'] }));
     Validations.of(role).acknowledge({
       id: 'AwsSolutions-IAM5[Resource::*]',
       reason:
-        'batch:ListJobs supports no resource-level permission; the dispatcher lists only its own job queue, by job name, to find the Batch job of a dispatch that crashed.',
+        "batch:ListJobs supports no resource-level permission; descent lists only its own job queue's jobs (by name after a crashed dispatch, by state in the capacity watch).",
     });
-    env[ENV.batchJobDefinition] = training.jobDefinitionArn;
   }
+  if (!grants.stopTraining) return env;
   role.addToPrincipalPolicy(
     new PolicyStatement({
       actions: ['batch:TerminateJob'],

@@ -1,5 +1,5 @@
 import { Duration, Validations } from 'aws-cdk-lib';
-import { Rule } from 'aws-cdk-lib/aws-events';
+import { Rule, Schedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
@@ -38,7 +38,8 @@ export interface JobDispatchProps {
  * submits one Batch job per job, and an EventBridge rule sends Batch's job-state and queue-blocked
  * events of descent's job queue to a function that records what the trainer could not (and counts
  * queue states for the dashboard). Events that this function keeps failing on land in a dead-letter
- * queue that the dead-letter alarm watches.
+ * queue that the dead-letter alarm watches. A capacity watch, every 5 minutes, gauges the queue and
+ * ends jobs that wait while nothing trains (`aws/watch-training.ts`).
  */
 export class JobDispatch extends Construct {
   /** SQS → Batch. */
@@ -49,6 +50,10 @@ export class JobDispatch extends Construct {
   public readonly batchEventsRule: Rule;
   /** Events `batchEventsHandler` could not handle after EventBridge's retries. */
   public readonly batchEventsDeadLetterQueue: Queue;
+  /** Every 5 minutes: Batch's queue states as gauges, and jobs waiting with nothing training ended. */
+  public readonly capacityWatch: DescentFunction;
+  /** The schedule of `capacityWatch`. */
+  public readonly capacityWatchSchedule: Rule;
 
   constructor(scope: Construct, id: string, props: JobDispatchProps) {
     super(scope, id);
@@ -92,6 +97,21 @@ export class JobDispatch extends Construct {
       enforceSSL: true,
       retentionPeriod: QUEUE_RETENTION,
     });
+    this.capacityWatch = new DescentFunction(this, 'CapacityWatch', {
+      handlerFile: 'watch-training',
+      description:
+        "Counts AWS Batch's waiting, starting and running jobs; ends jobs waiting while nothing trains",
+      timeout: Duration.seconds(60),
+      logRetention: props.logRetention,
+      environment: props.runtimeEnvironment,
+    });
+    this.capacityWatch.grantAccess(FUNCTION_GRANTS['watch-training'], targets);
+    this.capacityWatchSchedule = new Rule(this, 'CapacityWatchSchedule', {
+      description: 'The descent capacity watch',
+      schedule: Schedule.rate(Duration.minutes(5)),
+      targets: [new LambdaFunction(this.capacityWatch, { retryAttempts: 0 })],
+    });
+
     Validations.of(this.batchEventsDeadLetterQueue).acknowledge({
       id: 'AwsSolutions-SQS3',
       reason:

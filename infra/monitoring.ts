@@ -257,7 +257,7 @@ export class Monitoring extends Construct {
     dashboard.addWidgets(
       new GraphWidget({
         title: 'AWS Batch queue states (jobs entering each, per minute)',
-        width: 12,
+        width: 8,
         left: [
           perMinute('batchJobsRunnable', 'RUNNABLE (waiting for a GPU)'),
           perMinute('batchJobsStarting', 'STARTING (image pull)'),
@@ -267,8 +267,18 @@ export class Monitoring extends Construct {
         ],
       }),
       new GraphWidget({
+        title: 'AWS Batch jobs now (every 5 minutes)',
+        width: 8,
+        left: [
+          descent('batchJobsWaitingNow', 'Maximum').with({ label: 'waiting (RUNNABLE)' }),
+          descent('batchJobsStartingNow', 'Maximum').with({ label: 'starting' }),
+          descent('batchJobsRunningNow', 'Maximum').with({ label: 'training' }),
+        ],
+        right: [descent('oldestWaitSeconds', 'Maximum').with({ label: 'longest wait (s)' })],
+      }),
+      new GraphWidget({
         title: 'GPU capacity and intake',
-        width: 12,
+        width: 8,
         left: [
           perMinute('jobQueueBlocked', 'queue blocked (no capacity)'),
           perMinute('jobsWithoutCapacity', 'jobs failed: no GPU capacity'),

@@ -52,6 +52,8 @@ export interface Grants {
   readonly startTraining?: boolean;
   /** Terminate AWS Batch jobs (cancelling a job that Batch holds). */
   readonly stopTraining?: boolean;
+  /** List the AWS Batch jobs of the job queue (the capacity watch). */
+  readonly watchTraining?: boolean;
 }
 
 /** No permission at all (the public OpenAPI document). */
@@ -74,6 +76,7 @@ export function combine(...grants: Grants[]): Grants {
     publishEvents: flag((g) => g.publishEvents),
     startTraining: flag((g) => g.startTraining),
     stopTraining: flag((g) => g.stopTraining),
+    watchTraining: flag((g) => g.watchTraining),
   };
   return Object.fromEntries(Object.entries(out).filter(([, v]) => v !== undefined)) as Grants;
 }
@@ -144,6 +147,8 @@ export const FUNCTION_GRANTS = {
   'batch-events': combine(CHANGE_JOB, SWEEP_PASS),
   /** Dead-lettered messages: fails the job, and advances its sweep. */
   'dead-letter': combine(CHANGE_JOB, SWEEP_PASS),
+  /** The capacity watch: counts Batch's jobs, ends those waiting with nothing training (AWS Batch only). */
+  'watch-training': { watchTraining: true, stopTraining: true },
   /** The scheduled sweep pass: every active sweep of every tenant. */
   'advance-sweeps': combine(SWEEP_PASS, { stopTraining: true }),
 } as const satisfies Record<string, Grants>;

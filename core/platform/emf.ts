@@ -40,6 +40,11 @@ export const METRICS = {
   batchJobsRunning: { name: 'batchJobsRunning', unit: 'Count' },
   batchJobsSucceeded: { name: 'batchJobsSucceeded', unit: 'Count' },
   batchJobsFailed: { name: 'batchJobsFailed', unit: 'Count' },
+  /** AWS Batch jobs waiting, starting and training now, and the longest wait (the capacity watch, every 5 minutes). */
+  batchJobsWaitingNow: { name: 'batchJobsWaitingNow', unit: 'Count' },
+  batchJobsStartingNow: { name: 'batchJobsStartingNow', unit: 'Count' },
+  batchJobsRunningNow: { name: 'batchJobsRunningNow', unit: 'Count' },
+  oldestWaitSeconds: { name: 'oldestWaitSeconds', unit: 'Seconds' },
   /** AWS Batch reported its job queue blocked by a job it cannot place (no capacity, misconfiguration). */
   jobQueueBlocked: { name: 'jobQueueBlocked', unit: 'Count' },
   /** A job FAILED because no GPU capacity could be had within the capacity wait. */

@@ -3,14 +3,16 @@
  * submitted by name, found by name, terminated with a reason. It keeps every call, so tests assert
  * what reached Batch; `failNext` makes the next call throw as a throttled API would.
  */
-import type { BatchJobs, TrainingRun } from '../../aws/batch-jobs.ts';
+import type { BatchJobStatus, BatchJobSummary, BatchJobs, TrainingRun } from '../../aws/batch-jobs.ts';
 import { batchJobName } from '../../aws/batch-jobs.ts';
 
 export interface BatchJobState {
   readonly id: string;
   readonly name: string;
   readonly run: TrainingRun;
-  status: 'RUNNABLE' | 'FAILED';
+  status: BatchJobStatus | 'FAILED';
+  /** When it was submitted (ms since the epoch); tests move it back to age it. */
+  createdAt: number;
   reason?: string;
 }
 
@@ -23,7 +25,7 @@ export class InMemoryBatch implements BatchJobs {
   onSubmit: ((run: TrainingRun) => Promise<void>) | undefined;
 
   /** The next call of `operation` throws. */
-  failNext(operation: 'submit' | 'find' | 'terminate'): void {
+  failNext(operation: 'submit' | 'find' | 'terminate' | 'list'): void {
     this.#failures.push(operation);
   }
 
@@ -38,7 +40,13 @@ export class InMemoryBatch implements BatchJobs {
   async submit(run: TrainingRun): Promise<string> {
     this.#maybeFail('submit');
     const id = `batch-${this.#next++}`;
-    this.jobs.push({ id, name: batchJobName(run.tenant, run.jobId), run, status: 'RUNNABLE' });
+    this.jobs.push({
+      id,
+      name: batchJobName(run.tenant, run.jobId),
+      run,
+      status: 'RUNNABLE',
+      createdAt: Date.now(),
+    });
     await this.onSubmit?.(run);
     return id;
   }
@@ -46,6 +54,18 @@ export class InMemoryBatch implements BatchJobs {
   async find(name: string): Promise<string | undefined> {
     this.#maybeFail('find');
     return this.jobs.find((j) => j.name === name)?.id;
+  }
+
+  async list(status: BatchJobStatus): Promise<BatchJobSummary[]> {
+    this.#maybeFail('list');
+    return this.jobs
+      .filter((j) => j.status === status)
+      .map((j) => ({
+        id: j.id,
+        name: j.name,
+        createdAt: j.createdAt,
+        ...(j.reason ? { statusReason: j.reason } : {}),
+      }));
   }
 
   async terminate(batchJobId: string, reason: string): Promise<void> {

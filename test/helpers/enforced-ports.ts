@@ -5,7 +5,7 @@
  * EventBridge as their APIs would. `awsPorts` builds them from the function's synthesized environment,
  * exactly as it builds the SDK adapters on AWS.
  */
-import type { BatchJobs, TrainingRun } from '../../aws/batch-jobs.ts';
+import type { BatchJobStatus, BatchJobs, TrainingRun } from '../../aws/batch-jobs.ts';
 import type { PortMakers } from '../../aws/services.ts';
 import type { JobStateDetail } from '../../core/jobs/job-events.ts';
 import type {
@@ -159,6 +159,10 @@ class EnforcedBatch implements BatchJobs {
   async find(name: string) {
     this.policy.check('batch:ListJobs', '*');
     return this.inner.find(name);
+  }
+  async list(status: BatchJobStatus) {
+    this.policy.check('batch:ListJobs', '*');
+    return this.inner.list(status);
   }
   async terminate(batchJobId: string, reason: string) {
     this.policy.check('batch:TerminateJob', `arn:aws:batch:${REGION}:${ACCOUNT}:job/${batchJobId}`);

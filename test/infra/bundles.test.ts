@@ -17,6 +17,7 @@ const handlers = [
     'dispatch-jobs',
     'batch-events',
     'advance-sweeps',
+    'watch-training',
   ]),
 ].sort();
 

@@ -51,13 +51,14 @@ describe('DescentStack functions', () => {
     assert.match(JSON.stringify(env[ENV.tenants]), new RegExp(logicalId(stack.tenants.clients[0] as never)));
   });
 
-  it('creates one Lambda function per handler of the route table, plus dead-letter, dispatcher, Batch events and sweeps', () => {
+  it('creates one Lambda function per handler of the route table, plus dead-letter, dispatcher, Batch events, capacity watch and sweeps', () => {
     assert.deepEqual([...stack.jobsApi.functions.keys()].sort(), [...handlerFiles].sort());
     assert.equal(stack.jobQueue.deadLetterHandler.handlerFile, 'dead-letter');
     assert.equal(stack.dispatch.dispatcher.handlerFile, 'dispatch-jobs');
     assert.equal(stack.dispatch.batchEventsHandler.handlerFile, 'batch-events');
     assert.equal(stack.sweepScheduler.handler.handlerFile, 'advance-sweeps');
-    assert.equal(new Set(functionIds).size, handlerFiles.length + 4);
+    assert.equal(stack.dispatch.capacityWatch.handlerFile, 'watch-training');
+    assert.equal(new Set(functionIds).size, handlerFiles.length + 5);
     // The only other function is CDK's provider that empties the VPC's default security group.
     const others = resourcesOfType(resources, 'AWS::Lambda::Function')
       .map(([id]) => id)

@@ -284,6 +284,24 @@ describe('JobDispatch', () => {
     });
   });
 
+  it('runs the capacity watch every 5 minutes, which may list and terminate Batch jobs and touch nothing else', () => {
+    const watch = stack.dispatch.capacityWatch;
+    template.hasResourceProperties('AWS::Events::Rule', {
+      ScheduleExpression: 'rate(5 minutes)',
+      Targets: [Match.objectLike({ Arn: { 'Fn::GetAtt': [logicalId(watch), 'Arn'] } })],
+    });
+    const actions = statementsOfRole(resources, logicalId(watch.functionRole))
+      .flatMap((s) => [s.Action].flat())
+      .filter((a) => !/^(logs|xray):/.test(a))
+      .sort();
+    assert.deepEqual(actions, ['batch:ListJobs', 'batch:TerminateJob']);
+    const env = (
+      resources[logicalId(watch)]?.Properties.Environment as { Variables: Record<string, unknown> }
+    ).Variables;
+    assert.equal(env[ENV.bucket], undefined);
+    assert.deepEqual(env[ENV.batchJobQueue], { 'Fn::GetAtt': [logicalId(training.jobQueue), 'JobQueueArn'] });
+  });
+
   it("lets the functions that change a job's status and the trainer put descent events on the default bus, and no one else", () => {
     const putters = resourcesOfType(resources, 'AWS::IAM::Policy')
       .filter(([, p]) => JSON.stringify(p.Properties.PolicyDocument).includes('events:PutEvents'))

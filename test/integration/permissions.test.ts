@@ -413,6 +413,22 @@ describe('least privilege, enforced on the real code', () => {
     await advance(sweeps.context as AwsContext)();
     assert.equal((await new SweepStore(backing.store).get(TENANT, third.body.id)).record.status, 'CANCELLED');
 
+    // The capacity watch: a job waiting for longer than the capacity wait while nothing trains is ended.
+    const stuck = await call('submit-job', { body: spec });
+    await dispatch();
+    const waiting = backing.batch.jobs.find((j) => j.run.jobId === stuck.body.id);
+    assert.ok(waiting);
+    waiting.createdAt -= 3 * 3_600_000;
+    const watcher = subject('watch-training');
+    const { create: watch } = await import('../../functions/watch-training.ts');
+    const watchPorts = awsPorts(watcher.env, enforcedMakers(watcher.policy, stackResources, backing));
+    assert.deepEqual((await watch(watchPorts.batch, () => {}, watcher.env)()).ended, [waiting.id]);
+    assert.equal((await batchEvent(stuck.body.id, 'FAILED', waiting.reason)).outcome, 'failed');
+    assert.equal(
+      (await admin.services.lifecycle.jobs.get(TENANT, stuck.body.id)).record.error?.code,
+      'NO_GPU_CAPACITY',
+    );
+
     // The first job's data is purged; the public document needs nothing.
     assert.equal((await call('delete-job', { params: { id: jobId } })).status, 200);
     assert.equal((await call('get-openapi')).status, 200);

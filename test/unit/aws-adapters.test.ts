@@ -80,6 +80,44 @@ describe('SdkBatchJobs', () => {
   });
 });
 
+describe('SdkBatchJobs.list', () => {
+  it("lists the queue's jobs in a state across pages, with when they were submitted and why they wait", async () => {
+    let page = 0;
+    const http = recordedHttp(() => {
+      page++;
+      return page === 1
+        ? jsonResponse({
+            jobSummaryList: [
+              {
+                jobId: 'b-1',
+                jobName: 'n1',
+                createdAt: 1700000000000,
+                statusReason: 'CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY',
+              },
+            ],
+            nextToken: 't',
+          })
+        : jsonResponse({ jobSummaryList: [{ jobId: 'b-2', jobName: 'n2', createdAt: 1700000001000 }] });
+    });
+    const batch = new SdkBatchJobs({
+      client: new BatchClient(http.clientConfig),
+      jobQueue: QUEUE,
+      jobDefinition: DEFINITION,
+    });
+    assert.deepEqual(await batch.list('RUNNABLE'), [
+      {
+        id: 'b-1',
+        name: 'n1',
+        createdAt: 1700000000000,
+        statusReason: 'CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY',
+      },
+      { id: 'b-2', name: 'n2', createdAt: 1700000001000 },
+    ]);
+    assert.deepEqual(JSON.parse(http.requests[0]?.body ?? '{}'), { jobQueue: QUEUE, jobStatus: 'RUNNABLE' });
+    assert.equal(http.requests[0]?.path, '/v1/listjobs');
+  });
+});
+
 describe('eventBridgeSink', () => {
   const detail = {
     tenant: 'acme',

@@ -7,10 +7,11 @@
 import assert from 'node:assert/strict';
 import { after, beforeEach, describe, it } from 'node:test';
 import type { BatchJobDetail } from '../../aws/batch-events.ts';
-import { handleBatchEvent } from '../../aws/batch-events.ts';
+import { batchFailure, handleBatchEvent } from '../../aws/batch-events.ts';
 import { attemptDurationFor, batchJobName, parseBatchJobName } from '../../aws/batch-jobs.ts';
 import { dispatchJob } from '../../aws/dispatch.ts';
 import { type AwsContext, composeAws } from '../../aws/services.ts';
+import { watchTraining } from '../../aws/watch-training.ts';
 import type { JobStateDetail } from '../../core/jobs/job-events.ts';
 import { submitJob } from '../../core/jobs/job-service.ts';
 import { loadRuntimeConfig } from '../../core/platform/runtime-config.ts';
@@ -245,5 +246,57 @@ describe('Batch job names', () => {
       `descent-acme_${jobId}`,
     ])
       assert.equal(parseBatchJobName(other), undefined, other);
+  });
+});
+
+describe('the capacity watch', () => {
+  const log = quiet;
+  const now = () => new Date('2026-05-01T12:00:00Z');
+  const minutes = (n: number) => now().getTime() - n * 60_000;
+  const run = (jobId: string) => ({ tenant: TENANT, jobId, attemptDurationSeconds: 60 });
+
+  it("ends only jobs waiting past the capacity wait and its grace while nothing trains, and gauges Batch's queue", async () => {
+    const batch = new InMemoryBatch();
+    const old = await batch.submit(run('01M8JH2TQYPMBNJ50HMGRP0001'));
+    const young = await batch.submit(run('01M8JH2TQYPMBNJ50HMGRP0002'));
+    Object.assign(batch.jobs.find((j) => j.id === old) ?? {}, {
+      createdAt: minutes(60 + 16),
+      reason: undefined,
+    });
+    Object.assign(batch.jobs.find((j) => j.id === young) ?? {}, { createdAt: minutes(30) });
+    const lines: string[] = [];
+    const result = await watchTraining({
+      batch,
+      metrics: (l) => lines.push(l),
+      log,
+      now,
+      capacityWaitMinutes: 60,
+    });
+    assert.deepEqual(result.ended, [old]);
+    assert.deepEqual(batch.terminated, [
+      { id: old, reason: 'descent: no GPU capacity within 76 minutes (Batch: no reason given)' },
+    ]);
+    const gauges = JSON.parse(lines[0] ?? '{}');
+    assert.equal(gauges.batchJobsWaitingNow, 2);
+    assert.equal(gauges.batchJobsRunningNow, 0);
+    assert.equal(gauges.oldestWaitSeconds, 76 * 60);
+    const error = batchFailure(
+      { jobId: old, jobName: 'x', status: 'FAILED', statusReason: batch.terminated[0]?.reason ?? '' },
+      60,
+    );
+    assert.equal(error.code, 'NO_GPU_CAPACITY');
+    assert.match(error.message, /no GPU instance could start while nothing else trained/);
+  });
+
+  it('leaves jobs that wait behind a training job alone, however long', async () => {
+    const batch = new InMemoryBatch();
+    const waiting = await batch.submit(run('01M8JH2TQYPMBNJ50HMGRP0003'));
+    const training = await batch.submit(run('01M8JH2TQYPMBNJ50HMGRP0004'));
+    Object.assign(batch.jobs.find((j) => j.id === waiting) ?? {}, { createdAt: minutes(600) });
+    Object.assign(batch.jobs.find((j) => j.id === training) ?? {}, { status: 'RUNNING' });
+    const result = await watchTraining({ batch, metrics: () => {}, log, now, capacityWaitMinutes: 60 });
+    assert.deepEqual(result.ended, []);
+    assert.equal(result.running, 1);
+    assert.deepEqual(batch.terminated, []);
   });
 });
