@@ -295,9 +295,9 @@ describe('JobDispatch', () => {
       .filter((a) => !/^(logs|xray):/.test(a))
       .sort();
     assert.deepEqual(actions, ['batch:ListJobs', 'batch:TerminateJob']);
-    const env = (
-      resources[logicalId(watch)]?.Properties.Environment as { Variables: Record<string, unknown> }
-    ).Variables;
+    const fn = resources[logicalId(watch)];
+    assert.ok(fn);
+    const env = (fn.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
     assert.equal(env[ENV.bucket], undefined);
     assert.deepEqual(env[ENV.batchJobQueue], { 'Fn::GetAtt': [logicalId(training.jobQueue), 'JobQueueArn'] });
   });
