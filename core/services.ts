@@ -12,7 +12,8 @@ import { advanceSweepOnTrialEnd } from './sweeps/sweep-controller.ts';
 
 export interface Services {
   readonly store: ObjectStore;
-  readonly queue: JobQueue;
+  /** Where jobs are queued; absent in a function that may not queue (the lifecycle then refuses to submit). */
+  readonly queue?: JobQueue;
   readonly now: () => Date;
   readonly newId: () => string;
   readonly limits: Limits;
@@ -25,19 +26,19 @@ export type ServiceOverrides = Partial<Omit<Services, 'store' | 'queue' | 'lifec
 
 export function createServices(
   store: ObjectStore,
-  queue: JobQueue,
+  queue: JobQueue | undefined,
   overrides: ServiceOverrides = {},
 ): Services {
   const base = {
     store,
-    queue,
+    ...(queue ? { queue } : {}),
     now: () => new Date(),
     newId: () => ulid(),
     limits: DEFAULT_LIMITS,
     log: createLogger({ component: 'services' }),
     ...overrides,
   };
-  const lifecycle = new JobLifecycle({ store, queue, now: base.now, log: base.log });
+  const lifecycle = new JobLifecycle({ store, ...(queue ? { queue } : {}), now: base.now, log: base.log });
   const services: Services = { ...base, lifecycle };
   lifecycle.subscribe(advanceSweepOnTrialEnd(services));
   return services;

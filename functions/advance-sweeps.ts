@@ -3,16 +3,17 @@
  * sweeps advance when their trials end, and this pass repairs any step a crashed controller left
  * half done (a trial claimed but never queued). Idempotent.
  */
+import type { AwsContext } from '../aws/services.ts';
 import { log } from '../core/platform/log.ts';
-import { loadRuntimeConfig } from '../core/platform/runtime-config.ts';
 import { advanceActiveSweeps } from '../core/sweeps/sweep-controller.ts';
-import { awsServices } from './lambda.ts';
+import { lambdaWith } from './lambda.ts';
 
-const config = loadRuntimeConfig();
+export const create =
+  ({ services, config }: Pick<AwsContext, 'services' | 'config'>) =>
+  async (): Promise<{ advanced: number }> => {
+    const advanced = await advanceActiveSweeps(services, config.tenants);
+    log.info('sweeps advanced', { tenants: config.tenants.length, advanced });
+    return { advanced };
+  };
 
-export const handler = async (): Promise<{ advanced: number }> => {
-  const services = await awsServices();
-  const advanced = await advanceActiveSweeps(services, config.tenants);
-  log.info('sweeps advanced', { tenants: config.tenants.length, advanced });
-  return { advanced };
-};
+export const handler = lambdaWith(create);

@@ -1,11 +1,7 @@
-import { type CfnElement, type Duration, Stack, Validations } from 'aws-cdk-lib';
-import type { ContainerDefinition } from 'aws-cdk-lib/aws-ecs';
-import { type IRole, PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import type { Duration } from 'aws-cdk-lib';
 import { type IKey, Key } from 'aws-cdk-lib/aws-kms';
-import type { Function as LambdaFunction } from 'aws-cdk-lib/aws-lambda';
 import { Bucket, type BucketProps, type IBucket } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import { ENV } from '../core/platform/config.ts';
 import {
   accessLogsBucketDefaults,
   artifactBucketDefaults,
@@ -49,10 +45,8 @@ export interface ArtifactBucketProps {
 /**
  * The S3 bucket that holds datasets, job records, checkpoints, models and reports: SSE-KMS, TLS only,
  * no public access, versioned (so a bad compare-and-swap write can be undone), with server access logs.
+ * Who may touch what is declared per function (`core/api/grants.ts`, applied by `infra/grants.ts`).
  */
-/** The checkpoint objects of every job (`core/platform/keys.ts`: tenants/{t}/jobs/{id}/checkpoints/…). */
-const CHECKPOINT_OBJECTS = `${OBJECT_PREFIX}*/jobs/*/checkpoints/*`;
-
 export class ArtifactBucket extends Construct {
   /** The artifact bucket. */
   public readonly bucket: Bucket;
@@ -81,68 +75,5 @@ export class ArtifactBucket extends Construct {
         props.bucketProps,
       ),
     );
-  }
-
-  /**
-   * Lets `fn` read, write, list and delete objects under `tenants/` (and sign URLs that do the same),
-   * with the KMS permissions that needs, and sets `DESCENT_BUCKET` on it. Object versions stay out of
-   * reach: no `s3:DeleteObjectVersion`, so a purged object can still be recovered for 30 days.
-   */
-  grantReadWriteTo(fn: LambdaFunction): void {
-    fn.addToRolePolicy(
-      new PolicyStatement({
-        actions: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject', 's3:AbortMultipartUpload'],
-        resources: [this.bucket.arnForObjects(`${OBJECT_PREFIX}*`)],
-      }),
-    );
-    fn.addToRolePolicy(
-      new PolicyStatement({ actions: ['s3:ListBucket'], resources: [this.bucket.bucketArn] }),
-    );
-    // GenerateDataKey to write (and to sign presigned PUTs), Decrypt to read and to finish multipart uploads.
-    this.encryptionKey.grant(fn, 'kms:Decrypt', 'kms:GenerateDataKey');
-    fn.addEnvironment(ENV.bucket, this.bucket.bucketName);
-    if (fn.role) this.acknowledgePrefixGrant(fn.role);
-  }
-
-  /**
-   * Lets a trainer task read datasets and job records and write job records, checkpoints, models and
-   * reports under `tenants/` (big bodies go multipart), and sets `DESCENT_BUCKET` on its container. A
-   * trainer never deletes, lists or presigns: no `s3:DeleteObject`. `s3:ListBucket` (bucket-level, no
-   * object listing is done) makes a missing key a 404 instead of a 403, which the store relies on.
-   */
-  grantTrainerTo(taskRole: IRole, container: ContainerDefinition): void {
-    taskRole.addToPrincipalPolicy(
-      new PolicyStatement({
-        actions: ['s3:GetObject', 's3:PutObject', 's3:AbortMultipartUpload'],
-        resources: [this.bucket.arnForObjects(`${OBJECT_PREFIX}*`)],
-      }),
-    );
-    taskRole.addToPrincipalPolicy(
-      new PolicyStatement({ actions: ['s3:ListBucket'], resources: [this.bucket.bucketArn] }),
-    );
-    // A trainer deletes only its own superseded checkpoints (and all of them once the job succeeded).
-    taskRole.addToPrincipalPolicy(
-      new PolicyStatement({
-        actions: ['s3:DeleteObject'],
-        resources: [this.bucket.arnForObjects(CHECKPOINT_OBJECTS)],
-      }),
-    );
-    this.encryptionKey.grant(taskRole, 'kms:Decrypt', 'kms:GenerateDataKey');
-    container.addEnvironment(ENV.bucket, this.bucket.bucketName);
-    this.acknowledgePrefixGrant(taskRole);
-    const bucketId = Stack.of(this).getLogicalId(this.bucket.node.defaultChild as CfnElement);
-    Validations.of(taskRole).acknowledge({
-      id: `AwsSolutions-IAM5[Resource::<${bucketId}.Arn>/${CHECKPOINT_OBJECTS}]`,
-      reason:
-        'Checkpoint keys hold the tenant and job id, created at run time; the grant stops at checkpoints/ folders.',
-    });
-  }
-
-  private acknowledgePrefixGrant(role: IRole): void {
-    const bucketId = Stack.of(this).getLogicalId(this.bucket.node.defaultChild as CfnElement);
-    Validations.of(role).acknowledge({
-      id: `AwsSolutions-IAM5[Resource::<${bucketId}.Arn>/${OBJECT_PREFIX}*]`,
-      reason: `Job and dataset keys are created at run time under ${OBJECT_PREFIX}; the grant stops at that prefix.`,
-    });
   }
 }

@@ -5,7 +5,9 @@ import { Architecture, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
+import { combine, type Grants, NO_GRANTS } from '../core/api/grants.ts';
 import { ENV } from '../core/platform/config.ts';
+import { applyGrants, type GrantTargets } from './grants.ts';
 import { type FunctionSettings, functionDefaults, withDefaults } from './secure-defaults.ts';
 
 const projectRoot = fileURLToPath(new URL('../', import.meta.url));
@@ -56,8 +58,9 @@ export interface DescentFunctionProps {
 
 /**
  * The one Lambda function class of descent: Node.js 24 on Graviton (arm64), X-Ray tracing, ESM bundled
- * offline by the local esbuild with source maps on, `@aws-sdk/*` left to the runtime, a log group with
- * a retention, and its own role that starts with no permission beyond writing to that log group.
+ * offline by the local esbuild with source maps on, the pinned AWS SDK bundled in, a log group with
+ * a retention, and its own role that starts with no permission beyond writing to that log group:
+ * `grantAccess` adds what the function's declaration (`core/api/grants.ts`) allows.
  *
  * The role and the log group are created beside the function (in its scope) because the function
  * needs both at construction time; they are `${id}Role` and `${id}Logs`.
@@ -65,6 +68,20 @@ export interface DescentFunctionProps {
 export class DescentFunction extends NodejsFunction {
   /** The file under `functions/` this function runs, without `.ts`. */
   public readonly handlerFile: string;
+  /** The function's own role (it starts with no permission beyond its log group). */
+  public readonly functionRole: Role;
+  /** What this function was granted (`core/api/grants.ts`), for tests and docs. */
+  public granted: Grants = NO_GRANTS;
+
+  /**
+   * Grants what `grants` declares and sets the environment variables that go with it (the bucket,
+   * the queue, AWS Batch, the event bus), so that the function can reach exactly what it may touch.
+   */
+  grantAccess(grants: Grants, targets: GrantTargets): void {
+    for (const [name, value] of Object.entries(applyGrants(this.functionRole, grants, targets)))
+      this.addEnvironment(name, value);
+    this.granted = combine(this.granted, grants);
+  }
 
   constructor(scope: Construct, id: string, props: DescentFunctionProps) {
     const settings = withDefaults(functionDefaults, {
@@ -103,8 +120,9 @@ export class DescentFunction extends NodejsFunction {
         target: 'node24',
         mainFields: ['module', 'main'],
         banner: REQUIRE_SHIM,
-        // The Node.js 24 runtime ships AWS SDK v3; bundling it again would only add cold-start time.
-        externalModules: ['@aws-sdk/*'],
+        // The project's pinned AWS SDK is bundled, not the runtime's (which changes under us: its
+        // default checksums broke presigned uploads); tree-shaken, only the clients a handler uses.
+        externalModules: [],
         minify: true,
         keepNames: true,
         sourceMap: true,
@@ -113,6 +131,7 @@ export class DescentFunction extends NodejsFunction {
       },
     });
     this.handlerFile = props.handlerFile;
+    this.functionRole = role;
 
     logGroup.grantWrite(role);
     Validations.of(role).acknowledge({

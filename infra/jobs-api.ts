@@ -15,6 +15,7 @@ import { Construct } from 'constructs';
 import { type Route, routes as routeTable } from '../core/api/routes.ts';
 import type { ArtifactBucket } from './artifact-bucket.ts';
 import { DescentFunction } from './descent-function.ts';
+import type { TrainingTargets } from './grants.ts';
 import type { JobQueue } from './job-queue.ts';
 import { apiThrottleDefaults, withDefaults } from './secure-defaults.ts';
 import type { TenantUserPool } from './tenant-user-pool.ts';
@@ -40,6 +41,8 @@ export interface JobsApiProps {
   readonly artifacts: ArtifactBucket;
   /** The queue that submitted jobs are sent to. */
   readonly jobQueue: JobQueue;
+  /** AWS Batch: routes that cancel terminate the Batch jobs of their jobs. */
+  readonly training: TrainingTargets;
   /** The user pool whose access tokens the JWT authorizer accepts (one app client per tenant). */
   readonly tenants: TenantUserPool;
   /**
@@ -63,10 +66,10 @@ export interface JobsApiProps {
    */
   readonly functionLogRetention?: RetentionDays;
   /**
-   * Extra environment variables of every handler (the quotas and limits of `core/platform/limits.ts`).
+   * The settings every process reads (`infra/runtime-environment.ts`): quotas and limits.
    * @default - none: the handlers use `DEFAULT_LIMITS`
    */
-  readonly functionEnvironment?: Readonly<Record<string, string>>;
+  readonly runtimeEnvironment?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -74,10 +77,9 @@ export interface JobsApiProps {
  * checks the tenant's Cognito access token and the route's scope (routes without a scope are public),
  * throttling, and JSON access logs.
  *
- * Every handler may read and write the artifact bucket (under `tenants/`) and send to the jobs queue:
- * handlers build the same AWS adapters from the same environment at start-up, and the permissions are
- * already scoped to descent's own bucket prefix and queue. Narrowing them per route (only submit-job
- * sends, only the read routes go without s3:PutObject) is possible later without changing a handler.
+ * Each function gets the grants its route declares in the route table (`core/api/grants.ts`) and
+ * nothing else: the read routes cannot write, only the routes that submit can send to the queue, and
+ * the public `GET /openapi.json` has no permission and no AWS setting at all.
  */
 export class JobsApi extends Construct {
   /** The HTTP API. */
@@ -124,12 +126,16 @@ export class JobsApi extends Construct {
           handlerFile: route.handler,
           description: `descent ${route.method} ${route.path}: ${route.summary}`,
           logRetention: props.functionLogRetention,
-          environment: props.functionEnvironment,
+          // The public document needs no setting either.
+          ...(route.scope ? { environment: props.runtimeEnvironment } : {}),
           ...(route.lambda?.memorySize ? { memorySize: route.lambda.memorySize } : {}),
           ...(route.lambda?.timeoutSeconds ? { timeout: Duration.seconds(route.lambda.timeoutSeconds) } : {}),
         });
-        props.artifacts.grantReadWriteTo(fn);
-        props.jobQueue.grantSendTo(fn);
+        fn.grantAccess(route.grants, {
+          artifacts: props.artifacts,
+          jobQueue: props.jobQueue,
+          training: props.training,
+        });
         integration = new HttpLambdaIntegration(`${pascalCase(route.handler)}Integration`, fn);
         functions.set(route.handler, fn);
         integrations.set(route.handler, integration);

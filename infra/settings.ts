@@ -4,29 +4,33 @@
  * left out of `cdk.json` is fine; a malformed value fails synthesis with a message that names the key.
  */
 import type { Node } from 'constructs';
+import { GPU_INSTANCE_TYPES, gpuInstanceType } from '../core/platform/gpu-instances.ts';
 import { DEFAULT_LIMITS } from '../core/platform/limits.ts';
 
 export interface DescentSettings {
   /**
-   * `descent:instanceTypes`: GPU instance types the training cluster may launch, best first. Each runs
-   * one trainer per GPU; the default types have one NVIDIA GPU each (A10G, T4).
+   * `descent:instanceTypes`: GPU instance types AWS Batch may launch, best first; each must be one of
+   * `GPU_INSTANCE_TYPES` (`core/platform/gpu-instances.ts`: g4dn, g5, g6, g6e), so that its vCPUs, GPU
+   * and price are known. A job runs on one instance (one GPU).
    * @default ['g5.xlarge', 'g4dn.xlarge']
    */
   readonly instanceTypes: readonly string[];
   /**
-   * `descent:maxWorkers`: most trainers (and GPU instances) running at once. The cluster scales from
-   * zero to this on the queue's backlog. Mind the account's EC2 quota for G instances (in vCPUs).
+   * `descent:maxWorkers`: most jobs training at once (one GPU instance each). The compute environment's
+   * maximum vCPUs is this times the largest vCPU count of `instanceTypes`: mind the account's EC2
+   * quota for G and VT instances, in vCPUs (`npm run preflight` checks it).
    * @default 4
    */
   readonly maxWorkers: number;
   /**
-   * `descent:spot`: run the GPU instances on Spot. A reclaimed instance's trainer stops at the next epoch
-   * and its job resumes on another from its last checkpoint.
+   * `descent:spot`: add a Spot compute environment, tried before the on-demand one. A reclaimed
+   * instance's job is retried by AWS Batch and resumes from its last checkpoint.
    * @default false
    */
   readonly spot: boolean;
   /**
-   * `descent:maxAttempts`: deliveries of a job (training attempts) before it is dead-lettered and FAILED.
+   * `descent:maxAttempts`: AWS Batch attempts of a job (a lost host, a Spot reclaim, a trainer's
+   * temporary error each use one), and tries to hand a job to Batch before it is dead-lettered.
    * @default 3
    */
   readonly maxAttempts: number;
@@ -86,11 +90,11 @@ export interface DescentSettings {
    */
   readonly urlExpirySeconds: number;
   /**
-   * `descent:hourlyPriceUsd`: the price of one trainer instance-hour, for each job's `estimatedCostUsd`
-   * (g5.xlarge on-demand in us-east-1 by default; set it to your instance type, region and Spot price).
-   * @default 1.006
+   * `descent:instancePrices`: hourly prices (USD) that replace the catalogue's us-east-1 on-demand
+   * prices, by instance type (another region, Spot, a discount), for each job's `estimatedCostUsd`.
+   * @default {} (the catalogue's prices)
    */
-  readonly hourlyPriceUsd: number;
+  readonly instancePrices: Readonly<Record<string, number>>;
   /**
    * `descent:natGateways`: NAT gateways of the trainers' VPC (1 is cheapest; 2 survives an AZ outage).
    * @default 1
@@ -102,10 +106,12 @@ export interface DescentSettings {
    */
   readonly alarmEmail?: string;
   /**
-   * `descent:oldestMessageAlarmMinutes`: alarm when a job has waited this long for a trainer.
+   * `descent:capacityWaitMinutes`: how long a job may wait for a GPU instance when AWS Batch reports
+   * that none can be had (no EC2 capacity); then it FAILED with NO_GPU_CAPACITY. A job that Batch
+   * cannot place at all (a misconfiguration) fails after 10 minutes. From 10 to 1440.
    * @default 60
    */
-  readonly oldestMessageAlarmMinutes: number;
+  readonly capacityWaitMinutes: number;
   /**
    * `descent:failureRateAlarmPercent`: alarm when more than this share of the jobs that ended in an
    * hour failed (at least 3 jobs).
@@ -136,8 +142,8 @@ export const DEFAULT_SETTINGS: DescentSettings = {
   defaultMaxRuntimeSeconds: DEFAULT_LIMITS.defaultMaxRuntimeSeconds,
   urlExpirySeconds: DEFAULT_LIMITS.uploadUrlSeconds,
   natGateways: 1,
-  hourlyPriceUsd: 1.006,
-  oldestMessageAlarmMinutes: 60,
+  instancePrices: {},
+  capacityWaitMinutes: 60,
   failureRateAlarmPercent: 25,
   api5xxAlarmThreshold: 5,
 };
@@ -172,20 +178,6 @@ function readInt(
   return n;
 }
 
-function readNumber(
-  name: keyof DescentSettings,
-  value: ContextValue,
-  fallback: number,
-  min: number,
-  max: number,
-): number {
-  if (value === undefined) return fallback;
-  const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
-  if (typeof n !== 'number' || !Number.isFinite(n) || n < min || n > max)
-    throw settingError(name, `a number from ${min} to ${max}`, value);
-  return n;
-}
-
 function readBool(name: keyof DescentSettings, value: ContextValue, fallback: boolean): boolean {
   if (value === undefined) return fallback;
   if (value === true || value === 'true') return true;
@@ -216,6 +208,43 @@ function readList(
   return list as string[];
 }
 
+function readInstanceTypes(value: ContextValue, fallback: readonly string[]): readonly string[] {
+  const types = readList('instanceTypes', value, fallback, /^[a-z0-9-]+\.[a-z0-9]+$/);
+  const unknown = types.filter((t) => !gpuInstanceType(t));
+  if (unknown.length > 0) {
+    throw settingError(
+      'instanceTypes',
+      `GPU instance types descent knows (${GPU_INSTANCE_TYPES.map((t) => t.type).join(', ')}); unknown: ${unknown.join(', ')}`,
+      value,
+    );
+  }
+  return types;
+}
+
+function readPrices(value: ContextValue): Readonly<Record<string, number>> {
+  if (value === undefined) return {};
+  const parsed = typeof value === 'string' ? safeJson(value) : value;
+  const valid =
+    typeof parsed === 'object' &&
+    parsed !== null &&
+    !Array.isArray(parsed) &&
+    Object.entries(parsed).every(
+      ([type, price]) =>
+        gpuInstanceType(type) !== undefined &&
+        typeof price === 'number' &&
+        Number.isFinite(price) &&
+        price >= 0 &&
+        price <= 1000,
+    );
+  if (!valid)
+    throw settingError(
+      'instancePrices',
+      'an object of known instance types to prices from 0 to 1000 (USD per hour)',
+      value,
+    );
+  return parsed as Record<string, number>;
+}
+
 function safeJson(text: string): unknown {
   try {
     return JSON.parse(text);
@@ -242,12 +271,7 @@ export function readSettings(node: Node): DescentSettings {
     throw settingError('alarmEmail', 'an email address', alarmEmail);
   }
   const settings: DescentSettings = {
-    instanceTypes: readList(
-      'instanceTypes',
-      get('instanceTypes'),
-      d.instanceTypes,
-      /^[a-z0-9-]+\.[a-z0-9]+$/,
-    ),
+    instanceTypes: readInstanceTypes(get('instanceTypes'), d.instanceTypes),
     maxWorkers: readInt('maxWorkers', get('maxWorkers'), d.maxWorkers, 1, 1000),
     spot: readBool('spot', get('spot'), d.spot),
     maxAttempts: readInt('maxAttempts', get('maxAttempts'), d.maxAttempts, 1, 1000),
@@ -293,14 +317,14 @@ export function readSettings(node: Node): DescentSettings {
     ),
     urlExpirySeconds: readInt('urlExpirySeconds', get('urlExpirySeconds'), d.urlExpirySeconds, 60, 43_200),
     natGateways: readInt('natGateways', get('natGateways'), d.natGateways, 1, 2),
-    hourlyPriceUsd: readNumber('hourlyPriceUsd', get('hourlyPriceUsd'), d.hourlyPriceUsd, 0, 1000),
+    instancePrices: readPrices(get('instancePrices')),
     ...(alarmEmail ? { alarmEmail: alarmEmail as string } : {}),
-    oldestMessageAlarmMinutes: readInt(
-      'oldestMessageAlarmMinutes',
-      get('oldestMessageAlarmMinutes'),
-      d.oldestMessageAlarmMinutes,
-      5,
-      20_160,
+    capacityWaitMinutes: readInt(
+      'capacityWaitMinutes',
+      get('capacityWaitMinutes'),
+      d.capacityWaitMinutes,
+      10,
+      1440,
     ),
     failureRateAlarmPercent: readInt(
       'failureRateAlarmPercent',

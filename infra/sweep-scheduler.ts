@@ -3,15 +3,21 @@ import { Rule, Schedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { FUNCTION_GRANTS } from '../core/api/grants.ts';
 import { ENV } from '../core/platform/config.ts';
 import type { ArtifactBucket } from './artifact-bucket.ts';
 import { DescentFunction } from './descent-function.ts';
+import type { TrainingTargets } from './grants.ts';
 import type { JobQueue } from './job-queue.ts';
 import type { TenantUserPool } from './tenant-user-pool.ts';
 
 export interface SweepSchedulerProps {
   readonly artifacts: ArtifactBucket;
   readonly jobQueue: JobQueue;
+  /** AWS Batch: a cancelled sweep's queued trials are terminated there. */
+  readonly training: TrainingTargets;
+  /** The settings every process reads (`infra/runtime-environment.ts`). @default - none */
+  readonly runtimeEnvironment?: Readonly<Record<string, string>>;
   /** Whose sweeps to advance: every tenant's app client. */
   readonly tenants: TenantUserPool;
   /**
@@ -40,10 +46,16 @@ export class SweepScheduler extends Construct {
       description: 'Advances active hyperparameter sweeps (safety net of the trial-driven controller)',
       timeout: Duration.minutes(2),
       ...(props.logRetention ? { logRetention: props.logRetention } : {}),
-      environment: { [ENV.tenants]: props.tenants.clients.map((c) => c.userPoolClientId).join(',') },
+      environment: {
+        ...props.runtimeEnvironment,
+        [ENV.tenants]: props.tenants.clients.map((c) => c.userPoolClientId).join(','),
+      },
     });
-    props.artifacts.grantReadWriteTo(this.handler);
-    props.jobQueue.grantSendTo(this.handler);
+    this.handler.grantAccess(FUNCTION_GRANTS['advance-sweeps'], {
+      artifacts: props.artifacts,
+      jobQueue: props.jobQueue,
+      training: props.training,
+    });
     this.rule = new Rule(this, 'Schedule', {
       description: 'Advances active descent sweeps',
       schedule: Schedule.rate(props.every ?? Duration.minutes(5)),

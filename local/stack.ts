@@ -7,6 +7,7 @@ import { mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { handleDeadLetter } from '../core/jobs/dead-letter.ts';
+import { jobStateEvents, logJobEvents } from '../core/jobs/job-events.ts';
 import { EXIT_BACKEND_UNAVAILABLE } from '../core/platform/config.ts';
 import type { Limits } from '../core/platform/limits.ts';
 import { createLogger, type Logger } from '../core/platform/log.ts';
@@ -67,6 +68,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   const deadLetters = openDeadLetterQueue(dataDir);
   const config = loadRuntimeConfig();
   const services = createServices(store, queue, { limits: { ...config.limits, ...options.limits }, log });
+  // The job state-change events that AWS puts on EventBridge go to the log here.
+  services.lifecycle.subscribe(jobStateEvents(logJobEvents(log)));
   const server = createGateway({ services, tokens, storageSecret: secret, log });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

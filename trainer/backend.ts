@@ -7,11 +7,9 @@
  * Without a preference the native packages' absence is normal (they are optional; `npm run
  * setup:native` provides them) and only moves on to the next candidate. A named backend
  * (`DESCENT_BACKEND`) is strict: if it cannot start, `selectBackend` throws a
- * `BackendUnavailableError` that says why, and `startBackend` turns that into an exit at boot.
+ * `BackendUnavailableError` that says why, and the trainer's entry turns that into an exit at boot
+ * (code 78: `EXIT_BACKEND_UNAVAILABLE`).
  */
-import { ENV, EXIT_BACKEND_UNAVAILABLE } from '../core/platform/config.ts';
-import { emitMetrics, type MetricsSink, noMetrics, trainerStartMetrics } from '../core/platform/emf.ts';
-import type { Logger } from '../core/platform/log.ts';
 import { registerGradientFixes } from './gradient-fixes.ts';
 import { loadNativeTensorFlow, NativeUnavailableError, TFJS_NODE_GPU } from './native-tensorflow.ts';
 import { registerFastWasmKernels } from './wasm-fast-kernels.ts';
@@ -216,43 +214,4 @@ export function describeBackend(backend: SelectedBackend): Record<string, unknow
       : {}),
     ...(backend.skipped.length ? { skipped: backend.skipped } : {}),
   };
-}
-
-export interface StartBackendOptions {
-  /** Where the start's metrics go (`trainerStarted`, `gpuUnavailable`). @default none */
-  readonly metrics?: MetricsSink;
-  /** The trainer runs where a GPU is expected (the GPU image): training without one is logged as a warning. @default false */
-  readonly expectGpu?: boolean;
-  /** @default process.exit */
-  readonly exit?: (code: number) => never;
-}
-
-/**
- * The trainer's start-up step (both entries): selects `DESCENT_BACKEND` or the best backend and logs
- * it; when the named backend cannot start, logs why as an error and exits with
- * `EXIT_BACKEND_UNAVAILABLE` (the local supervisor does not restart a worker that exits so).
- */
-export async function startBackend(
-  log: Logger,
-  env: NodeJS.ProcessEnv = process.env,
-  options: StartBackendOptions = {},
-): Promise<SelectedBackend> {
-  const metrics = options.metrics ?? noMetrics;
-  try {
-    const backend = await selectBackend(env[ENV.backend] || undefined);
-    log.info('backend selected', describeBackend(backend));
-    if (options.expectGpu && backend.device !== 'gpu')
-      log.warn('training without a GPU', { backend: backend.name, skipped: backend.skipped });
-    emitMetrics(metrics, trainerStartMetrics({ started: true, gpu: backend.device === 'gpu' }), {
-      properties: { backend: backend.name, device: backend.device, package: backend.package },
-    });
-    return backend;
-  } catch (error) {
-    log.error('backend unavailable: the worker cannot start', {
-      error: (error as Error).message,
-      ...(error instanceof BackendUnavailableError ? { backend: error.backend } : {}),
-    });
-    emitMetrics(metrics, trainerStartMetrics({ started: false, gpu: false }));
-    return (options.exit ?? process.exit)(EXIT_BACKEND_UNAVAILABLE);
-  }
 }

@@ -57,6 +57,8 @@ export interface TrainerDeps {
   readonly limits?: Pick<Limits, 'maxDatasetBytes' | 'maxEpochRows'>;
   /** The price of an hour of this worker, for the record's cost estimate. */
   readonly hourlyPriceUsd?: number;
+  /** The instance type that price is for (AWS), recorded beside it. */
+  readonly instanceType?: string;
   /** A sweep trial's stopping rule. @default the median stopping rule of its sweep */
   readonly stopRule?: (tenant: string, job: JobRecord) => StopRule | undefined;
 }
@@ -279,6 +281,7 @@ class JobRun {
       backend: this.#deps.backend,
       device: this.#deps.device ?? 'cpu',
       hourlyPriceUsd: this.#deps.hourlyPriceUsd ?? 0,
+      ...(this.#deps.instanceType ? { instanceType: this.#deps.instanceType } : {}),
       rows: {
         training: data.trainRows.length,
         validation: data.validationRows.length,
@@ -360,7 +363,9 @@ class JobRun {
         `Training ran past resources.maxRuntimeSeconds (${this.#job.spec.resources.maxRuntimeSeconds} s) at epoch ${epoch}; its last checkpoint is kept.`,
       );
     }
-    if (this.#signal.aborted) {
+    // A cancel seen in the record wins over this worker stopping: on AWS Batch, cancelling a running
+    // job also terminates its container, whose SIGTERM must not turn the cancel into a retry.
+    if (this.#signal.aborted && !session.cancelRequested) {
       this.#log.info('job interrupted by shutdown; releasing it for another worker', {
         attempt: this.#fence.attempt,
         epoch,

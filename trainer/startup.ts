@@ -1,58 +1,60 @@
 /**
- * The one start-up of a trainer, shared by the AWS container (`trainer/main.ts`) and the local worker
- * processes (`local/worker-process.ts`): settings read and validated once, the backend selected, the
- * job lifecycle composed with its subscribers (a sweep advances when its trial ends; job-end metrics),
- * and the worker loop. Only the ports, the metrics sink and the busy hook differ between the two.
+ * The one start-up of a trainer, shared by the AWS Batch container (`trainer/main.ts`) and the local
+ * worker processes (`local/worker-process.ts`): the backend selected, the job lifecycle composed with
+ * its subscribers (a sweep advances when its trial ends; job-end metrics; job state-change events),
+ * and the job-running pipeline (`run-job.ts`). Only the entry differs: locally a worker loop takes
+ * jobs from the queue; on Batch the container runs the one job it was started for and exits.
  */
+import { type JobEventSink, jobStateEvents } from '../core/jobs/job-events.ts';
 import { jobEndMetrics } from '../core/jobs/job-metrics.ts';
-import { ENV } from '../core/platform/config.ts';
+import type { JobMessage } from '../core/jobs/job-record.ts';
 import type { MetricsSink } from '../core/platform/emf.ts';
 import type { Logger } from '../core/platform/log.ts';
 import type { JobQueue, ObjectStore } from '../core/platform/ports.ts';
 import type { RuntimeConfig } from '../core/platform/runtime-config.ts';
-import { createServices } from '../core/services.ts';
-import { type SelectedBackend, startBackend } from './backend.ts';
-import { runJob } from './run-job.ts';
+import { createServices, type Services } from '../core/services.ts';
+import { describeBackend, type SelectedBackend, selectBackend } from './backend.ts';
+import { type JobOutcome, runJob } from './run-job.ts';
 import { Worker } from './worker.ts';
 
 export interface TrainerOptions {
   readonly config: RuntimeConfig;
   readonly store: ObjectStore;
-  readonly queue: JobQueue;
+  /** Where a sweep's next trial is queued when a trial ends; without it, the sweep's next pass queues it. */
+  readonly queue?: JobQueue;
   readonly log: Logger;
   /** Where job-end metrics go (CloudWatch's embedded format on stdout on AWS). */
   readonly metrics: MetricsSink;
-  /** Heartbeat when the settings name none: the queue's visibility timeout. */
-  readonly defaultVisibilitySeconds: number;
-  /** Called when the worker starts and ends a job. */
-  readonly onBusy?: (busy: boolean) => Promise<void> | void;
-  /** A GPU trainer: training without one is worth a warning (a strict `tensorflow-gpu` refuses). */
-  readonly expectGpu?: boolean;
+  /** Where job state-change events go (EventBridge on AWS, the log locally). */
+  readonly events?: JobEventSink;
+  /** The instance this trainer runs on, when it could tell: its type and hourly price. */
+  readonly instance?: { readonly type?: string; readonly hourlyPriceUsd: number };
 }
 
-export interface Trainer {
+/** A trainer ready to run jobs. */
+export interface PreparedTrainer {
   readonly backend: SelectedBackend;
-  readonly worker: Worker;
+  /** What the backend computes on. */
+  readonly device: SelectedBackend['device'];
+  readonly services: Services;
+  /** Runs one job through the pipeline (claim → … → finish); `signal` stops it at the next epoch. */
+  run(message: JobMessage, signal: AbortSignal): Promise<JobOutcome>;
 }
 
-export async function startTrainer(options: TrainerOptions): Promise<Trainer> {
-  const { config, store, queue, log } = options;
-  // A named backend that cannot start ends the process here (exit 78), saying why.
-  const backend = await startBackend(
-    log,
-    config.backend === undefined ? {} : { [ENV.backend]: config.backend },
-    {
-      metrics: options.metrics,
-      ...(options.expectGpu ? { expectGpu: true } : {}),
-    },
-  );
-  const services = createServices(store, queue, { limits: config.limits, log });
+export async function prepareTrainer(options: TrainerOptions): Promise<PreparedTrainer> {
+  const { config, store, log } = options;
+  const backend = await selectBackend(config.backend);
+  const { device } = backend;
+  log.info('backend selected', describeBackend(backend));
+  const services = createServices(store, options.queue, { limits: config.limits, log });
   services.lifecycle.subscribe(jobEndMetrics(options.metrics));
-  const worker = new Worker({
-    queue,
-    log,
-    visibilityTimeoutSeconds: config.visibilityTimeoutSeconds ?? options.defaultVisibilitySeconds,
-    ...(options.onBusy ? { onBusy: options.onBusy } : {}),
+  if (options.events) services.lifecycle.subscribe(jobStateEvents(options.events));
+  const hourlyPriceUsd = options.instance?.hourlyPriceUsd ?? config.hourlyPriceUsd;
+  const instanceType = options.instance?.type;
+  return {
+    backend,
+    device,
+    services,
     run: (message, signal) =>
       runJob(
         {
@@ -60,15 +62,38 @@ export async function startTrainer(options: TrainerOptions): Promise<Trainer> {
           lifecycle: services.lifecycle,
           tf: backend.tf,
           backend: backend.name,
-          device: backend.device,
+          device,
           now: services.now,
           log,
-          hourlyPriceUsd: config.hourlyPriceUsd,
+          hourlyPriceUsd,
+          ...(instanceType ? { instanceType } : {}),
           limits: config.limits,
         },
         message,
         signal,
       ),
+  };
+}
+
+export interface WorkerTrainerOptions extends TrainerOptions {
+  readonly queue: JobQueue;
+  /** Heartbeat when the settings name none: the queue's visibility timeout. */
+  readonly defaultVisibilitySeconds: number;
+  /** Called when the worker starts and ends a job. */
+  readonly onBusy?: (busy: boolean) => Promise<void> | void;
+}
+
+/** The local entry: the pipeline behind a worker loop on the queue. */
+export async function startTrainer(
+  options: WorkerTrainerOptions,
+): Promise<{ backend: SelectedBackend; worker: Worker }> {
+  const trainer = await prepareTrainer(options);
+  const worker = new Worker({
+    queue: options.queue,
+    log: options.log,
+    visibilityTimeoutSeconds: options.config.visibilityTimeoutSeconds ?? options.defaultVisibilitySeconds,
+    ...(options.onBusy ? { onBusy: options.onBusy } : {}),
+    run: trainer.run,
   });
-  return { backend, worker };
+  return { backend: trainer.backend, worker };
 }

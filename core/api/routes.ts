@@ -1,7 +1,10 @@
 /**
  * The one route table: the local gateway serves it, and the CDK JobsApi makes one Lambda per entry.
- * `handler` names the file under `functions/` that exports `handler` (Lambda) and `create` (factory).
+ * `handler` names the file under `functions/` that exports `handler` (Lambda) and `create` (factory);
+ * `grants` is what that function may touch on AWS (`core/api/grants.ts`): required, so that a new
+ * route gets a deliberate grant, and proven neither too small nor too large by the permissions test.
  */
+import { type Grants, NO_GRANTS, ROUTE_GRANTS } from './grants.ts';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
 
@@ -16,6 +19,8 @@ export interface Route {
   readonly summary: string;
   /** The route's Lambda function needs more than the defaults (memory in MiB, timeout in seconds). */
   readonly lambda?: { readonly memorySize?: number; readonly timeoutSeconds?: number };
+  /** What the route's function may touch on AWS (IAM statements and environment: `infra/grants.ts`). */
+  readonly grants: Grants;
 }
 
 export const routes: readonly Route[] = [
@@ -25,6 +30,7 @@ export const routes: readonly Route[] = [
     handler: 'create-dataset',
     scope: 'descent/write',
     summary: 'Create a dataset and get a presigned upload URL',
+    grants: ROUTE_GRANTS.createDataset,
   },
   {
     method: 'GET',
@@ -32,6 +38,7 @@ export const routes: readonly Route[] = [
     handler: 'list-datasets',
     scope: 'descent/read',
     summary: 'List datasets, newest first',
+    grants: ROUTE_GRANTS.listDatasets,
   },
   {
     method: 'GET',
@@ -39,6 +46,7 @@ export const routes: readonly Route[] = [
     handler: 'get-dataset',
     scope: 'descent/read',
     summary: "Get a dataset's name, format, size and upload state",
+    grants: ROUTE_GRANTS.readDataset,
   },
   {
     method: 'DELETE',
@@ -46,6 +54,7 @@ export const routes: readonly Route[] = [
     handler: 'delete-dataset',
     scope: 'descent/write',
     summary: 'Delete a dataset no queued or running job uses',
+    grants: ROUTE_GRANTS.deleteDataset,
   },
   {
     method: 'POST',
@@ -53,6 +62,7 @@ export const routes: readonly Route[] = [
     handler: 'submit-job',
     scope: 'descent/write',
     summary: 'Submit a training job',
+    grants: ROUTE_GRANTS.submitJob,
   },
   {
     method: 'GET',
@@ -60,6 +70,7 @@ export const routes: readonly Route[] = [
     handler: 'list-jobs',
     scope: 'descent/read',
     summary: 'List jobs, newest first',
+    grants: ROUTE_GRANTS.listJobs,
   },
   {
     method: 'GET',
@@ -67,6 +78,7 @@ export const routes: readonly Route[] = [
     handler: 'get-job',
     scope: 'descent/read',
     summary: 'Get a job record',
+    grants: ROUTE_GRANTS.readJob,
   },
   {
     method: 'GET',
@@ -74,6 +86,7 @@ export const routes: readonly Route[] = [
     handler: 'get-job-metrics',
     scope: 'descent/read',
     summary: "Get a job's per-epoch metrics",
+    grants: ROUTE_GRANTS.readJob,
   },
   {
     method: 'GET',
@@ -81,6 +94,7 @@ export const routes: readonly Route[] = [
     handler: 'get-job-events',
     scope: 'descent/read',
     summary: "Get a job's state changes and warnings",
+    grants: ROUTE_GRANTS.readJob,
   },
   {
     method: 'POST',
@@ -88,6 +102,7 @@ export const routes: readonly Route[] = [
     handler: 'cancel-job',
     scope: 'descent/write',
     summary: 'Cancel a job',
+    grants: ROUTE_GRANTS.cancelJob,
   },
   {
     method: 'GET',
@@ -95,6 +110,7 @@ export const routes: readonly Route[] = [
     handler: 'get-job-result',
     scope: 'descent/read',
     summary: "Get a finished job's report and artifact URLs",
+    grants: ROUTE_GRANTS.readJob,
   },
   {
     method: 'POST',
@@ -104,6 +120,7 @@ export const routes: readonly Route[] = [
     summary: "Predict raw rows with a SUCCEEDED job's model (up to 1,000), optionally with attributions",
     // TensorFlow.js on the CPU: more memory is more CPU, and a cold start loads the model.
     lambda: { memorySize: 2048, timeoutSeconds: 29 },
+    grants: ROUTE_GRANTS.readJob,
   },
   {
     method: 'POST',
@@ -111,6 +128,7 @@ export const routes: readonly Route[] = [
     handler: 'submit-predictions',
     scope: 'descent/write',
     summary: "Queue batch predictions of a dataset with a SUCCEEDED job's model",
+    grants: ROUTE_GRANTS.submitPredictions,
   },
   {
     method: 'DELETE',
@@ -118,6 +136,7 @@ export const routes: readonly Route[] = [
     handler: 'delete-job',
     scope: 'descent/write',
     summary: "Purge a finished job's data",
+    grants: ROUTE_GRANTS.deleteJob,
   },
   {
     method: 'POST',
@@ -125,6 +144,7 @@ export const routes: readonly Route[] = [
     handler: 'submit-sweep',
     scope: 'descent/write',
     summary: 'Submit a hyperparameter sweep: its trials run as jobs, a few at a time',
+    grants: ROUTE_GRANTS.submitSweep,
   },
   {
     method: 'GET',
@@ -132,6 +152,7 @@ export const routes: readonly Route[] = [
     handler: 'list-sweeps',
     scope: 'descent/read',
     summary: 'List sweeps, newest first',
+    grants: ROUTE_GRANTS.listSweeps,
   },
   {
     method: 'GET',
@@ -139,6 +160,7 @@ export const routes: readonly Route[] = [
     handler: 'get-sweep',
     scope: 'descent/read',
     summary: "Get a sweep: its trials, their ranking, the best trial and the report's URLs",
+    grants: ROUTE_GRANTS.readSweep,
   },
   {
     method: 'POST',
@@ -146,12 +168,14 @@ export const routes: readonly Route[] = [
     handler: 'cancel-sweep',
     scope: 'descent/write',
     summary: "Cancel a sweep's queued and running trials",
+    grants: ROUTE_GRANTS.cancelSweep,
   },
   {
     method: 'GET',
     path: '/openapi.json',
     handler: 'get-openapi',
     summary: 'The OpenAPI 3.1 document of this API',
+    grants: NO_GRANTS,
   },
 ];
 

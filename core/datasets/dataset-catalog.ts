@@ -13,6 +13,7 @@ import {
   datasetKeys,
   datasetsPrefix,
   isValidId,
+  tenantPrefix,
 } from '../platform/keys.ts';
 import { parseOrThrow } from '../platform/validate.ts';
 import type { Services } from '../services.ts';
@@ -72,9 +73,30 @@ export const listDatasetsQuery = z.strictObject({
   cursor: z.string().max(1024).optional(),
 });
 
+/**
+ * Datasets created before the listing markers existed get theirs, once per tenant (a data migration,
+ * recorded under `migrations/`): listing them reads no dataset twice and skips none.
+ */
+async function indexEarlierDatasets(s: Pick<Services, 'store'>, tenant: string): Promise<void> {
+  const done = `${tenantPrefix(tenant)}migrations/dataset-index`;
+  if (await s.store.head(done)) return;
+  const prefix = datasetsPrefix(tenant);
+  let cursor: string | undefined;
+  do {
+    const page = await s.store.list(prefix, cursor ? { cursor } : {});
+    for (const o of page.objects) {
+      const [id, file] = o.key.slice(prefix.length).split('/');
+      if (file === 'dataset.json' && id && isValidId(id)) await indexDataset(s, tenant, id);
+    }
+    cursor = page.nextCursor;
+  } while (cursor);
+  await s.store.put(done, new Date().toISOString());
+}
+
 /** `GET /datasets`: newest first, a page at a time. */
 export async function listDatasets(s: Services, tenant: string, query: unknown) {
   const q = parseOrThrow(listDatasetsQuery, query, 'query');
+  if (!q.cursor) await indexEarlierDatasets(s, tenant);
   const prefix = datasetIndexPrefix(tenant);
   const cursor = q.cursor ? decodeCursor(q.cursor, 'GET /datasets') : undefined;
   const page = await s.store.list(prefix, { limit: q.limit, ...(cursor ? { cursor } : {}) });

@@ -162,24 +162,57 @@ export async function checkDataset(
   }
 }
 
-/** Data rows of a dataset (lines after the header; cached in its dataset.json once counted). */
-export async function countRows(s: Services, tenant: string, meta: DatasetMeta): Promise<number> {
+/**
+ * Datasets up to this size are counted exactly at submit: one streamed read, well under a second even
+ * on a small Lambda. Larger ones are estimated from a sample, so that a submit stays far inside API
+ * Gateway's 30 seconds whatever the upload limit; the trainer enforces the quota on the exact count.
+ */
+export const EXACT_COUNT_BYTES = 16 * 1024 * 1024;
+/** The head of a large dataset read to estimate its rows. */
+export const SAMPLE_BYTES = 1024 * 1024;
+
+/** A dataset's data rows for the epochs × rows quota: exact (and cached), or estimated from a sample. */
+export interface RowCount {
+  readonly rows: number;
+  readonly estimated: boolean;
+}
+
+const newlines = (bytes: Uint8Array): number => {
+  let n = 0;
+  for (const byte of bytes) if (byte === 10) n++;
+  return n;
+};
+
+/**
+ * Data rows of a dataset (lines after a CSV's header): cached in its dataset.json once counted, counted
+ * exactly up to `EXACT_COUNT_BYTES`, else estimated as its size over the mean line length of its
+ * first `SAMPLE_BYTES` (not cached).
+ */
+export async function countRows(s: Services, tenant: string, meta: DatasetMeta): Promise<RowCount> {
   const keys = datasetKeys(tenant, meta.id);
   // The count holds for the bytes it was made on: an upload to the same URL later counts again.
-  const etag = (await s.store.head(keys.data))?.etag;
-  if (meta.rows !== undefined && meta.rowsEtag === etag) return meta.rows;
+  const info = await s.store.head(keys.data);
+  if (!info) return { rows: 0, estimated: false };
+  if (meta.rows !== undefined && meta.rowsEtag === info.etag) return { rows: meta.rows, estimated: false };
+  const header = meta.format === 'csv' ? 1 : 0;
+  if (info.size > EXACT_COUNT_BYTES) {
+    const sample = await s.store.get(keys.data, { range: { start: 0, end: SAMPLE_BYTES - 1 } });
+    const lines = sample ? newlines(sample.body) : 0;
+    const rows = lines > 0 ? Math.round((info.size / SAMPLE_BYTES) * lines) - header : 0;
+    return { rows: Math.max(0, rows), estimated: true };
+  }
   const stream = await s.store.getStream(keys.data);
-  if (!stream) return 0;
+  if (!stream) return { rows: 0, estimated: false };
   let lines = 0;
   let last = 10;
   for await (const chunk of stream) {
-    for (const byte of chunk) if (byte === 10) lines++;
+    lines += newlines(chunk);
     if (chunk.length) last = chunk[chunk.length - 1] as number;
   }
   if (last !== 10) lines++;
-  const rows = Math.max(0, meta.format === 'csv' ? lines - 1 : lines);
+  const rows = Math.max(0, lines - header);
   await datasetMetas(s.store).update(keys.meta, (current) =>
-    current ? { ...current, rows, ...(etag ? { rowsEtag: etag } : {}) } : UNCHANGED,
+    current ? { ...current, rows, rowsEtag: info.etag } : UNCHANGED,
   );
-  return rows;
+  return { rows, estimated: false };
 }

@@ -10,6 +10,7 @@ export async function handleDeadLetter(
   lifecycle: JobLifecycle,
   body: string,
   maxAttempts?: number,
+  describe?: (times: number) => string,
 ): Promise<DeadLetterOutcome | 'malformed'> {
   let message: JobMessage;
   try {
@@ -17,5 +18,5 @@ export async function handleDeadLetter(
   } catch {
     return 'malformed';
   }
-  return lifecycle.deadLettered(message.tenant, message.jobId, maxAttempts);
+  return lifecycle.deadLettered(message.tenant, message.jobId, maxAttempts, describe);
 }

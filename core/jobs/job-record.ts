@@ -86,6 +86,8 @@ export const jobRecord = z.object({
       peakTensorBytes: z.number(),
       backend: z.string(),
       device: z.string(),
+      /** The trainer's instance type, when it could tell (AWS: by its GPU model and vCPU count). */
+      instanceType: z.string(),
       estimatedCostUsd: z.number(),
       hourlyPriceUsd: z.number(),
       rows: z.object({ training: z.int(), validation: z.int(), test: z.int() }),
@@ -117,6 +119,11 @@ export const jobRecord = z.object({
   /** Diagnostics in words: a learning rate too small, overfitting, a slow backend for the model. */
   warnings: z.array(z.string()).optional(),
   cancelRequestedAt: z.string().optional(),
+  /**
+   * AWS: the AWS Batch job that runs this job (one per job; Batch's retry strategy makes its attempts),
+   * recorded by the dispatcher through the lifecycle so that a redelivered message never submits twice.
+   */
+  batchJob: z.object({ id: z.string(), submittedAt: z.string() }).optional(),
   /** The latest checkpoint a redelivery resumes from (kept after a cancel or a timeout). */
   checkpoint: z
     .object({ epoch: z.int(), phase: z.string(), savedAt: z.string(), attempt: z.int() })

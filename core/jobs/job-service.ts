@@ -42,11 +42,12 @@ async function checkQuotas(s: Services, tenant: string, spec: JobSpec, meta: Dat
       `This account has ${active} queued or running jobs, the most it may have at once (${s.limits.maxActiveJobs}); wait for one to finish or cancel one.`,
     );
   }
-  const rows = await countRows(s, tenant, meta);
+  const { rows, estimated } = await countRows(s, tenant, meta);
   const work = rows * spec.training.epochs;
   if (work > s.limits.maxEpochRows) {
+    const about = estimated ? 'about ' : '';
     throw new PayloadTooLargeError(
-      `training.epochs × dataset rows is ${spec.training.epochs} × ${rows} = ${work}, over the limit of ${s.limits.maxEpochRows}; train fewer epochs or on fewer rows.`,
+      `training.epochs × dataset rows is ${spec.training.epochs} × ${about}${rows} = ${about}${work}${estimated ? ' (rows estimated from the first MiB of the data)' : ''}, over the limit of ${s.limits.maxEpochRows}; train fewer epochs or on fewer rows.`,
     );
   }
 }

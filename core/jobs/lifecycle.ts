@@ -2,8 +2,9 @@
  * The job lifecycle: the one module that changes a job's status. It owns the transition table, the
  * compare-and-swap write of `job.json`, the state event, the listing and active-job markers, submit
  * (with compensation: a job that cannot be queued is taken back), claim, cancel, finish, the
- * dead-letter verdict and deletion, and one notification of every change that sweeps, metrics and
- * (on AWS) EventBridge subscribe to.
+ * dead-letter verdict and deletion, the AWS Batch job that runs it (`dispatched`) and what Batch
+ * reports of a run its trainer could not end (`executionEnded`), and one notification of every change
+ * that sweeps, metrics, job state-change events and (on AWS) the cancel path to Batch subscribe to.
  *
  * Every other module reads records through `JobStore` and asks this one for changes; a test proves
  * that nothing else writes `job.json` or calls `transition`.
@@ -19,7 +20,14 @@ import { activePrefix, isValidId, jobIndexPrefix, jobKeys } from '../platform/ke
 import type { Logger } from '../platform/log.ts';
 import type { JobQueue, ObjectStore } from '../platform/ports.ts';
 import { UNCHANGED, VersionedDocuments } from '../platform/versioned-document.ts';
-import { isTerminal, type JobMessage, type JobRecord, type JobStatus, jobRecord } from './job-record.ts';
+import {
+  isTerminal,
+  type JobError,
+  type JobMessage,
+  type JobRecord,
+  type JobStatus,
+  jobRecord,
+} from './job-record.ts';
 import { JobStore, notFound } from './job-store.ts';
 
 /** Which status may follow which. RUNNING → RUNNING is a new attempt after a redelivery. */
@@ -70,8 +78,11 @@ export class FencedError extends Error {
   }
 }
 
-/** Who made a change: what listeners may tell apart (a sweep ignores the changes it made itself). */
-export type ChangeSource = 'api' | 'sweep' | 'trainer' | 'dead-letter';
+/**
+ * Who made a change: what listeners may tell apart (a sweep ignores the changes it made itself).
+ * `executor`: the scheduler that runs trainers (AWS Batch) reporting an end the trainer could not.
+ */
+export type ChangeSource = 'api' | 'sweep' | 'trainer' | 'dead-letter' | 'dispatcher' | 'executor';
 
 export interface JobChange {
   readonly tenant: string;
@@ -99,7 +110,19 @@ export type Claim =
   /** It no longer exists (deleted after it ended). */
   | { readonly kind: 'gone' };
 
-export type DeadLetterOutcome = 'failed' | 'cancelled' | 'already-finished' | 'unknown-job';
+/** `dispatched`: AWS Batch runs the job already; its job-state events end it, not the dead-letter queue. */
+export type DeadLetterOutcome = 'failed' | 'cancelled' | 'already-finished' | 'dispatched' | 'unknown-job';
+
+/**
+ * What recording a Batch job did: `recorded` (this one runs the job now), `already-recorded` (a
+ * redelivered message: the same Batch job was recorded before), `other-recorded` (another Batch job
+ * runs it: the caller terminates its own), `ended` (the job ended meanwhile: the caller terminates its
+ * Batch job), `unknown-job` (deleted).
+ */
+export type DispatchOutcome = 'recorded' | 'already-recorded' | 'other-recorded' | 'ended' | 'unknown-job';
+
+/** What an executor's report of an ended run did to the job. */
+export type ExecutionEndOutcome = 'failed' | 'cancelled' | 'already-finished' | 'not-current' | 'unknown-job';
 
 export interface LifecycleDeps {
   readonly store: ObjectStore;
@@ -308,7 +331,13 @@ export class JobLifecycle {
    * A job whose message was received the maximum number of times without finishing: FAILED with
    * `MAX_ATTEMPTS` (or CANCELLED if it was being cancelled), so that no job stays active forever.
    */
-  async deadLettered(tenant: string, jobId: string, maxAttempts?: number): Promise<DeadLetterOutcome> {
+  async deadLettered(
+    tenant: string,
+    jobId: string,
+    maxAttempts?: number,
+    describe: (times: number) => string = workerDeliveries,
+  ): Promise<DeadLetterOutcome> {
+    let dispatched = false;
     try {
       const { record, changed } = await this.#change(
         tenant,
@@ -316,13 +345,14 @@ export class JobLifecycle {
         'dead-letter',
         (current) => {
           if (isTerminal(current.status)) return UNCHANGED;
+          if (current.batchJob) {
+            dispatched = true;
+            return UNCHANGED;
+          }
           if (current.status === 'CANCELLING') return transition(current, 'CANCELLED', this.#deps.now());
           const times = maxAttempts ?? Math.max(current.attempt, 1);
           return transition(current, 'FAILED', this.#deps.now(), {
-            error: {
-              code: 'MAX_ATTEMPTS',
-              message: `The job was delivered to a worker ${times} time${times > 1 ? 's' : ''} without finishing (the worker crashed or was stopped each time); it was moved to the dead-letter queue.`,
-            },
+            error: { code: 'MAX_ATTEMPTS', message: describe(times) },
           });
         },
         (record) =>
@@ -330,7 +360,74 @@ export class JobLifecycle {
             ? 'Failed after the maximum number of attempts (dead-lettered).'
             : 'Cancelled (dead-lettered while cancelling).',
       );
-      if (!changed) return 'already-finished';
+      if (!changed) return dispatched ? 'dispatched' : 'already-finished';
+      return record.status === 'FAILED' ? 'failed' : 'cancelled';
+    } catch (error) {
+      if (error instanceof NotFoundError) return 'unknown-job';
+      throw error;
+    }
+  }
+
+  /**
+   * The dispatcher submitted the job to AWS Batch as `batchJobId`: recorded by compare-and-swap, once
+   * per job. Idempotent: a redelivered message that finds the same id recorded changes nothing; one
+   * that finds another id, or a job that has ended, is told so and terminates its own Batch job.
+   */
+  async dispatched(tenant: string, jobId: string, batchJobId: string): Promise<DispatchOutcome> {
+    const now = this.#deps.now().toISOString();
+    let result: { record: JobRecord; changed: boolean };
+    try {
+      result = await this.#change(tenant, jobId, 'dispatcher', (current) => {
+        if (isTerminal(current.status) || current.batchJob) return UNCHANGED;
+        return { ...current, batchJob: { id: batchJobId, submittedAt: now }, updatedAt: now };
+      });
+    } catch (error) {
+      if (error instanceof NotFoundError) return 'unknown-job';
+      throw error;
+    }
+    const { record, changed } = result;
+    if (changed) {
+      await this.jobs.appendEvent(tenant, jobId, {
+        at: now,
+        type: 'info',
+        message: `Submitted to AWS Batch as job ${batchJobId}; it starts when a GPU instance is free.`,
+      });
+      return 'recorded';
+    }
+    if (record.batchJob?.id === batchJobId) return 'already-recorded';
+    return isTerminal(record.status) ? 'ended' : 'other-recorded';
+  }
+
+  /**
+   * The executor (AWS Batch) reports that the run of `batchJobId` ended without the trainer ending the
+   * job (it never started, its image could not be pulled, it ran out of memory, its host was lost, it
+   * waited too long for capacity): FAILED with `error`, or CANCELLED if a cancel was asked for. A report
+   * about a Batch job other than the one recorded (a duplicate that was terminated) changes nothing.
+   */
+  async executionEnded(
+    tenant: string,
+    jobId: string,
+    ended: { batchJobId: string; error: JobError },
+  ): Promise<ExecutionEndOutcome> {
+    let notCurrent = false;
+    try {
+      const { record, changed } = await this.#change(
+        tenant,
+        jobId,
+        'executor',
+        (current) => {
+          if (isTerminal(current.status)) return UNCHANGED;
+          if (current.batchJob && current.batchJob.id !== ended.batchJobId) {
+            notCurrent = true;
+            return UNCHANGED;
+          }
+          const now = this.#deps.now();
+          if (current.status === 'CANCELLING') return transition(current, 'CANCELLED', now);
+          return transition(current, 'FAILED', now, { error: ended.error });
+        },
+        (record) => (record.status === 'FAILED' ? `Failed: ${ended.error.message}` : 'Cancelled.'),
+      );
+      if (!changed) return notCurrent ? 'not-current' : 'already-finished';
       return record.status === 'FAILED' ? 'failed' : 'cancelled';
     } catch (error) {
       if (error instanceof NotFoundError) return 'unknown-job';
@@ -434,6 +531,10 @@ export class JobLifecycle {
     return deleted + 1;
   }
 }
+
+/** The dead-letter message of the local queue: a worker received the job and never finished it. */
+const workerDeliveries = (times: number): string =>
+  `The job was delivered to a worker ${times} time${times > 1 ? 's' : ''} without finishing (the worker crashed or was stopped each time); it was moved to the dead-letter queue.`;
 
 function assertOwner(record: JobRecord, fence: Fence): void {
   if (record.attempt !== fence.attempt || isTerminal(record.status)) {

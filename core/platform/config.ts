@@ -26,10 +26,24 @@ export const ENV = {
   logLevel: 'DESCENT_LOG_LEVEL',
   /** Trainer: seconds a received job stays invisible between heartbeats (the queue's visibility timeout). */
   visibilityTimeoutSeconds: 'DESCENT_VISIBILITY_TIMEOUT_SECONDS',
-  /** Trainer on ECS: minutes one scale-in protection lasts; it is renewed while the job trains. */
-  taskProtectionMinutes: 'DESCENT_TASK_PROTECTION_MINUTES',
-  /** Trainer: the price of an hour of this worker in USD, for the record's cost estimate. */
+  /** Trainer: the price of an hour of this worker in USD, for the record's cost estimate (local; AWS: by instance type). */
   hourlyPriceUsd: 'DESCENT_HOURLY_PRICE_USD',
+  /** Trainer on AWS: the GPU instance types it may run on, with their vCPUs, GPU model and hourly price (JSON). */
+  instanceTypes: 'DESCENT_INSTANCE_TYPES',
+  /** Trainer on AWS Batch: the tenant of the one job this container runs. */
+  jobTenant: 'DESCENT_JOB_TENANT',
+  /** Trainer on AWS Batch: the id of the one job this container runs. */
+  jobId: 'DESCENT_JOB_ID',
+  /** Trainer on AWS Batch: `true` refuses to train without a GPU (exit code 78, the `gpuUnavailable` metric). */
+  requireGpu: 'DESCENT_REQUIRE_GPU',
+  /** AWS: the Batch job queue that training jobs are submitted to (its ARN). */
+  batchJobQueue: 'DESCENT_BATCH_JOB_QUEUE',
+  /** AWS: the Batch job definition of the trainer (its ARN, with revision). */
+  batchJobDefinition: 'DESCENT_BATCH_JOB_DEFINITION',
+  /** AWS: the EventBridge bus that job state-change events are put on. */
+  eventBus: 'DESCENT_EVENT_BUS',
+  /** AWS: how long a job may wait for GPU capacity before it fails (the job queue's limit), for messages. */
+  capacityWaitMinutes: 'DESCENT_CAPACITY_WAIT_MINUTES',
   /** Ceiling of `resources.maxRuntimeSeconds` a job may ask for (default 7 days). */
   maxRuntimeSeconds: 'DESCENT_MAX_RUNTIME_SECONDS',
   /** `resources.maxRuntimeSeconds` when a job gives none (default 24 hours). */

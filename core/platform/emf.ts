@@ -11,7 +11,7 @@
 export const METRIC_NAMESPACE = 'descent';
 
 /** A subset of CloudWatch's units: the ones descent uses. */
-export type MetricUnit = 'Count' | 'Seconds' | 'Milliseconds' | 'None';
+export type MetricUnit = 'Count' | 'Seconds' | 'Milliseconds' | 'Percent' | 'None';
 
 /** Every metric descent emits, by name (camelCase), with its unit. */
 export const METRICS = {
@@ -28,10 +28,27 @@ export const METRICS = {
   /** A trainer started its TensorFlow.js backend (properties: backend, device, package). */
   trainerStarted: { name: 'trainerStarted', unit: 'Count' },
   /**
-   * A trainer has no GPU to train on: it refused to start (`DESCENT_BACKEND=tensorflow-gpu` and
-   * TensorFlow sees none) or started on a CPU backend. The "trainer without a GPU" alarm watches it.
+   * A trainer that must train on a GPU has none: it refused to start (TensorFlow sees no GPU, or the
+   * backend could not start). The "trainer without a GPU" alarm watches it.
    */
   gpuUnavailable: { name: 'gpuUnavailable', unit: 'Count' },
+  /** A training GPU's utilisation, sampled every minute while a job trains (`nvidia-smi`). */
+  gpuUtilization: { name: 'gpuUtilization', unit: 'Percent' },
+  /** AWS Batch jobs entering each state (Batch's job-state events): the dashboard's queue states. */
+  batchJobsRunnable: { name: 'batchJobsRunnable', unit: 'Count' },
+  batchJobsStarting: { name: 'batchJobsStarting', unit: 'Count' },
+  batchJobsRunning: { name: 'batchJobsRunning', unit: 'Count' },
+  batchJobsSucceeded: { name: 'batchJobsSucceeded', unit: 'Count' },
+  batchJobsFailed: { name: 'batchJobsFailed', unit: 'Count' },
+  /** AWS Batch jobs waiting, starting and training now, and the longest wait (the capacity watch, every 5 minutes). */
+  batchJobsWaitingNow: { name: 'batchJobsWaitingNow', unit: 'Count' },
+  batchJobsStartingNow: { name: 'batchJobsStartingNow', unit: 'Count' },
+  batchJobsRunningNow: { name: 'batchJobsRunningNow', unit: 'Count' },
+  oldestWaitSeconds: { name: 'oldestWaitSeconds', unit: 'Seconds' },
+  /** AWS Batch reported its job queue blocked by a job it cannot place (no capacity, misconfiguration). */
+  jobQueueBlocked: { name: 'jobQueueBlocked', unit: 'Count' },
+  /** A job FAILED because no GPU capacity could be had within the capacity wait. */
+  jobsWithoutCapacity: { name: 'jobsWithoutCapacity', unit: 'Count' },
 } as const satisfies Record<string, { name: string; unit: MetricUnit }>;
 
 export type MetricName = keyof typeof METRICS;
@@ -76,15 +93,7 @@ export function emfLine(values: MetricValues, options: EmfOptions = {}): string 
   return JSON.stringify(document);
 }
 
-/**
- * The metrics of a trainer's start: `trainerStarted` when its backend started, `gpuUnavailable`
- * when it has no GPU (whether it started on a CPU backend or refused to start).
- */
-export function trainerStartMetrics(start: { started: boolean; gpu: boolean }): MetricValues {
-  return { ...(start.started ? { trainerStarted: 1 } : {}), ...(start.gpu ? {} : { gpuUnavailable: 1 }) };
-}
-
-/** Where metric lines go: stdout, which Lambda and the ECS awslogs driver send to CloudWatch Logs. */
+/** Where metric lines go: stdout, which Lambda and the Batch container's awslogs driver send to CloudWatch Logs. */
 export type MetricsSink = (line: string) => void;
 
 /** Writes straight to stdout (not `console.log`, whose Lambda prefix would break the JSON). */

@@ -40,11 +40,11 @@ async function checkData(s: Services, tenant: string, plan: SweepPlan): Promise<
     // One check per distinct label and feature list: trials usually share them.
     const distinct = new Map(mine.map((spec) => [JSON.stringify(spec.dataset), spec]));
     for (const spec of distinct.values()) await checkDataset(s, tenant, spec, meta);
-    const rows = await countRows(s, tenant, meta);
+    const { rows, estimated } = await countRows(s, tenant, meta);
     const epochs = Math.max(...mine.map((spec) => spec.training.epochs));
     if (rows * epochs > s.limits.maxEpochRows) {
       throw new PayloadTooLargeError(
-        `The longest trial trains training.epochs × dataset rows = ${epochs} × ${rows} = ${rows * epochs}, over the limit of ${s.limits.maxEpochRows}; train fewer epochs or on fewer rows.`,
+        `The longest trial trains training.epochs × dataset rows = ${epochs} × ${estimated ? 'about ' : ''}${rows} = ${rows * epochs}, over the limit of ${s.limits.maxEpochRows}; train fewer epochs or on fewer rows.`,
       );
     }
   }

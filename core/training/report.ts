@@ -42,6 +42,8 @@ export interface Resources {
   peakTensorBytes: number;
   backend: string;
   device: string;
+  /** The instance type the price is for, when the trainer could tell it. */
+  instanceType?: string;
   hourlyPriceUsd: number;
   estimatedCostUsd: number;
   rows: { training: number; validation: number; test: number };
@@ -59,6 +61,7 @@ export function resourcesOf(input: {
   peakTensorBytes: number;
   backend: string;
   device: string;
+  instanceType?: string;
   hourlyPriceUsd: number;
   rows: Resources['rows'];
   parameters: number;

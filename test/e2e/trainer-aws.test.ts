@@ -1,11 +1,14 @@
 /**
- * The AWS trainer entry (`trainer/main.ts`) as ECS runs it, as a child process: S3 and SQS through the
- * AWS SDK against the in-process fauxqs emulator, a stand-in ECS agent for task scale-in protection.
- * It trains a queued job, protects its task while it trains, prints the job's metrics, and exits 0 on
- * SIGTERM. (The GPU image itself is not built here: no Docker engine.)
+ * The AWS Batch entry (`trainer/main.ts`) as Batch runs it: a child process started for one job (its
+ * tenant and id in the environment), on S3 through the AWS SDK against the in-process fauxqs emulator,
+ * with job state-change events put on a stand-in EventBridge endpoint (a loopback server that records
+ * the SDK's PutEvents requests). It trains the job and exits 0; it exits 78 (and prints the
+ * `gpuUnavailable` metric) when it must have a GPU and has none; 75 on SIGTERM, for Batch to retry;
+ * 2 on a bad setting; and 0 at once when another Batch job runs the job. (The GPU image itself is
+ * not built here: no Docker engine, no GPU.)
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
@@ -15,55 +18,104 @@ import { type FauxqsServer, startFauxqs } from 'fauxqs';
 import { S3ObjectStore } from '../../aws/s3-object-store.ts';
 import { SqsJobQueue } from '../../aws/sqs-job-queue.ts';
 import { submitJob } from '../../core/jobs/job-service.ts';
-import { JobStore } from '../../core/jobs/job-store.ts';
 import { ENV } from '../../core/platform/config.ts';
 import { datasetKeys } from '../../core/platform/keys.ts';
-import { createServices } from '../../core/services.ts';
-import { eventually } from '../helpers/eventually.ts';
+import { createServices, type Services } from '../../core/services.ts';
 
 const TENANT = 'acme';
 const BUCKET = 'descent-e2e';
 const credentials = { accessKeyId: 'test', secretAccessKey: 'test' };
+const ROOT = new URL('../../', import.meta.url).pathname;
 
-/** Resolves when `predicate` holds; rejects after `ms`. */
-const waitFor = (predicate: () => boolean | Promise<boolean>, ms: number, what: string) =>
-  eventually(predicate, (ok) => ok, { timeoutMs: ms, intervalMs: 25, what });
+interface Run {
+  readonly code: number | null;
+  readonly output: string;
+}
 
-describe('trainer/main.ts on the AWS adapters', () => {
+describe('trainer/main.ts on AWS Batch (one job per container)', () => {
   let emulator: FauxqsServer;
-  let agent: Server;
-  const protections: { ProtectionEnabled: boolean; ExpiresInMinutes?: number }[] = [];
-  let trainer: ChildProcess;
-  let output = '';
+  let events: Server;
+  const putEvents: { Source: string; DetailType: string; Detail: string }[] = [];
   let s3: S3Client;
   let sqs: SQSClient;
+  let services: Services;
+  let datasetId: string;
+
+  /** Runs the trainer for `jobId` with `env` over a Batch-like environment; `onOutput` watches it run. */
+  const runTrainer = (
+    jobId: string | undefined,
+    env: Record<string, string> = {},
+    onOutput?: (output: string, kill: (signal: NodeJS.Signals) => void) => void,
+  ): Promise<Run> =>
+    new Promise((resolve) => {
+      const child = spawn(process.execPath, ['trainer/main.ts'], {
+        cwd: ROOT,
+        env: {
+          ...process.env,
+          [ENV.bucket]: BUCKET,
+          [ENV.eventBus]: 'default',
+          [ENV.backend]: 'cpu',
+          [ENV.jobTenant]: TENANT,
+          ...(jobId ? { [ENV.jobId]: jobId } : {}),
+          [ENV.instanceTypes]: JSON.stringify([
+            { type: 'g5.xlarge', vcpus: 4, gpu: 'A10G', hourlyPriceUsd: 1.006 },
+          ]),
+          AWS_REGION: 'us-east-1',
+          AWS_ACCESS_KEY_ID: credentials.accessKeyId,
+          AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
+          AWS_ENDPOINT_URL_S3: emulator.address,
+          AWS_ENDPOINT_URL_EVENTBRIDGE: `http://127.0.0.1:${(events.address() as AddressInfo).port}`,
+          AWS_BATCH_JOB_ID: 'batch-job-1',
+          ...env,
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let output = '';
+      const collect = (chunk: Buffer) => {
+        output += chunk;
+        onOutput?.(output, (signal) => child.kill(signal));
+      };
+      child.stdout.on('data', collect);
+      child.stderr.on('data', collect);
+      child.once('exit', (code) => resolve({ code, output }));
+    });
+
+  const newJob = async (epochs: number) =>
+    (
+      await submitJob(services, TENANT, {
+        task: 'classification',
+        dataset: { id: datasetId, label: 'label' },
+        training: { epochs, seed: 1 },
+      })
+    ).record.id;
+  const statusOf = async (jobId: string) => (await services.lifecycle.jobs.get(TENANT, jobId)).record;
 
   before(async () => {
     emulator = await startFauxqs({ port: 0, logger: false });
     emulator.createBucket(BUCKET);
-    // Queue URLs name a host that does not resolve here; the emulator answers on its own address.
     const queueUrl = emulator.createQueue('jobs').queueUrl.replace(/^http:\/\/[^/]+/, emulator.address);
-    agent = createServer((request, response) => {
+    // EventBridge's JSON protocol: POST / with X-Amz-Target AWSEvents.PutEvents.
+    events = createServer((request, response) => {
       let body = '';
       request.on('data', (chunk) => {
         body += chunk;
       });
       request.on('end', () => {
-        protections.push(JSON.parse(body));
-        response.end(
-          JSON.stringify({ protection: { ProtectionEnabled: JSON.parse(body).ProtectionEnabled } }),
-        );
+        if (String(request.headers['x-amz-target']).endsWith('PutEvents')) {
+          putEvents.push(...(JSON.parse(body) as { Entries: (typeof putEvents)[number][] }).Entries);
+        }
+        response.setHeader('content-type', 'application/x-amz-json-1.1');
+        response.end(JSON.stringify({ FailedEntryCount: 0, Entries: [{ EventId: 'e-1' }] }));
       });
     });
-    await new Promise<void>((resolve) => agent.listen(0, '127.0.0.1', resolve));
-
+    await new Promise<void>((resolve) => events.listen(0, '127.0.0.1', resolve));
     s3 = new S3Client({ endpoint: emulator.address, forcePathStyle: true, region: 'us-east-1', credentials });
     sqs = new SQSClient({ endpoint: emulator.address, region: 'us-east-1', credentials });
-    const services = createServices(
+    services = createServices(
       new S3ObjectStore({ client: s3, bucket: BUCKET }),
       new SqsJobQueue({ client: sqs, queueUrl }),
     );
-    const datasetId = services.newId();
+    datasetId = services.newId();
     const keys = datasetKeys(TENANT, datasetId);
     await services.store.put(
       keys.meta,
@@ -71,80 +123,81 @@ describe('trainer/main.ts on the AWS adapters', () => {
     );
     const rows = Array.from({ length: 40 }, (_, i) => `${i % 2},${(i * 7) % 5},${i % 2 ? 'odd' : 'even'}`);
     await services.store.put(keys.data, `a,b,label\n${rows.join('\n')}\n`);
-
-    trainer = spawn(process.execPath, ['trainer/main.ts'], {
-      cwd: new URL('../../', import.meta.url).pathname,
-      env: {
-        ...process.env,
-        [ENV.bucket]: BUCKET,
-        [ENV.queueUrl]: queueUrl,
-        [ENV.backend]: 'cpu',
-        [ENV.taskProtectionMinutes]: '30',
-        AWS_REGION: 'us-east-1',
-        AWS_ACCESS_KEY_ID: credentials.accessKeyId,
-        AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
-        AWS_ENDPOINT_URL_S3: emulator.address,
-        AWS_ENDPOINT_URL_SQS: emulator.address,
-        ECS_AGENT_URI: `http://127.0.0.1:${(agent.address() as AddressInfo).port}/api/task-1`,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    trainer.stdout?.on('data', (chunk) => {
-      output += chunk;
-    });
-    trainer.stderr?.on('data', (chunk) => {
-      output += chunk;
-    });
-    await waitFor(() => output.includes('"trainer ready"'), 20_000, 'the trainer to start');
-
-    const { record } = await submitJob(services, TENANT, {
-      task: 'classification',
-      dataset: { id: datasetId, label: 'label' },
-      training: { epochs: 3, seed: 1 },
-    });
-    const jobs = new JobStore(services.store);
-    await waitFor(
-      async () => ['SUCCEEDED', 'FAILED'].includes((await jobs.get(TENANT, record.id)).record.status),
-      30_000,
-      'the job to finish',
-    );
-    assert.equal((await jobs.get(TENANT, record.id)).record.status, 'SUCCEEDED', output);
   });
 
   after(async () => {
-    if (trainer && trainer.exitCode === null) trainer.kill('SIGKILL');
-    agent?.close();
+    events?.close();
     s3?.destroy();
     sqs?.destroy();
     await emulator?.stop();
   });
 
-  it('protects its task while the job trains, and drops the protection after', async () => {
-    await waitFor(() => protections.length >= 2, 5000, 'the protection to be dropped');
-    assert.deepEqual(protections.slice(0, 2), [
-      { ProtectionEnabled: true, ExpiresInMinutes: 30 },
-      { ProtectionEnabled: false },
-    ]);
-  });
-
-  it('prints the finished job as embedded-format metrics on stdout', async () => {
-    // Printed by the job lifecycle's subscriber just after the record says SUCCEEDED.
-    await waitFor(() => output.includes('"jobsSucceeded"'), 5000, 'the job-end metric');
-    const line = output.split('\n').find((l) => l.includes('"jobsSucceeded"'));
-    assert.ok(line, output);
+  it('trains the job it was started for, prints its metrics, puts its state changes on EventBridge and exits 0', async () => {
+    const jobId = await newJob(3);
+    const run = await runTrainer(jobId);
+    assert.equal(run.code, 0, run.output);
+    const record = await statusOf(jobId);
+    assert.equal(record.status, 'SUCCEEDED', run.output);
+    assert.equal(record.attempt, 1);
+    const line = run.output.split('\n').find((l) => l.includes('"jobsSucceeded"'));
+    assert.ok(line, run.output);
     const emf = JSON.parse(line) as Record<string, unknown> & {
       _aws: { CloudWatchMetrics: { Namespace: string }[] };
     };
     assert.equal(emf._aws.CloudWatchMetrics[0]?.Namespace, 'descent');
-    assert.equal(emf.jobsSucceeded, 1);
     assert.equal(typeof emf.trainingSeconds, 'number');
-    assert.equal(emf.tenant, TENANT);
+    assert.match(run.output, /"trainerStarted":1/);
+    const mine = putEvents.filter((e) => JSON.parse(e.Detail).jobId === jobId);
+    assert.deepEqual(
+      mine.map((e) => [e.Source, e.DetailType, JSON.parse(e.Detail).status]),
+      [
+        ['descent', 'Descent Job State Change', 'RUNNING'],
+        ['descent', 'Descent Job State Change', 'SUCCEEDED'],
+      ],
+    );
   });
 
-  it('stops on SIGTERM and exits 0', async () => {
-    const exited = new Promise<number | null>((resolve) => trainer.once('exit', (code) => resolve(code)));
-    trainer.kill('SIGTERM');
-    assert.equal(await exited, 0);
-    assert.match(output, /"message":"stopping".*"signal":"SIGTERM"/);
+  it('exits 78 with the gpuUnavailable metric, before claiming the job, when it must have a GPU and has none', async () => {
+    const jobId = await newJob(3);
+    const run = await runTrainer(jobId, { [ENV.requireGpu]: 'true' });
+    assert.equal(run.code, 78, run.output);
+    assert.match(run.output, /"gpuUnavailable":1/);
+    assert.match(run.output, /no GPU: refusing to train on the CPU/);
+    assert.equal((await statusOf(jobId)).status, 'QUEUED');
+  });
+
+  it('stops at the end of an epoch on SIGTERM and exits 75, for AWS Batch to retry from the checkpoint', async () => {
+    const jobId = await newJob(100_000);
+    let sent = false;
+    const run = await runTrainer(jobId, {}, (output, kill) => {
+      if (!sent && output.includes('"job started"')) {
+        sent = true;
+        kill('SIGTERM');
+      }
+    });
+    assert.equal(run.code, 75, run.output);
+    const record = await statusOf(jobId);
+    assert.equal(record.status, 'RUNNING');
+    const events = await services.lifecycle.jobs.events(TENANT, jobId);
+    assert.ok(
+      events.some((e) => /interrupted/.test(e.message)),
+      JSON.stringify(events),
+    );
+    await services.lifecycle.cancel(TENANT, jobId, 'api');
+  });
+
+  it('exits 0 at once, touching nothing, when another Batch job runs its job (a duplicate submit)', async () => {
+    const jobId = await newJob(3);
+    assert.equal(await services.lifecycle.dispatched(TENANT, jobId, 'batch-job-other'), 'recorded');
+    const run = await runTrainer(jobId, { AWS_BATCH_JOB_ID: 'batch-job-duplicate' });
+    assert.equal(run.code, 0, run.output);
+    assert.match(run.output, /another Batch job runs this job/);
+    assert.equal((await statusOf(jobId)).status, 'QUEUED');
+  });
+
+  it('exits 2 naming the setting when its job is not given', async () => {
+    const run = await runTrainer(undefined);
+    assert.equal(run.code, 2, run.output);
+    assert.match(run.output, /DESCENT_JOB_ID is required/);
   });
 });

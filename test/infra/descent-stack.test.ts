@@ -7,23 +7,28 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import { routes } from '../../core/api/routes.ts';
 import { ENV } from '../../core/platform/config.ts';
 import { ArtifactBucket } from '../../infra/artifact-bucket.ts';
+import { runtimeEnvironment } from '../../infra/runtime-environment.ts';
 import {
   actionsOf,
   type CfnResource,
   newApp,
   type PolicyStatement,
   resourcesOfType,
+  statementsOfRole,
   synthesize,
 } from './synth.ts';
 
 const { app, stack, template, resources, logicalId } = synthesize();
 const handlerFiles = [...new Set(routes.map((r) => r.handler))];
-/** The logical ids of descent's own functions (the API's, the dead-letter handler and the sweep scheduler). */
-const functionIds = [
-  ...stack.jobsApi.functions.values(),
-  stack.jobQueue.deadLetterHandler,
-  stack.sweepScheduler.handler,
-].map(logicalId);
+/** The logical ids of descent's own functions (the API's, dead-letter, dispatcher, Batch events, sweeps). */
+const functionIds = stack.functions.map(logicalId);
+/** Every function but the public OpenAPI document's, which gets no setting and no permission. */
+const openapiId = logicalId(stack.jobsApi.functions.get('get-openapi') as never);
+const settledIds = functionIds.filter((id) => id !== openapiId);
+/** A synthesized function's environment variables. */
+const envOfFunction = (id: string): Record<string, unknown> =>
+  (resources[id]?.Properties.Environment as { Variables: Record<string, unknown> } | undefined)?.Variables ??
+  {};
 
 /** Asserts that every descent function matches `properties`. */
 function everyFunctionHas(t: Template, ids: string[], properties: Record<string, unknown>): void {
@@ -46,11 +51,14 @@ describe('DescentStack functions', () => {
     assert.match(JSON.stringify(env[ENV.tenants]), new RegExp(logicalId(stack.tenants.clients[0] as never)));
   });
 
-  it('creates one Lambda function per handler of the route table, plus the dead-letter handler and the sweep scheduler', () => {
+  it('creates one Lambda function per handler of the route table, plus dead-letter, dispatcher, Batch events, capacity watch and sweeps', () => {
     assert.deepEqual([...stack.jobsApi.functions.keys()].sort(), [...handlerFiles].sort());
     assert.equal(stack.jobQueue.deadLetterHandler.handlerFile, 'dead-letter');
+    assert.equal(stack.dispatch.dispatcher.handlerFile, 'dispatch-jobs');
+    assert.equal(stack.dispatch.batchEventsHandler.handlerFile, 'batch-events');
     assert.equal(stack.sweepScheduler.handler.handlerFile, 'advance-sweeps');
-    assert.equal(new Set(functionIds).size, handlerFiles.length + 2);
+    assert.equal(stack.dispatch.capacityWatch.handlerFile, 'watch-training');
+    assert.equal(new Set(functionIds).size, handlerFiles.length + 5);
     // The only other function is CDK's provider that empties the VPC's default security group.
     const others = resourcesOfType(resources, 'AWS::Lambda::Function')
       .map(([id]) => id)
@@ -84,58 +92,74 @@ describe('DescentStack functions', () => {
     template.allResourcesProperties('AWS::Logs::LogGroup', { RetentionInDays: Match.anyValue() });
   });
 
-  it('gives every function the bucket and queue under the environment names of core/platform/config.ts', () => {
-    const bucketRef = { Ref: logicalId(stack.artifacts.bucket) };
-    everyFunctionHas(template, functionIds, {
-      Environment: {
-        Variables: Match.objectLike({
-          [ENV.bucket]: bucketRef,
-          [ENV.queueUrl]: { Ref: logicalId(stack.jobQueue.queue) },
-          [ENV.deadLetterQueueUrl]: { Ref: logicalId(stack.jobQueue.deadLetterQueue) },
-          [ENV.maxAttempts]: '3',
-        }),
-      },
-    });
+  it('gives a function the bucket, queue, Batch or event bus setting only with the grant to use it', () => {
+    const queueRef = { Ref: logicalId(stack.jobQueue.queue) };
+    for (const fn of stack.functions) {
+      const env = envOfFunction(logicalId(fn));
+      const grants = fn.granted;
+      const storage = Boolean(grants.read?.length || grants.write?.length || grants.delete?.length);
+      assert.equal(env[ENV.bucket] !== undefined, storage, `${fn.handlerFile}: bucket`);
+      if (storage) assert.deepEqual(env[ENV.bucket], { Ref: logicalId(stack.artifacts.bucket) });
+      assert.equal(env[ENV.queueUrl] !== undefined, Boolean(grants.enqueue), `${fn.handlerFile}: queue`);
+      if (grants.enqueue) assert.deepEqual(env[ENV.queueUrl], queueRef);
+      assert.equal(
+        env[ENV.eventBus] !== undefined,
+        Boolean(grants.publishEvents),
+        `${fn.handlerFile}: events`,
+      );
+      const training = Boolean(grants.startTraining || grants.stopTraining);
+      assert.equal(env[ENV.batchJobQueue] !== undefined, training, `${fn.handlerFile}: Batch`);
+    }
   });
 
-  it("grants no wildcard action (but the ECS agent's ecs:Submit* on its cluster), and objects only under tenants/", () => {
+  it('gives the public OpenAPI function no permission and no AWS setting at all', () => {
+    const env = envOfFunction(openapiId);
+    assert.deepEqual(Object.keys(env).sort(), ['DESCENT_LOG_LEVEL', 'NODE_OPTIONS']);
+    const fn = stack.jobsApi.functions.get('get-openapi');
+    assert.ok(fn);
+    const actions = statementsOfRole(resources, logicalId(fn.functionRole)).flatMap(actionsOf);
+    assert.ok(
+      actions.every((a) => a.startsWith('logs:') || a.startsWith('xray:')),
+      `get-openapi may only log and trace, got ${actions}`,
+    );
+  });
+
+  it('grants no wildcard action, and objects only under the key layout of tenants/', () => {
     const bucketArn = { 'Fn::GetAtt': [logicalId(stack.artifacts.bucket), 'Arn'] };
-    const clusterArn = { 'Fn::GetAtt': [logicalId(stack.trainingCluster.cluster), 'Arn'] };
     for (const [id, policy] of resourcesOfType(resources, 'AWS::IAM::Policy')) {
       const statements = (policy.Properties.PolicyDocument as { Statement: PolicyStatement[] }).Statement;
       for (const statement of statements) {
         const actions = actionsOf(statement);
-        const wildcards = actions.filter((a) => a.includes('*'));
-        if (wildcards.length > 0) {
-          assert.deepEqual(wildcards, ['ecs:Submit*'], `${id} allows a wildcard action: ${actions}`);
-          assert.deepEqual(statement.Resource, clusterArn, id);
-        }
+        assert.deepEqual(
+          actions.filter((a) => a.includes('*')),
+          [],
+          `${id} allows a wildcard action: ${actions}`,
+        );
         if (actions.some((a) => a.startsWith('s3:') && a !== 's3:ListBucket')) {
-          // Everything under tenants/, or (a trainer's deletes) only the checkpoint folders there.
-          const allowed =
-            actions.includes('s3:DeleteObject') && actions.length === 1
-              ? '/tenants/*/jobs/*/checkpoints/*'
-              : '/tenants/*';
-          assert.deepEqual(statement.Resource, { 'Fn::Join': ['', [bucketArn, allowed]] }, id);
+          for (const resource of [statement.Resource].flat()) {
+            const join = (resource as { 'Fn::Join': [string, [unknown, string]] })['Fn::Join'];
+            assert.deepEqual(join?.[1]?.[0], bucketArn, id);
+            assert.match(String(join?.[1]?.[1]), /^\/tenants\/\*\/[a-z-]+\/\*/, id);
+          }
         }
       }
     }
   });
 
-  it("gives every API handler the quota settings under core/platform/config.ts's names", () => {
-    const { settings } = stack;
-    everyFunctionHas(template, [...stack.jobsApi.functions.values()].map(logicalId), {
-      Environment: {
-        Variables: Match.objectLike({
-          [ENV.quotaActiveJobs]: String(settings.quotaActiveJobs),
-          [ENV.quotaDatasetBytes]: String(settings.quotaDatasetBytes),
-          [ENV.quotaEpochRows]: String(settings.quotaEpochRows),
-          [ENV.maxRuntimeSeconds]: String(settings.maxRuntimeSeconds),
-          [ENV.defaultMaxRuntimeSeconds]: String(settings.defaultMaxRuntimeSeconds),
-          [ENV.urlExpirySeconds]: String(settings.urlExpirySeconds),
-        }),
-      },
-    });
+  it('gives every function but the public one, and the trainer, the same limits from one helper', () => {
+    const expected = runtimeEnvironment(stack.settings);
+    for (const id of settledIds) {
+      const env = envOfFunction(id);
+      for (const [name, value] of Object.entries(expected)) assert.equal(env[name], value, `${id}: ${name}`);
+    }
+    const [[, definition]] = resourcesOfType(resources, 'AWS::Batch::JobDefinition') as [
+      [string, CfnResource],
+    ];
+    const containerEnv = (
+      definition.Properties.ContainerProperties as { Environment: { Name: string; Value: unknown }[] }
+    ).Environment;
+    for (const [name, value] of Object.entries(expected))
+      assert.equal(containerEnv.find((e) => e.Name === name)?.Value, value, `trainer: ${name}`);
   });
 
   it("keeps every log for the settings' retention (cdk.json: 30 days), the access logs for a year", () => {
@@ -295,7 +319,9 @@ describe('DescentStack queue', () => {
         maxReceiveCount: 3,
       },
     });
-    template.allResourcesProperties('AWS::SQS::Queue', { KmsMasterKeyId: Match.anyValue() });
+    // Both job queues on the customer key; the Batch events' DLQ on SQS's own key (EventBridge sends to it).
+    template.resourcePropertiesCountIs('AWS::SQS::Queue', { KmsMasterKeyId: Match.anyValue() }, 2);
+    template.hasResourceProperties('AWS::SQS::Queue', { SqsManagedSseEnabled: true });
     template.resourcePropertiesCountIs(
       'AWS::SQS::QueuePolicy',
       {
@@ -305,7 +331,7 @@ describe('DescentStack queue', () => {
           ]),
         },
       },
-      2,
+      3,
     );
   });
 
@@ -317,21 +343,22 @@ describe('DescentStack queue', () => {
     });
   });
 
-  it('uses the maxAttempts setting as the redrive limit and as DESCENT_MAX_ATTEMPTS of functions and trainers', () => {
+  it('uses the maxAttempts setting as the redrive limit, the Batch attempts and DESCENT_MAX_ATTEMPTS', () => {
     const five = synthesize({}, { 'descent:maxAttempts': '5' });
     five.template.hasResourceProperties('AWS::SQS::Queue', {
       RedrivePolicy: Match.objectLike({ maxReceiveCount: 5 }),
     });
-    const ids = [...five.stack.jobsApi.functions.values(), five.stack.jobQueue.deadLetterHandler].map(
-      five.logicalId,
-    );
+    const ids = five.stack.functions
+      .filter((f) => f.handlerFile !== 'get-openapi')
+      .map((f) => five.logicalId(f));
     everyFunctionHas(five.template, ids, {
       Environment: { Variables: Match.objectLike({ [ENV.maxAttempts]: '5' }) },
     });
-    five.template.hasResourceProperties('AWS::ECS::TaskDefinition', {
-      ContainerDefinitions: [
-        Match.objectLike({ Environment: Match.arrayWith([{ Name: ENV.maxAttempts, Value: '5' }]) }),
-      ],
+    five.template.hasResourceProperties('AWS::Batch::JobDefinition', {
+      RetryStrategy: Match.objectLike({ Attempts: 5 }),
+      ContainerProperties: Match.objectLike({
+        Environment: Match.arrayWith([{ Name: ENV.maxAttempts, Value: '5' }]),
+      }),
     });
   });
 });

@@ -1,4 +1,4 @@
-/** The dashboard and the alarms: what they watch and where they send. */
+/** The dashboard and the alarms: what they watch, and that their notifications can be delivered. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Match } from 'aws-cdk-lib/assertions';
@@ -9,7 +9,6 @@ const { stack, template, resources, logicalId } = synthesize();
 const monitoring = stack.monitoring;
 const topicRef = { Ref: logicalId(monitoring.alarmTopic) };
 
-/** The alarm's properties, by construct. */
 const alarmOf = (alarm: { node: { defaultChild?: unknown } }): CfnResource => {
   const found = resources[logicalId(alarm)];
   assert.ok(found, 'alarm not in the template');
@@ -20,8 +19,8 @@ const inputsOf = (alarm: CfnResource): string =>
   JSON.stringify([alarm.Properties.MetricName, alarm.Properties.Metrics, alarm.Properties.Dimensions]);
 
 describe('Monitoring alarms', () => {
-  it('has the five alarms, each notifying the alarm topic when it fires and when it clears', () => {
-    assert.equal(monitoring.alarms.length, 5);
+  it('has the six alarms of the runbook, each notifying the topic when it fires and when it clears', () => {
+    assert.equal(monitoring.alarms.length, 6);
     for (const alarm of monitoring.alarms) {
       const { Properties } = alarmOf(alarm);
       assert.deepEqual(Properties.AlarmActions, [topicRef]);
@@ -30,35 +29,27 @@ describe('Monitoring alarms', () => {
     }
   });
 
-  it('fires when a job is dead-lettered or the dead-letter queue holds messages', () => {
-    const alarm = alarmOf(monitoring.deadLetterAlarm);
-    const dlqName = JSON.stringify({
-      'Fn::GetAtt': [logicalId(stack.jobQueue.deadLetterQueue), 'QueueName'],
-    });
-    assert.ok(inputsOf(alarm).includes(dlqName));
-    assert.match(inputsOf(alarm), /jobsDeadLettered/);
+  it("fires when Batch's queue is blocked for want of a GPU, or a job failed with no GPU capacity", () => {
+    const alarm = alarmOf(monitoring.noCapacityAlarm);
+    assert.match(inputsOf(alarm), /jobQueueBlocked/);
+    assert.match(inputsOf(alarm), /jobsWithoutCapacity/);
     assert.equal(alarm.Properties.Threshold, 1);
-    assert.equal(alarm.Properties.ComparisonOperator, 'GreaterThanOrEqualToThreshold');
   });
 
-  it("fires when the oldest job has waited the setting's 60 minutes", () => {
-    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
-      MetricName: 'ApproximateAgeOfOldestMessage',
-      Namespace: 'AWS/SQS',
-      Dimensions: [
-        { Name: 'QueueName', Value: { 'Fn::GetAtt': [logicalId(stack.jobQueue.queue), 'QueueName'] } },
-      ],
-      Threshold: 3600,
-      AlarmActions: [topicRef],
-    });
-  });
-
-  it('fires when more than 25% of the jobs that ended in an hour failed or were dead-lettered', () => {
+  it('fires when more than 25% of the jobs that ended in an hour failed or ran out of attempts', () => {
     const alarm = alarmOf(monitoring.failureRateAlarm);
     for (const name of ['jobsSucceeded', 'jobsFailed', 'jobsDeadLettered'])
       assert.match(inputsOf(alarm), new RegExp(name));
     assert.equal(alarm.Properties.Threshold, 25);
     assert.equal(alarm.Properties.ComparisonOperator, 'GreaterThanThreshold');
+  });
+
+  it('fires on dead-lettered jobs, a non-empty intake DLQ, or Batch events that could not be recorded', () => {
+    const alarm = alarmOf(monitoring.deadLetterAlarm);
+    const queueName = (q: unknown) => JSON.stringify({ 'Fn::GetAtt': [logicalId(q as never), 'QueueName'] });
+    assert.ok(inputsOf(alarm).includes(queueName(stack.jobQueue.deadLetterQueue)));
+    assert.ok(inputsOf(alarm).includes(queueName(stack.dispatch.batchEventsDeadLetterQueue)));
+    assert.match(inputsOf(alarm), /jobsDeadLettered/);
   });
 
   it('fires on 5 API 5xx responses in 5 minutes', () => {
@@ -72,28 +63,46 @@ describe('Monitoring alarms', () => {
     });
   });
 
-  it('fires when a trainer reports, once in 5 minutes, that it has no GPU (refused to start or fell back to a CPU)', () => {
-    const alarm = alarmOf(monitoring.trainerWithoutGpuAlarm);
-    const [metric] = alarm.Properties.Metrics as {
-      MetricStat: { Metric: { MetricName: string; Namespace: string }; Stat: string; Period: number };
-    }[];
-    assert.deepEqual(metric?.MetricStat.Metric, {
-      MetricName: METRICS.gpuUnavailable.name,
-      Namespace: METRIC_NAMESPACE,
-    });
-    assert.equal(metric?.MetricStat.Stat, 'Sum');
-    assert.equal(metric?.MetricStat.Period, 300);
-    assert.equal(alarm.Properties.Threshold, 1);
-    assert.equal(alarm.Properties.ComparisonOperator, 'GreaterThanOrEqualToThreshold');
-    assert.equal(alarm.Properties.TreatMissingData, 'notBreaching');
+  it('fires when any descent function fails: one alarm per function under a composite that notifies', () => {
+    assert.deepEqual(
+      [...monitoring.functionErrorAlarms.keys()].sort(),
+      stack.functions.map((f) => f.handlerFile).sort(),
+    );
+    const rule = String(alarmOf(monitoring.lambdaErrorsAlarm).Properties.AlarmRule);
+    for (const alarm of monitoring.functionErrorAlarms.values()) {
+      const { Properties } = alarmOf(alarm);
+      assert.equal(Properties.MetricName, 'Errors');
+      assert.equal(Properties.AlarmActions, undefined, 'the composite notifies, not each function');
+      assert.ok(JSON.stringify(rule).length > 0);
+    }
+    const [[, composite]] = resourcesOfType(resources, 'AWS::CloudWatch::CompositeAlarm') as [
+      [string, CfnResource],
+    ];
+    const ruleText = JSON.stringify(composite.Properties.AlarmRule);
+    for (const alarm of monitoring.functionErrorAlarms.values())
+      assert.ok(ruleText.includes(logicalId(alarm)));
   });
 
-  it('publishes to a KMS-encrypted, TLS-only topic that CloudWatch may encrypt for', () => {
+  it('fires when a trainer found no GPU', () => {
+    const alarm = alarmOf(monitoring.trainerWithoutGpuAlarm);
+    assert.match(inputsOf(alarm), /gpuUnavailable/);
+    assert.equal(alarm.Properties.Threshold, 1);
+  });
+
+  it('lets CloudWatch publish to the KMS-encrypted, TLS-only topic (its policy allows it, its key too)', () => {
     template.hasResourceProperties('AWS::SNS::Topic', { KmsMasterKeyId: Match.anyValue() });
     template.hasResourceProperties('AWS::SNS::TopicPolicy', {
+      Topics: [topicRef],
       PolicyDocument: {
         Statement: Match.arrayWith([
           Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+          Match.objectLike({
+            Effect: 'Allow',
+            Principal: { Service: 'cloudwatch.amazonaws.com' },
+            Action: 'sns:Publish',
+            Resource: topicRef,
+            Condition: Match.objectLike({ StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } } }),
+          }),
         ]),
       },
     });
@@ -110,24 +119,21 @@ describe('Monitoring alarms', () => {
     template.resourceCountIs('AWS::SNS::Subscription', 0);
   });
 
-  it('subscribes the alarmEmail setting to the topic, and uses the threshold settings', () => {
+  it('subscribes the alarmEmail setting and uses the threshold settings', () => {
     const custom = synthesize(
       {},
-      {
-        'descent:alarmEmail': 'ops@example.com',
-        'descent:oldestMessageAlarmMinutes': '15',
-        'descent:failureRateAlarmPercent': '50',
-      },
+      { 'descent:alarmEmail': 'ops@example.com', 'descent:failureRateAlarmPercent': '50' },
     );
     custom.template.hasResourceProperties('AWS::SNS::Subscription', {
       Protocol: 'email',
       Endpoint: 'ops@example.com',
     });
-    custom.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
-      MetricName: 'ApproximateAgeOfOldestMessage',
-      Threshold: 900,
-    });
     custom.template.hasResourceProperties('AWS::CloudWatch::Alarm', { Threshold: 50 });
+  });
+
+  it('names every notifying alarm in the AlarmNames output (the post-deploy check fires each once)', () => {
+    const output = JSON.stringify(template.toJSON().Outputs.AlarmNames.Value);
+    for (const alarm of monitoring.alarms) assert.ok(output.includes(logicalId(alarm)), logicalId(alarm));
   });
 });
 
@@ -141,13 +147,14 @@ describe('Monitoring dashboard', () => {
     }
   });
 
-  it('graphs the queue, the GPU instances and trainers, the API and every function', () => {
+  it('is built around Batch queue states, outcomes, training time and GPU utilisation, then the API and functions', () => {
     for (const needle of [
+      'AWS Batch queue states',
+      'batchJobsRunnable',
+      'Job outcomes',
+      'Training time',
+      'GPU utilisation',
       'ApproximateNumberOfMessagesVisible',
-      'ApproximateNumberOfMessagesNotVisible',
-      'ApproximateAgeOfOldestMessage',
-      'GroupInServiceInstances',
-      'RunningTaskCount',
       '\\"4xx\\"',
       '\\"5xx\\"',
       'Latency',
@@ -155,19 +162,13 @@ describe('Monitoring dashboard', () => {
     ]) {
       assert.ok(body.includes(needle), `${needle} is not on the dashboard`);
     }
-    const functionIds = [...stack.jobsApi.functions.values(), stack.jobQueue.deadLetterHandler].map(
-      logicalId,
-    );
-    for (const id of functionIds) {
+    for (const fn of stack.functions) {
       // Once in the errors graph, once in the throttles graph.
-      assert.equal(body.split(`{"Ref":"${id}"}`).length - 1, 2, `${id}: errors and throttles`);
+      assert.equal(
+        body.split(`{"Ref":"${logicalId(fn)}"}`).length - 1,
+        2,
+        `${fn.handlerFile}: errors and throttles`,
+      );
     }
-    assert.ok(body.includes('alarm'), 'no alarm status widget');
-  });
-
-  it('collects the GPU group metrics the dashboard graphs', () => {
-    template.hasResourceProperties('AWS::AutoScaling::AutoScalingGroup', {
-      MetricsCollection: [Match.objectLike({ Metrics: Match.arrayWith(['GroupInServiceInstances']) })],
-    });
   });
 });

@@ -28,6 +28,8 @@ describe('readSettings', () => {
       'descent:maxWorkers': '8',
       'descent:spot': 'true',
       'descent:instanceTypes': 'g6.xlarge, g5.2xlarge',
+      'descent:instancePrices': '{"g6.xlarge": 0.35}',
+      'descent:capacityWaitMinutes': '120',
       'descent:tenants': '["acme","globex"]',
       'descent:alarmEmail': 'ops@example.com',
       'descent:logRetentionDays': '90',
@@ -35,6 +37,8 @@ describe('readSettings', () => {
     assert.equal(settings.maxWorkers, 8);
     assert.equal(settings.spot, true);
     assert.deepEqual(settings.instanceTypes, ['g6.xlarge', 'g5.2xlarge']);
+    assert.deepEqual(settings.instancePrices, { 'g6.xlarge': 0.35 });
+    assert.equal(settings.capacityWaitMinutes, 120);
     assert.deepEqual(settings.tenants, ['acme', 'globex']);
     assert.equal(settings.alarmEmail, 'ops@example.com');
     assert.equal(settings.logRetentionDays, 90);
@@ -50,6 +54,19 @@ describe('readSettings', () => {
       ['descent:logRetentionDays', 31, /descent:logRetentionDays must be one of 1, 3, 5/],
       ['descent:alarmEmail', 'ops', /descent:alarmEmail must be an email address/],
       ['descent:natGateways', 3, /descent:natGateways must be an integer from 1 to 2/],
+      [
+        'descent:instanceTypes',
+        ['p9.huge'],
+        /descent:instanceTypes must be GPU instance types descent knows .*unknown: p9.huge/,
+      ],
+      ['descent:instanceTypes', ['m5.xlarge'], /unknown: m5.xlarge/],
+      [
+        'descent:instancePrices',
+        { 'x1.large': 1 },
+        /descent:instancePrices must be an object of known instance types/,
+      ],
+      ['descent:instancePrices', { 'g5.xlarge': -1 }, /descent:instancePrices must be/],
+      ['descent:capacityWaitMinutes', 5, /descent:capacityWaitMinutes must be an integer from 10 to 1440/],
     ];
     for (const [key, value, message] of cases) {
       assert.throws(() => settingsOf({ [key]: value }), message, `${key} = ${JSON.stringify(value)}`);

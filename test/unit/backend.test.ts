@@ -5,16 +5,13 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { afterEach, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { EXIT_BACKEND_UNAVAILABLE } from '../../core/platform/config.ts';
-import { createLogger } from '../../core/platform/log.ts';
 import {
   BackendUnavailableError,
   isTfjsNotice,
   parseBackendChoice,
   selectBackend,
-  startBackend,
 } from '../../trainer/backend.ts';
 import {
   firstLine,
@@ -160,49 +157,6 @@ describe('selectBackend', () => {
           e.message,
         ),
     );
-  });
-});
-
-describe('startBackend (the trainer entries)', () => {
-  const lines: string[] = [];
-  const log = createLogger({}, (line) => lines.push(line), 'debug');
-  afterEach(() => {
-    lines.length = 0;
-  });
-
-  it('logs the backend and emits trainerStarted, and gpuUnavailable when it trains on a CPU', async () => {
-    const metrics: string[] = [];
-    const backend = await startBackend(log, { DESCENT_BACKEND: 'wasm' }, { metrics: (l) => metrics.push(l) });
-    assert.equal(backend.name, 'wasm');
-    assert.match(lines[0] ?? '', /"message":"backend selected".*"backend":"wasm","device":"cpu"/);
-    const emitted = JSON.parse(metrics[0] ?? '{}');
-    assert.equal(emitted.trainerStarted, 1);
-    assert.equal(emitted.gpuUnavailable, 1);
-    assert.equal(emitted.device, 'cpu');
-  });
-
-  it('exits with EX_CONFIG, logging why, when the named backend cannot start', async () => {
-    const metrics: string[] = [];
-    const exits: number[] = [];
-    await assert.rejects(
-      startBackend(
-        log,
-        { DESCENT_BACKEND: 'tensorflow-gpu' },
-        {
-          metrics: (l) => metrics.push(l),
-          exit: (code) => {
-            exits.push(code);
-            throw new Error('exited');
-          },
-        },
-      ),
-      /exited/,
-    );
-    assert.deepEqual(exits, [EXIT_BACKEND_UNAVAILABLE]);
-    const logged = JSON.parse(lines.at(-1) ?? '{}');
-    assert.equal(logged.level, 'error');
-    assert.match(logged.error, /^DESCENT_BACKEND=tensorflow-gpu but /);
-    assert.equal(JSON.parse(metrics[0] ?? '{}').gpuUnavailable, 1);
   });
 });
 

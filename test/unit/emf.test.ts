@@ -90,7 +90,7 @@ describe('emfLine', () => {
     for (const [key, { name, unit }] of Object.entries(METRICS)) {
       assert.equal(name, key);
       assert.match(name, /^[a-z][a-zA-Z]+$/);
-      assert.ok(['Count', 'Seconds'].includes(unit));
+      assert.ok(['Count', 'Seconds', 'Percent'].includes(unit));
     }
   });
 });
