@@ -22,6 +22,8 @@ export interface Table {
   columns: string[];
   rowCount: number;
   data: Column[];
+  /** Memory the cells take, as the parser counted it against its budget. */
+  bytes?: number;
 }
 
 export type Cell = string | number | boolean | null | number[];
@@ -38,7 +40,7 @@ const DECIMAL = /^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/;
  * A copy of `text` that does not keep alive the (large) string it was sliced from: V8 represents a
  * slice as a view of its parent, so a cell cut from a 1 MiB chunk would hold the whole chunk.
  */
-const detach = (text: string): string => (text.length < 13 ? text : (text + ' ').slice(0, -1));
+const detach = (text: string): string => (text.length < 13 ? text : `${text} `.slice(0, -1));
 
 /** A CSV field as a cell: decimal numbers become numbers, empty becomes null, anything else stays text. */
 export function csvCell(raw: string): string | number | null {
@@ -105,7 +107,8 @@ class ColumnBuilder {
   /** `shown`: the cell as written (for a message about a number out of range). */
   push(cell: Cell | undefined, row: number, shown?: string): void {
     const value = cell === undefined ? null : cell;
-    if (typeof value === 'number' && !inFloat32(value)) throw outOfRange(row, this.name, shown ?? String(value));
+    if (typeof value === 'number' && !inFloat32(value))
+      throw outOfRange(row, this.name, shown ?? String(value));
     if (Array.isArray(value)) {
       if (this.kind !== 'array') {
         if (this.length > 0 && !this.#allMissing()) {
@@ -436,7 +439,8 @@ class TableBuilder {
           : 'The dataset is empty: expected one JSON object per line.',
       );
     }
-    return { columns, rowCount: this.rowCount, data: this.builders.map((b) => b.build()) };
+    const data = this.builders.map((b) => b.build());
+    return { columns, rowCount: this.rowCount, data, bytes: this.#budget.bytes };
   }
 }
 
