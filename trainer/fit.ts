@@ -222,8 +222,9 @@ function builtLayers(model: LayersModel): LayerEstimate[] {
       name: layer.name,
       outputShape: shape.slice(1),
       parameters: layer.countParams(),
-      trainBytesPerSample: 3 * size * 4,
-      forwardBytesPerSample: 2 * size * 4,
+      trainBytesPerSample: 16 * size * 4,
+      forwardBytesPerSample: 8 * size * 4,
+      stepBytes: 0,
     };
   });
 }
