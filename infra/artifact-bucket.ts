@@ -52,6 +52,8 @@ export interface ArtifactBucketProps {
  */
 /** The checkpoint objects of every job (`core/platform/keys.ts`: tenants/{t}/jobs/{id}/checkpoints/…). */
 const CHECKPOINT_OBJECTS = `${OBJECT_PREFIX}*/jobs/*/checkpoints/*`;
+/** The active-jobs quota's slots (`core/jobs/active-jobs.ts`): a trainer frees its job's when the job ends. */
+const ACTIVE_SLOT_OBJECTS = `${OBJECT_PREFIX}*/active-slots/*`;
 
 export class ArtifactBucket extends Construct {
   /** The artifact bucket. */
@@ -107,7 +109,7 @@ export class ArtifactBucket extends Construct {
   /**
    * Lets a trainer task read datasets and job records and write job records, checkpoints, models and
    * reports under `tenants/` (big bodies go multipart), and sets `DESCENT_BUCKET` on its container. A
-   * trainer never deletes, lists or presigns: no `s3:DeleteObject`. `s3:ListBucket` (bucket-level, no
+   * trainer lists and presigns nothing, and deletes only checkpoints and the active-jobs slot of a job it ends. `s3:ListBucket` (bucket-level, no
    * object listing is done) makes a missing key a 404 instead of a 403, which the store relies on.
    */
   grantTrainerTo(taskRole: IRole, container: ContainerDefinition): void {
@@ -120,11 +122,15 @@ export class ArtifactBucket extends Construct {
     taskRole.addToPrincipalPolicy(
       new PolicyStatement({ actions: ['s3:ListBucket'], resources: [this.bucket.bucketArn] }),
     );
-    // A trainer deletes only its own superseded checkpoints (and all of them once the job succeeded).
+    // A trainer deletes only its own superseded checkpoints (and all of them once the job succeeded),
+    // and the active-jobs slot of a job it ends.
     taskRole.addToPrincipalPolicy(
       new PolicyStatement({
         actions: ['s3:DeleteObject'],
-        resources: [this.bucket.arnForObjects(CHECKPOINT_OBJECTS)],
+        resources: [
+          this.bucket.arnForObjects(CHECKPOINT_OBJECTS),
+          this.bucket.arnForObjects(ACTIVE_SLOT_OBJECTS),
+        ],
       }),
     );
     this.encryptionKey.grant(taskRole, 'kms:Decrypt', 'kms:GenerateDataKey');
@@ -135,6 +141,11 @@ export class ArtifactBucket extends Construct {
       id: `AwsSolutions-IAM5[Resource::<${bucketId}.Arn>/${CHECKPOINT_OBJECTS}]`,
       reason:
         'Checkpoint keys hold the tenant and job id, created at run time; the grant stops at checkpoints/ folders.',
+    });
+    Validations.of(taskRole).acknowledge({
+      id: `AwsSolutions-IAM5[Resource::<${bucketId}.Arn>/${ACTIVE_SLOT_OBJECTS}]`,
+      reason:
+        'Active-job slot keys hold the tenant, created at run time; the grant stops at active-slots/ folders.',
     });
   }
 

@@ -74,6 +74,7 @@ export class DescentStack extends Stack {
         [ENV.quotaActiveJobs]: String(settings.quotaActiveJobs),
         [ENV.quotaDatasetBytes]: String(settings.quotaDatasetBytes),
         [ENV.quotaEpochRows]: String(settings.quotaEpochRows),
+        [ENV.jobMemoryBytes]: String(settings.jobMemoryBytes),
         [ENV.maxRuntimeSeconds]: String(settings.maxRuntimeSeconds),
         [ENV.defaultMaxRuntimeSeconds]: String(settings.defaultMaxRuntimeSeconds),
         [ENV.urlExpirySeconds]: String(settings.urlExpirySeconds),
@@ -93,6 +94,7 @@ export class DescentStack extends Stack {
       spot: settings.spot,
       natGateways: settings.natGateways,
       hourlyPriceUsd: settings.hourlyPriceUsd,
+      jobMemoryBytes: settings.jobMemoryBytes,
       logRetention,
       image: props.trainerImage,
     });

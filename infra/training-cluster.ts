@@ -126,6 +126,12 @@ export interface TrainingClusterProps {
    * @default 0 (no estimate)
    */
   readonly hourlyPriceUsd?: number;
+  /**
+   * The memory one job may need by its resource estimate; the trainer refuses a job over it (or over
+   * the container's memory, whichever is less) with RESOURCE_LIMIT before building its model.
+   * @default - the trainer's default (`DEFAULT_LIMITS.jobMemoryBytes`, 2 GiB)
+   */
+  readonly jobMemoryBytes?: number;
 }
 
 /**
@@ -265,6 +271,7 @@ export class TrainingCluster extends Construct {
         [ENV.logLevel]: 'info',
         [ENV.taskProtectionMinutes]: String(props.taskProtectionMinutes ?? 60),
         [ENV.hourlyPriceUsd]: String(props.hourlyPriceUsd ?? 0),
+        ...(props.jobMemoryBytes ? { [ENV.jobMemoryBytes]: String(props.jobMemoryBytes) } : {}),
       },
     });
     const taskRole = this.taskDefinition.taskRole;

@@ -100,12 +100,15 @@ describe('DescentStack functions', () => {
           assert.deepEqual(statement.Resource, clusterArn, id);
         }
         if (actions.some((a) => a.startsWith('s3:') && a !== 's3:ListBucket')) {
-          // Everything under tenants/, or (a trainer's deletes) only the checkpoint folders there.
-          const allowed =
-            actions.includes('s3:DeleteObject') && actions.length === 1
-              ? '/tenants/*/jobs/*/checkpoints/*'
-              : '/tenants/*';
-          assert.deepEqual(statement.Resource, { 'Fn::Join': ['', [bucketArn, allowed]] }, id);
+          // Everything under tenants/, or (a trainer's deletes) only the checkpoint and slot folders there.
+          const under = (path: string) => ({ 'Fn::Join': ['', [bucketArn, path]] });
+          if (actions.includes('s3:DeleteObject') && actions.length === 1)
+            assert.deepEqual(
+              new Set(statement.Resource as unknown[]),
+              new Set([under('/tenants/*/jobs/*/checkpoints/*'), under('/tenants/*/active-slots/*')]),
+              id,
+            );
+          else assert.deepEqual(statement.Resource, under('/tenants/*'), id);
         }
       }
     }
@@ -119,6 +122,7 @@ describe('DescentStack functions', () => {
           [ENV.quotaActiveJobs]: String(settings.quotaActiveJobs),
           [ENV.quotaDatasetBytes]: String(settings.quotaDatasetBytes),
           [ENV.quotaEpochRows]: String(settings.quotaEpochRows),
+          [ENV.jobMemoryBytes]: String(settings.jobMemoryBytes),
           [ENV.maxRuntimeSeconds]: String(settings.maxRuntimeSeconds),
           [ENV.defaultMaxRuntimeSeconds]: String(settings.defaultMaxRuntimeSeconds),
           [ENV.urlExpirySeconds]: String(settings.urlExpirySeconds),

@@ -245,9 +245,13 @@ describe('TrainingCluster trainer permissions', () => {
       ),
       queueArn,
     );
-    assert.deepEqual(byActions.get('s3:DeleteObject'), {
-      'Fn::Join': ['', [bucketArn, '/tenants/*/jobs/*/checkpoints/*']],
-    });
+    assert.deepEqual(
+      new Set(byActions.get('s3:DeleteObject') as unknown[]),
+      new Set([
+        { 'Fn::Join': ['', [bucketArn, '/tenants/*/jobs/*/checkpoints/*']] },
+        { 'Fn::Join': ['', [bucketArn, '/tenants/*/active-slots/*']] },
+      ]),
+    );
     assert.deepEqual(
       new Set(byActions.get('kms:Decrypt kms:GenerateDataKey') as unknown[]),
       new Set([
@@ -278,6 +282,7 @@ describe('TrainingCluster trainer permissions', () => {
       RedrivePolicy: Match.anyValue(),
     });
     assert.ok(env[ENV.taskProtectionMinutes]);
+    assert.equal(env[ENV.jobMemoryBytes], String(stack.settings.jobMemoryBytes));
     assert.deepEqual(env.AWS_REGION, { Ref: 'AWS::Region' });
   });
 });
