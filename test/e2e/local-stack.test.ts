@@ -103,6 +103,8 @@ describe('local stack end to end', { timeout: 180_000 }, () => {
       body: {
         task: 'classification',
         dataset: { id: baseData, label: 'species' },
+        // A hidden layer for `freeze: 1` below to keep (the base's output layer is replaced).
+        model: { layers: [{ type: 'dense', units: 8 }] },
         training: { epochs: 3, seed: 2 },
       },
     });

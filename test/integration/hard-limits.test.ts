@@ -120,6 +120,24 @@ describe('hard limits in the trainer', () => {
     );
   });
 
+  it('fine-tuning that would freeze every layer (the new head included) fails at once with INVALID_SPEC', async () => {
+    const data = csv(
+      'x1,x2,label',
+      rowsOf(40, (i) => `${i % 7},${(i * 3) % 5},${i % 2}`),
+    );
+    const base = await runOnce(data, { training: { epochs: 2 } });
+    assert.equal(base.status, 'SUCCEEDED', JSON.stringify(base.error));
+    // The base has no hidden layer: its output is replaced by a new head, which always trains.
+    const tuned = await runOnce(data, {
+      model: { baseModel: { jobId: base.id }, freeze: 1 },
+      training: { epochs: 2 },
+    });
+    assert.equal(tuned.status, 'FAILED');
+    assert.equal(tuned.attempt, 1);
+    assert.equal(tuned.error?.code, 'INVALID_SPEC');
+    assert.match(tuned.error?.message ?? '', /model\.freeze is 1 but the base model keeps 0 layers/);
+  });
+
   /** A job whose last epoch runs `atLastEpoch` (through a sweep's stopping-rule hook), before evaluation. */
   const withHookAtLastEpoch = async (atLastEpoch: (jobId: string) => Promise<void>) => {
     const id = await fixture.dataset(
