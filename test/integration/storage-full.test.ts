@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -46,6 +46,30 @@ describe('a full storage', () => {
     assert.equal(result.uploadBody.error.code, 'INSUFFICIENT_STORAGE');
     assert.deepEqual(result.uploadLeft, []);
     assert.equal(result.jobCode, 'DATASET_NOT_UPLOADED');
+  });
+
+  it('`npm start` on a data folder it cannot write says so in one line, without a stack trace', async () => {
+    const blocker = join(dir, 'not-a-folder');
+    await writeFile(blocker, 'x');
+    const main = fileURLToPath(new URL('../../local/main.ts', import.meta.url));
+    const run = await promisify(execFile)(process.execPath, [main], {
+      env: {
+        ...process.env,
+        DESCENT_DATA_DIR: join(blocker, 'data'),
+        DESCENT_PORT: '0',
+        DESCENT_WORKERS: '0',
+      },
+      timeout: 60_000,
+    }).then(
+      () => ({ code: 0, stderr: '' }),
+      (error: { code: number; stderr: string }) => error,
+    );
+    assert.equal(run.code, 2);
+    assert.match(
+      run.stderr,
+      /^descent cannot start: The data folder .*not-a-folder\/data cannot be written \(a file is in the way, ENOTDIR\)\. Set DESCENT_DATA_DIR/,
+    );
+    assert.doesNotMatch(run.stderr, /\n\s+at /, 'no stack trace');
   });
 
   describe('in the trainer', () => {
