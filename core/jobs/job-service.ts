@@ -223,10 +223,20 @@ export async function getJob(s: Services, tenant: string, jobId: string): Promis
   return (await s.lifecycle.jobs.get(tenant, jobId)).record;
 }
 
+/**
+ * `GET /jobs/{id}/metrics`: the per-epoch history. A long run's history could be megabytes: past
+ * `LIST_RESPONSE_BYTES` the answer keeps every k-th epoch and the last, and says so (`sampledEvery`,
+ * `totalEpochs`); the whole history stays in the report's loss curve and `metrics.json`.
+ */
 export async function getMetrics(s: Services, tenant: string, jobId: string) {
   const jobs = s.lifecycle.jobs;
   await jobs.get(tenant, jobId);
-  return { epochs: await jobs.metrics(tenant, jobId) };
+  const epochs = await jobs.metrics(tenant, jobId);
+  const bytes = jsonBytes(epochs);
+  if (bytes <= LIST_RESPONSE_BYTES) return { epochs };
+  const every = Math.ceil(bytes / LIST_RESPONSE_BYTES);
+  const kept = epochs.filter((_, i) => i % every === every - 1 || i === epochs.length - 1);
+  return { epochs: kept, sampledEvery: every, totalEpochs: epochs.length };
 }
 
 export async function getEvents(s: Services, tenant: string, jobId: string) {

@@ -103,7 +103,7 @@ export class JobStore {
    * Appends to `events.json` with compare-and-swap, so concurrent writers never drop an event. Only
    * the job's first event (`create`) makes the document: an event after the job was deleted writes
    * nothing (a writer that read it before the delete loses its compare-and-swap and sees it gone).
-   * The message is bounded, and past `MAX_EVENTS` the oldest info and warning events give way.
+   * The message is bounded, and past `MAX_EVENTS` info and warning events are not kept.
    */
   async appendEvent(
     tenant: string,
@@ -114,7 +114,7 @@ export class JobStore {
     const entry = { ...event, message: bounded(event.message) };
     await this.#events.update(jobKeys(tenant, jobId).events, (events) => {
       if (!events && !options.create) return UNCHANGED;
-      return capEvents([...(events ?? []), entry]);
+      return capEvents(events ?? [], entry);
     });
   }
 
@@ -124,11 +124,23 @@ export class JobStore {
   }
 }
 
-/** At most `MAX_EVENTS` events: the oldest that is not a state change goes first, then the oldest. */
-function capEvents(events: JobEvent[]): JobEvent[] {
-  while (events.length > MAX_EVENTS) {
-    const oldest = events.findIndex((e) => e.type !== 'state');
-    events.splice(Math.max(oldest, 0), 1);
-  }
-  return events;
+/**
+ * At most `MAX_EVENTS` info and warning events: the last one kept says that later ones are not kept.
+ * State changes are always appended (an attempt has a few), and nothing is ever removed, so a reader
+ * that follows the list by position (`descent train --follow`) never misses or repeats one.
+ */
+function capEvents(events: JobEvent[], next: JobEvent): JobEvent[] | typeof UNCHANGED {
+  if (next.type === 'state') return [...events, next];
+  const others = events.filter((e) => e.type !== 'state').length;
+  if (others >= MAX_EVENTS) return UNCHANGED;
+  if (others === MAX_EVENTS - 1)
+    return [
+      ...events,
+      {
+        at: next.at,
+        type: 'info',
+        message: `Later info and warning events are not kept (a job keeps ${MAX_EVENTS}); the job's status and error are.`,
+      },
+    ];
+  return [...events, next];
 }

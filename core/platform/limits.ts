@@ -57,7 +57,7 @@ export const DEFAULT_LIMITS: Limits = {
 export const MAX_SPEC_BYTES = 256 * 1024;
 /** A list response (`GET /jobs`) stops adding records past this many bytes (it always has one). */
 export const LIST_RESPONSE_BYTES = 768 * 1024;
-/** Events a job keeps: past this, its oldest info and warning events give way (state events stay). */
+/** Info and warning events a job keeps: later ones are not (state changes always are). */
 export const MAX_EVENTS = 300;
 /** Warnings a job record keeps. */
 export const MAX_WARNINGS = 50;
