@@ -186,11 +186,17 @@ export class TrainingSession<Context extends { state: TrainState }> {
           now - this.#lastCheckpoint >= everySeconds * 1000 ||
           stopping ||
           this.cancelRequested;
-        if (due && metrics.epoch < epochs) await this.checkpoint(context, phase);
+        const saving = due && metrics.epoch < epochs;
+        if (saving) await this.checkpoint(context, phase);
         if (final && this.#deps.stopRule && !stopping && !this.cancelRequested)
           this.ruledOut = await this.#deps.stopRule(this.history);
+        // A stop that arrived while this epoch's writes ran (a SIGTERM lands at any await) keeps its
+        // work too: the job stops with this epoch checkpointed, not the one before.
+        const cause = this.stopCause;
+        if (!saving && cause && cause !== 'stop-rule' && metrics.epoch < epochs)
+          await this.checkpoint(context, phase);
         this.#epochStartedAt = this.#deps.now().getTime();
-        return this.stopCause ? 'stop' : undefined;
+        return cause ? 'stop' : undefined;
       },
       onInfo,
       interrupt: this.interrupted,

@@ -190,6 +190,21 @@ describe('training session', () => {
     assert.deepEqual(saves, [{ epoch: 1, phase: 'final' }]);
   });
 
+  it("a stop signalled while an epoch's writes run still checkpoints that epoch", async () => {
+    const job = await running({ checkpoint: { everySeconds: 3600 } });
+    // The signal lands during an await of the epoch's end (here the stopping rule's).
+    const s = session(job, {
+      stopRule: async () => {
+        abort.abort();
+        return undefined;
+      },
+    });
+    await s.begin();
+    assert.equal(await train(s, 10, 100), 1);
+    assert.equal(s.stopCause, 'shutdown');
+    assert.deepEqual(saves, [{ epoch: 1, phase: 'final' }]);
+  });
+
   it("asks a sweep's stopping rule on the delivered model's epochs only", async () => {
     const job = await running({ checkpoint: { everySeconds: 3600 } });
     let asked = 0;
