@@ -45,7 +45,7 @@ import { hasConvolutions, outputFor } from './model-builder.ts';
 import { checkFiniteWeights } from './numeric-checks.ts';
 import { publishArtifacts } from './publish.ts';
 import { type Phase, PhaseStopped, TrainingSession } from './training-session.ts';
-import { workerMemoryBytes } from './worker-memory.ts';
+import { tableBudgetBytes, workerMemoryBytes } from './worker-memory.ts';
 
 export interface TrainerDeps {
   readonly store: ObjectStore;
@@ -143,7 +143,7 @@ class JobRun {
       const input = await loadJobData(this.#deps.store, this.#tenant, spec, {
         ...(this.#deps.maxRows !== undefined ? { maxRows: this.#deps.maxRows } : {}),
         ...(this.#deps.limits ? { quotas: this.#deps.limits } : {}),
-        maxTableBytes: this.#memory.bytes,
+        maxTableBytes: tableBudgetBytes(this.#memory.bytes),
         pace: this.#pace,
       });
       if (this.#deps.backend === 'cpu' && hasConvolutions(spec)) {
