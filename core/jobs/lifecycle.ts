@@ -408,8 +408,9 @@ export class JobLifecycle {
     // A change that leaves the status (progress) is not a transition; a new attempt (RUNNING → RUNNING) is.
     if (!wrote || (record.status === before && !eventMessage))
       return { record, from: before, changed: wrote };
-    if (isTerminal(record.status)) await this.activeJobs.release(tenant, record);
+    // The event first (what a reader of the job sees next to its record), then the quota's slot.
     if (eventMessage) await this.#event(tenant, record, eventMessage(record));
+    if (isTerminal(record.status)) await this.activeJobs.release(tenant, record);
     await this.#notify({ tenant, record, from: before, by });
     return { record, from: before, changed: true };
   }

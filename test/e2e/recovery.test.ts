@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { eventually } from '../helpers/eventually.ts';
 import { startTestStack, type TestStack } from '../helpers/local-stack.ts';
 
 const irisCsv = await readFile(new URL('../../examples/iris/iris.csv', import.meta.url), 'utf8');
@@ -183,8 +184,13 @@ describe('recovery', { timeout: 240_000 }, () => {
         const job = await stack.waitFor(id);
         assert.equal(job.status, 'SUCCEEDED', `${id}: ${JSON.stringify(job.error)}`);
         assert.deepEqual(await epochs(stack, id), oneToN(40));
-        const events = (await stack.call('GET', `/jobs/${id}/events`)).body.events;
-        assert.equal(events.filter((e: { status?: string }) => e.status === 'SUCCEEDED').length, 1);
+        // The state event is appended just after the record is written: wait for it, then count.
+        const events = await eventually(
+          async () => (await stack.call('GET', `/jobs/${id}/events`)).body.events as { status?: string }[],
+          (list) => list.some((e) => e.status === 'SUCCEEDED'),
+          { what: `the SUCCEEDED event of ${id}` },
+        );
+        assert.equal(events.filter((e) => e.status === 'SUCCEEDED').length, 1);
       }
       const listed = (await stack.call('GET', '/jobs?limit=100')).body.jobs;
       assert.equal(listed.length, 4);
