@@ -57,6 +57,9 @@ export interface ListJobsQuery {
 /** `GET /jobs/{id}/metrics` answer. */
 export interface JobMetricsResponse {
   epochs: EpochMetrics[];
+  /** A long history is answered with every `sampledEvery`-th epoch (and the last) of `totalEpochs`. */
+  sampledEvery?: number;
+  totalEpochs?: number;
 }
 /** `GET /jobs/{id}/events` answer. */
 export interface JobEventsResponse {

@@ -6,8 +6,10 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from '
 import {
   ApiError,
   BadRequestError,
+  isStorageFull,
   PayloadTooLargeError,
   PreconditionFailedError,
+  StorageFullError,
   UnauthorizedError,
   UnsupportedMediaTypeError,
 } from '../core/platform/errors.ts';
@@ -99,6 +101,8 @@ export function api(fn: (event: ApiEvent) => Promise<ApiResult>): ApiHandler {
       return await fn(event);
     } catch (error) {
       if (error instanceof ApiError) return json(error.status, error.toBody());
+      // A write the storage had no room for: a 507 that says so (nothing was stored).
+      if (isStorageFull(error)) return json(507, new StorageFullError().toBody());
       if (error instanceof PreconditionFailedError) {
         // Compare-and-swap lost to other writers every time it retried: the record is busy, not broken.
         return json(409, {

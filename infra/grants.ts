@@ -34,7 +34,7 @@ export const EVENT_BUS_NAME = 'default';
 const PATTERN_REASONS: Record<KeyPattern, string> = {
   [KEYS.jobs]: "a job's documents",
   [KEYS.jobIndex]: 'job listing markers',
-  [KEYS.activeJobs]: 'active-job markers',
+  [KEYS.activeJobs]: 'active-jobs quota slots',
   [KEYS.checkpoints]: "a job's checkpoints only",
   [KEYS.datasets]: "a dataset's description and data",
   [KEYS.datasetMeta]: "a dataset's description only",

@@ -12,6 +12,7 @@ export function runtimeEnvironment(settings: DescentSettings): Record<string, st
     [ENV.quotaActiveJobs]: String(settings.quotaActiveJobs),
     [ENV.quotaDatasetBytes]: String(settings.quotaDatasetBytes),
     [ENV.quotaEpochRows]: String(settings.quotaEpochRows),
+    [ENV.jobMemoryBytes]: String(settings.jobMemoryBytes),
     [ENV.maxRuntimeSeconds]: String(settings.maxRuntimeSeconds),
     [ENV.defaultMaxRuntimeSeconds]: String(settings.defaultMaxRuntimeSeconds),
     [ENV.urlExpirySeconds]: String(settings.urlExpirySeconds),

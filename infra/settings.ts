@@ -74,6 +74,12 @@ export interface DescentSettings {
    */
   readonly quotaEpochRows: number;
   /**
+   * `descent:jobMemoryBytes`: the memory one job may need by its resource estimate (model, optimizer,
+   * activations, data), checked at submit and again by the trainer (at most its container's memory).
+   * @default 6442450944 (6 GiB: the trainer container reserves 8 GiB)
+   */
+  readonly jobMemoryBytes: number;
+  /**
    * `descent:maxRuntimeSeconds`: the most `resources.maxRuntimeSeconds` a job may ask for.
    * @default 604800 (7 days)
    */
@@ -138,6 +144,7 @@ export const DEFAULT_SETTINGS: DescentSettings = {
   quotaActiveJobs: DEFAULT_LIMITS.maxActiveJobs,
   quotaDatasetBytes: DEFAULT_LIMITS.maxDatasetBytes,
   quotaEpochRows: DEFAULT_LIMITS.maxEpochRows,
+  jobMemoryBytes: 6 * 1024 ** 3,
   maxRuntimeSeconds: DEFAULT_LIMITS.maxRuntimeSeconds,
   defaultMaxRuntimeSeconds: DEFAULT_LIMITS.defaultMaxRuntimeSeconds,
   urlExpirySeconds: DEFAULT_LIMITS.uploadUrlSeconds,
@@ -299,6 +306,13 @@ export function readSettings(node: Node): DescentSettings {
       get('quotaEpochRows'),
       d.quotaEpochRows,
       1,
+      Number.MAX_SAFE_INTEGER,
+    ),
+    jobMemoryBytes: readInt(
+      'jobMemoryBytes',
+      get('jobMemoryBytes'),
+      d.jobMemoryBytes,
+      64 * 1024 ** 2,
       Number.MAX_SAFE_INTEGER,
     ),
     maxRuntimeSeconds: readInt(

@@ -12,6 +12,10 @@
  *
  * Presigned URLs point at the local gateway (`/_storage/<key>`) and carry an HMAC-SHA256 signature
  * that the gateway checks with `verifyPresigned`.
+ *
+ * Folders are created 0700 and files 0600 (the store holds every tenant's data). A write that fails
+ * removes its temporary file; one refused for space (ENOSPC, EDQUOT, EFBIG) is a `StorageFullError`
+ * (507). Deleting an object removes the folders it leaves empty.
  */
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Dirent, Stats } from 'node:fs';
@@ -19,7 +23,12 @@ import { promises as fs } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { PreconditionFailedError } from '../core/platform/errors.ts';
+import {
+  isStorageFull,
+  PayloadTooLargeError,
+  PreconditionFailedError,
+  StorageFullError,
+} from '../core/platform/errors.ts';
 import type {
   GetOptions,
   ListOptions,
@@ -66,6 +75,8 @@ interface Meta {
 }
 
 const MAX_KEY_BYTES = 1024;
+const FOLDER_MODE = 0o700;
+const FILE_MODE = 0o600;
 const MAX_PAGE = 1000;
 const MAX_PRESIGN_SECONDS = 7 * 24 * 3600;
 const STORAGE_PATH = '/_storage/';
@@ -110,6 +121,14 @@ const isMissing = (error: unknown): boolean => {
 };
 
 const bytewise = (a: string, b: string): number => Buffer.compare(Buffer.from(a), Buffer.from(b));
+
+/** A write's error as callers should see it: no room is a `StorageFullError`, anything else itself. */
+const storageError = (error: unknown): unknown =>
+  isStorageFull(error) && !(error instanceof StorageFullError)
+    ? new StorageFullError(
+        `The local data folder has no room for this write (${errorCode(error)}); nothing was stored. Free disk space (or raise the quota) and retry.`,
+      )
+    : error;
 
 const sign = (secret: string | Uint8Array, request: Omit<PresignedRequest, 'signature'>): string => {
   const parts = [request.method, request.key, String(request.expires)];
@@ -215,28 +234,87 @@ export class FsObjectStore implements ObjectStore {
     }
     const bytes = toBytes(body);
     const etag = etagOf(bytes);
-    await this.#ensureFolders();
-    await this.#withLock(key, async () => {
-      if (options.ifMatch !== undefined || options.ifNoneMatch !== undefined) {
-        const current = await this.head(key);
-        if (options.ifNoneMatch === '*' && current !== undefined) {
-          throw new PreconditionFailedError(key, `an object already exists under ${key}`);
+    try {
+      await this.#ensureFolders();
+      const dataTemp = await this.#writeTemp(bytes);
+      await this.#commit(key, dataTemp, { etag, size: bytes.byteLength, ...options });
+    } catch (error) {
+      throw storageError(error);
+    }
+    return { etag };
+  }
+
+  /**
+   * Stores a body that arrives as a stream (an upload) without holding it whole: written to a
+   * temporary file while hashed, then renamed into place like `put`. Past `maxBytes` it stops with a
+   * `PayloadTooLargeError` (413) and keeps nothing.
+   */
+  async putStream(
+    key: string,
+    body: AsyncIterable<Uint8Array>,
+    options: { contentType?: string; maxBytes: number },
+  ): Promise<{ etag: string; size: number }> {
+    assertKey(key);
+    try {
+      await this.#ensureFolders();
+      const file = this.#tempPath();
+      const hash = createHash('sha256');
+      let size = 0;
+      const handle = await fs.open(file, 'wx', FILE_MODE);
+      try {
+        try {
+          for await (const chunk of body) {
+            size += chunk.byteLength;
+            if (size > options.maxBytes)
+              throw new PayloadTooLargeError(`Uploads are limited to ${options.maxBytes} bytes.`);
+            hash.update(chunk);
+            await handle.write(chunk);
+          }
+          await handle.sync();
+        } finally {
+          await handle.close();
         }
-        if (options.ifMatch !== undefined) {
-          if (current === undefined) throw new PreconditionFailedError(key, `${key} does not exist`);
-          if (unquote(current.etag) !== unquote(options.ifMatch)) {
-            throw new PreconditionFailedError(key, `${key} has changed (ETag ${current.etag})`);
+      } catch (error) {
+        await fs.rm(file, { force: true });
+        throw error;
+      }
+      const etag = `"${hash.digest('hex').slice(0, 32)}"`;
+      const contentType = options.contentType === undefined ? {} : { contentType: options.contentType };
+      await this.#commit(key, file, { etag, size, ...contentType });
+      return { etag, size };
+    } catch (error) {
+      throw storageError(error);
+    }
+  }
+
+  /**
+   * Moves a written temporary file into place under `key` with its sidecar, checking the
+   * preconditions under the key's lock; the temporary files are gone afterwards, whatever happens.
+   */
+  async #commit(
+    key: string,
+    dataTemp: string,
+    options: PutOptions & { etag: string; size: number },
+  ): Promise<void> {
+    try {
+      await this.#withLock(key, async () => {
+        if (options.ifMatch !== undefined || options.ifNoneMatch !== undefined) {
+          const current = await this.head(key);
+          if (options.ifNoneMatch === '*' && current !== undefined) {
+            throw new PreconditionFailedError(key, `an object already exists under ${key}`);
+          }
+          if (options.ifMatch !== undefined) {
+            if (current === undefined) throw new PreconditionFailedError(key, `${key} does not exist`);
+            if (unquote(current.etag) !== unquote(options.ifMatch)) {
+              throw new PreconditionFailedError(key, `${key} has changed (ETag ${current.etag})`);
+            }
           }
         }
-      }
-      const dataPath = this.#dataPath(key);
-      const metaPath = this.#metaPath(key);
-      const dataTemp = await this.#writeTemp(bytes);
-      try {
+        const dataPath = this.#dataPath(key);
         const stats = await fs.stat(dataTemp);
         const meta: Meta = {
-          etag,
-          size: bytes.byteLength,
+          etag: options.etag,
+          size: options.size,
           ...(options.contentType === undefined ? {} : { contentType: options.contentType }),
           ino: stats.ino,
           mtimeMs: stats.mtimeMs,
@@ -244,16 +322,15 @@ export class FsObjectStore implements ObjectStore {
         const metaTemp = await this.#writeTemp(new TextEncoder().encode(JSON.stringify(meta)));
         try {
           await this.#renameInto(dataTemp, dataPath, key);
-          await this.#renameInto(metaTemp, metaPath, key);
+          await this.#renameInto(metaTemp, this.#metaPath(key), key);
         } finally {
           await fs.rm(metaTemp, { force: true });
         }
-      } finally {
-        await fs.rm(dataTemp, { force: true });
-      }
-      await this.#syncFolder(path.dirname(dataPath));
-    });
-    return { etag };
+        await this.#syncFolder(path.dirname(dataPath));
+      });
+    } finally {
+      await fs.rm(dataTemp, { force: true });
+    }
   }
 
   async get(key: string, options: GetOptions = {}): Promise<StoredObject | undefined> {
@@ -383,6 +460,21 @@ export class FsObjectStore implements ObjectStore {
         }
       }
     });
+    await this.#pruneFolders(key);
+  }
+
+  /** Removes the folders of `key` that are empty now, deepest first (a job deleted leaves none). */
+  async #pruneFolders(key: string): Promise<void> {
+    const parts = key.split('/').slice(0, -1);
+    for (const top of ['objects', 'meta']) {
+      for (let depth = parts.length; depth > 0; depth--) {
+        try {
+          await fs.rmdir(path.join(this.#root, top, ...parts.slice(0, depth)));
+        } catch {
+          break; // not empty (or already gone): nothing above it is empty either
+        }
+      }
+    }
   }
 
   async presignGet(key: string, options: PresignOptions): Promise<string> {
@@ -431,8 +523,10 @@ export class FsObjectStore implements ObjectStore {
 
   #ensureFolders(): Promise<void> {
     this.#folders ??= (async () => {
+      await fs.mkdir(this.#root, { recursive: true, mode: FOLDER_MODE });
+      await fs.chmod(this.#root, FOLDER_MODE);
       for (const folder of ['objects', 'meta', 'tmp', 'locks']) {
-        await fs.mkdir(path.join(this.#root, folder), { recursive: true });
+        await fs.mkdir(path.join(this.#root, folder), { recursive: true, mode: FOLDER_MODE });
       }
       await this.#removeOldTempFiles();
     })().catch((error: unknown) => {
@@ -494,22 +588,40 @@ export class FsObjectStore implements ObjectStore {
     return { key, etag, size: stats.size, lastModified: stats.mtime };
   }
 
+  #tempPath(): string {
+    return path.join(this.#root, 'tmp', `${process.pid}-${randomBytes(8).toString('hex')}`);
+  }
+
+  /** Writes `bytes` to a new temporary file (0600); on any failure the file is removed. */
   async #writeTemp(bytes: Uint8Array): Promise<string> {
-    const file = path.join(this.#root, 'tmp', `${process.pid}-${randomBytes(8).toString('hex')}`);
-    const handle = await fs.open(file, 'wx');
+    const file = this.#tempPath();
+    const handle = await fs.open(file, 'wx', FILE_MODE);
     try {
-      await handle.writeFile(bytes);
-      await handle.sync();
-    } finally {
-      await handle.close();
+      try {
+        await handle.writeFile(bytes);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+    } catch (error) {
+      await fs.rm(file, { force: true });
+      throw error;
     }
     return file;
   }
 
   async #renameInto(temp: string, target: string, key: string): Promise<void> {
     try {
-      await fs.mkdir(path.dirname(target), { recursive: true });
-      await fs.rename(temp, target);
+      for (let attempt = 0; ; attempt++) {
+        await fs.mkdir(path.dirname(target), { recursive: true, mode: FOLDER_MODE });
+        try {
+          await fs.rename(temp, target);
+          return;
+        } catch (error) {
+          // A delete pruned the (empty) folder between the two calls: make it again.
+          if (errorCode(error) !== 'ENOENT' || attempt >= 3) throw error;
+        }
+      }
     } catch (error) {
       const code = errorCode(error);
       if (code === 'EISDIR' || code === 'ENOTDIR' || code === 'EEXIST' || code === 'ENOTEMPTY') {
@@ -566,7 +678,7 @@ export class FsObjectStore implements ObjectStore {
     const deadline = Date.now() + this.#lockTimeoutMs;
     for (let attempt = 0; ; attempt++) {
       try {
-        await fs.writeFile(lockPath, content, { flag: 'wx' });
+        await fs.writeFile(lockPath, content, { flag: 'wx', mode: FILE_MODE });
         return token;
       } catch (error) {
         if (errorCode(error) !== 'EEXIST') throw error;

@@ -8,6 +8,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { matchPath, type Route, routes } from '../core/api/routes.ts';
 import {
   type ApiError,
+  BadRequestError,
   MethodNotAllowedError,
   NotFoundError,
   PayloadTooLargeError,
@@ -17,7 +18,7 @@ import type { Logger } from '../core/platform/log.ts';
 import type { Services } from '../core/services.ts';
 import { type ApiEvent, type ApiHandler, type ApiResult, MAX_BODY_BYTES } from '../functions/http.ts';
 import { isDashboardPath, serveDashboard } from './dashboard/serve.ts';
-import { handleStorageRequest, readBody } from './storage-route.ts';
+import { createStorageRoute, readBody } from './storage-route.ts';
 import type { TenantTokens } from './tenants.ts';
 
 export interface GatewayOptions {
@@ -92,8 +93,28 @@ export function toEvent(
   };
 }
 
+/** Errors that only mean the client went away (closed the connection, reset it, stopped sending). */
+const DISCONNECTED = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE']);
+const isDisconnect = (error: unknown, request: IncomingMessage): boolean => {
+  const code = typeof error === 'object' && error !== null && 'code' in error ? String(error.code) : '';
+  return DISCONNECTED.has(code) || (error as Error)?.message === 'aborted' || request.destroyed;
+};
+
+/** The request's URL, or `undefined` when its target cannot be read as one (`GET //[ HTTP/1.1`). */
+function requestUrl(request: IncomingMessage): URL | undefined {
+  try {
+    return new URL(request.url ?? '/', 'http://localhost');
+  } catch {
+    return undefined;
+  }
+}
+
 export function createGateway(options: GatewayOptions): Server {
   const { services, tokens, log } = options;
+  const storage = createStorageRoute(services.store, options.storageSecret, {
+    maxUploadBytes: services.limits.maxDatasetBytes,
+    maxConcurrentUploads: services.limits.maxConcurrentUploads,
+  });
   const handlers = new Map<string, Promise<ApiHandler>>();
   const handlerFor = (route: Route) => {
     let handler = handlers.get(route.handler);
@@ -107,12 +128,17 @@ export function createGateway(options: GatewayOptions): Server {
   };
 
   const serve = async (request: IncomingMessage, response: ServerResponse) => {
-    const url = new URL(request.url ?? '/', 'http://localhost');
-    if (url.pathname.startsWith('/_storage/')) {
-      return handleStorageRequest(services.store, options.storageSecret, request, response, {
-        maxUploadBytes: services.limits.maxDatasetBytes,
-      });
+    const url = requestUrl(request);
+    if (!url) {
+      request.resume();
+      return send(
+        response,
+        errorResult(
+          new BadRequestError('The request target is not a valid URL path.', undefined, 'MALFORMED_REQUEST'),
+        ),
+      );
     }
+    if (url.pathname.startsWith('/_storage/')) return storage(request, response);
     // The local dashboard's page and assets (the page calls the API with the same token).
     if (isDashboardPath(url.pathname)) return serveDashboard(request, response, url.pathname);
     const candidates = routes
@@ -173,8 +199,17 @@ export function createGateway(options: GatewayOptions): Server {
     });
   };
 
-  return createServer((request, response) => {
+  const server = createServer((request, response) => {
     serve(request, response).catch((error: unknown) => {
+      if (isDisconnect(error, request)) {
+        // The client went away mid-request: nothing to answer, nothing wrong with the service.
+        log.debug('client disconnected', {
+          method: request.method,
+          error: String((error as Error)?.message ?? error),
+        });
+        response.destroy();
+        return;
+      }
       log.error('gateway error', { error: String((error as Error)?.stack ?? error) });
       if (!response.headersSent)
         send(response, {
@@ -184,4 +219,19 @@ export function createGateway(options: GatewayOptions): Server {
       else response.destroy();
     });
   });
+  // A request Node's parser cannot read (a malformed request line, bad headers): a 400, not a log entry.
+  server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
+    if (!socket.writable || error.code === 'ECONNRESET') {
+      socket.destroy();
+      return;
+    }
+    const body = JSON.stringify({
+      error: { code: 'MALFORMED_REQUEST', message: 'The request could not be parsed as HTTP/1.1.' },
+    });
+    socket.end(
+      `HTTP/1.1 400 Bad Request\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    );
+    log.debug('malformed request', { error: error.code ?? error.message });
+  });
+  return server;
 }

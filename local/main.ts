@@ -42,6 +42,16 @@ const stack = await startLocalStack({
   // that nothing would train.
   onWorkerUnavailable: () => shutdown('worker backend unavailable', EXIT_BACKEND_UNAVAILABLE),
   log,
+}).catch((error: unknown) => {
+  // A folder it cannot write, a port in use: say so in one line (the stack only with debug logs).
+  const code = (error as NodeJS.ErrnoException)?.code;
+  const message =
+    code === 'EADDRINUSE'
+      ? `port ${port} is in use (set DESCENT_PORT to another, or 0 for any free port)`
+      : (error as Error)?.message;
+  process.stderr.write(`descent cannot start: ${message}\n`);
+  if (config.logLevel === 'debug') process.stderr.write(`${(error as Error)?.stack}\n`);
+  process.exit(2);
 });
 
 process.stdout.write(`

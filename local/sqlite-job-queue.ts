@@ -9,6 +9,7 @@
  * or deleted, or moved to the dead-letter queue) is told apart from the current one.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
+import { chmodSync, closeSync, existsSync, openSync } from 'node:fs';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { JobQueue, QueueDepth, QueueMessage, ReceiveOptions } from '../core/platform/ports.ts';
@@ -107,6 +108,12 @@ export class SqliteJobQueue implements JobQueue {
     this.#pollIntervalMs = options.pollIntervalMs ?? 100;
     this.#now = options.now ?? Date.now;
 
+    // Owner-only: SQLite gives its -wal and -shm files the database file's permissions.
+    if (options.path !== ':memory:') {
+      closeSync(openSync(options.path, 'a', 0o600));
+      for (const file of [options.path, `${options.path}-wal`, `${options.path}-shm`])
+        if (existsSync(file)) chmodSync(file, 0o600);
+    }
     this.#db = new DatabaseSync(options.path, { timeout: 5000 });
     try {
       this.#db.exec('PRAGMA busy_timeout = 5000');

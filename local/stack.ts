@@ -3,7 +3,6 @@
  * one data folder. `npm start` runs it; the end-to-end tests start it on an ephemeral port.
  */
 import { type ChildProcess, fork } from 'node:child_process';
-import { mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { handleDeadLetter } from '../core/jobs/dead-letter.ts';
@@ -14,6 +13,7 @@ import { createLogger, type Logger } from '../core/platform/log.ts';
 import { loadRuntimeConfig } from '../core/platform/runtime-config.ts';
 import { createServices } from '../core/services.ts';
 import { advanceActiveSweeps } from '../core/sweeps/sweep-controller.ts';
+import { prepareDataFolder } from './data-folder.ts';
 import { createGateway } from './gateway.ts';
 import { openDeadLetterQueue, openJobQueue, openLocalStore } from './layout.ts';
 import { ensureDefaultToken, ensureSecret, TenantTokens } from './tenants.ts';
@@ -51,12 +51,25 @@ export interface LocalStack {
   workerPids(): number[];
 }
 
+/** A worker that ran this long before it exited was healthy: its next restart starts the backoff over. */
+export const HEALTHY_WORKER_MS = 60_000;
+
+/**
+ * The supervisor's restart policy: `restarts` is how many times in a row the worker died; a worker
+ * that had run `HEALTHY_WORKER_MS` counts from zero again. The delay doubles from 1 s to at most 30 s:
+ * `min(30 s, 1 s · 2^min(n, 5))` with n the restarts in a row before this one.
+ */
+export function nextRestart(restarts: number, livedMs: number): { restarts: number; delayMs: number } {
+  const inARow = livedMs >= HEALTHY_WORKER_MS ? 0 : restarts;
+  return { restarts: inARow + 1, delayMs: Math.min(30_000, 1000 * 2 ** Math.min(inARow, 5)) };
+}
+
 const WORKER_ENTRY = fileURLToPath(new URL('./worker-process.ts', import.meta.url));
 
 export async function startLocalStack(options: LocalStackOptions): Promise<LocalStack> {
   const log = options.log ?? createLogger({ component: 'local' });
   const { dataDir } = options;
-  await mkdir(dataDir, { recursive: true });
+  await prepareDataFolder(dataDir);
   const tokens = await TenantTokens.open(dataDir);
   const token = await ensureDefaultToken(dataDir, tokens, options.token);
   const secret = await ensureSecret(dataDir, 'storage-secret');
@@ -82,6 +95,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   let stopping = false;
   const children = new Set<ChildProcess>();
   const spawnWorker = (index: number, restarts = 0) => {
+    const started = Date.now();
     const child = fork(WORKER_ENTRY, [], {
       env: {
         ...process.env,
@@ -106,11 +120,11 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         options.onWorkerUnavailable?.(index);
         return;
       }
-      const delay = Math.min(30_000, 1000 * 2 ** Math.min(restarts, 5));
-      log.error('worker exited; restarting', { worker: index, code, signal, inMs: delay });
+      const next = nextRestart(restarts, Date.now() - started);
+      log.error('worker exited; restarting', { worker: index, code, signal, inMs: next.delayMs });
       setTimeout(() => {
-        if (!stopping) spawnWorker(index, restarts + 1);
-      }, delay).unref();
+        if (!stopping) spawnWorker(index, next.restarts);
+      }, next.delayMs).unref();
     });
   };
   for (let i = 0; i < options.workers; i++) spawnWorker(i);

@@ -1,13 +1,23 @@
 /**
  * Serves the presigned `/_storage/...` URLs of an `FsObjectStore`, as S3 serves its presigned URLs:
  * GET/HEAD read the object, PUT writes it, once `verifyPresigned` accepts the signature.
+ *
+ * Uploads are streamed to the store (never buffered whole), at most `maxConcurrentUploads` at once
+ * (more get a 503 with Retry-After), one at a time per object (a second PUT while one is in flight
+ * is a 409), and a full storage is a 507 that says so.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { isApiError, isStorageFull } from '../core/platform/errors.ts';
 import type { ObjectStore } from '../core/platform/ports.ts';
 import { parseStorageUrl, verifyPresigned } from './fs-object-store.ts';
 
 const fail = (response: ServerResponse, status: number, code: string, message: string): void => {
-  response.writeHead(status, { 'content-type': 'application/json; charset=utf-8' });
+  response.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    ...(status === 503 ? { 'retry-after': '1' } : {}),
+    // The rest of a body refused part-way is not read: the connection closes after the answer.
+    ...(status === 413 || status === 507 ? { connection: 'close' } : {}),
+  });
   response.end(JSON.stringify({ error: { code, message } }));
 };
 
@@ -25,41 +35,39 @@ export async function readBody(request: IncomingMessage, maxBytes: number): Prom
   return Buffer.concat(chunks);
 }
 
-export async function handleStorageRequest(
-  store: ObjectStore,
-  secret: string | Uint8Array,
-  request: IncomingMessage,
-  response: ServerResponse,
-  options: { maxUploadBytes: number },
-): Promise<void> {
-  const parsed = parseStorageUrl(new URL(request.url ?? '/', 'http://localhost'));
-  if (parsed === undefined) return fail(response, 404, 'NOT_FOUND', 'Not a storage URL.');
-  const method = request.method === 'HEAD' ? 'GET' : request.method;
-  if (method !== parsed.method)
-    return fail(response, 403, 'SIGNATURE_INVALID', `This URL is signed for ${parsed.method}.`);
-  const verdict = verifyPresigned(secret, parsed, Math.floor(Date.now() / 1000));
-  if (verdict === 'invalid')
-    return fail(
-      response,
-      403,
-      'SIGNATURE_INVALID',
-      'The URL signature does not match; use the URL exactly as the API returned it.',
-    );
-  if (verdict === 'expired')
-    return fail(response, 403, 'URL_EXPIRED', 'This URL has expired; ask the API for a new one.');
+/** A store that can take a body as a stream (`FsObjectStore`); others are written from a buffer. */
+type StreamingStore = ObjectStore & {
+  putStream?: (
+    key: string,
+    body: AsyncIterable<Uint8Array>,
+    options: { contentType?: string; maxBytes: number },
+  ) => Promise<{ etag: string }>;
+};
 
-  if (parsed.method === 'PUT') {
-    const contentType = request.headers['content-type'];
-    if (parsed.contentType !== undefined && contentType !== parsed.contentType) {
-      return fail(
-        response,
-        403,
-        'SIGNATURE_INVALID',
-        `This URL is signed for Content-Type: ${parsed.contentType}.`,
-      );
-    }
-    const body = await readBody(request, options.maxUploadBytes);
-    if (!body) {
+export interface StorageRouteOptions {
+  readonly maxUploadBytes: number;
+  /** @default 4 */
+  readonly maxConcurrentUploads?: number;
+}
+
+export type StorageRoute = (request: IncomingMessage, response: ServerResponse) => Promise<void>;
+
+/** The `/_storage/` handler of one gateway, with its uploads in flight. */
+export function createStorageRoute(
+  store: StreamingStore,
+  secret: string | Uint8Array,
+  options: StorageRouteOptions,
+): StorageRoute {
+  const uploading = new Set<string>();
+  const maxConcurrent = options.maxConcurrentUploads ?? 4;
+
+  const upload = async (
+    key: string,
+    request: IncomingMessage,
+    response: ServerResponse,
+    contentType: string | undefined,
+  ) => {
+    if (Number(request.headers['content-length'] ?? '0') > options.maxUploadBytes) {
       request.resume();
       return fail(
         response,
@@ -68,17 +76,84 @@ export async function handleStorageRequest(
         `Uploads are limited to ${options.maxUploadBytes} bytes.`,
       );
     }
-    const { etag } = await store.put(parsed.key, body, contentType === undefined ? {} : { contentType });
-    response.writeHead(200, { etag });
-    response.end();
-    return;
-  }
-  const object = await store.get(parsed.key);
-  if (object === undefined) return fail(response, 404, 'NOT_FOUND', 'No such object.');
-  response.writeHead(200, {
-    etag: object.etag,
-    'content-type': object.contentType ?? 'application/octet-stream',
-    'content-length': object.body.byteLength,
-  });
-  response.end(request.method === 'HEAD' ? undefined : object.body);
+    if (uploading.has(key)) {
+      request.resume();
+      return fail(
+        response,
+        409,
+        'UPLOAD_IN_PROGRESS',
+        'An upload to this URL is already in progress; wait for it to finish.',
+      );
+    }
+    if (uploading.size >= maxConcurrent) {
+      request.resume();
+      return fail(
+        response,
+        503,
+        'TOO_MANY_UPLOADS',
+        `The server takes ${maxConcurrent} uploads at once; retry in a moment.`,
+      );
+    }
+    uploading.add(key);
+    try {
+      const put = { ...(contentType === undefined ? {} : { contentType }), maxBytes: options.maxUploadBytes };
+      let etag: string;
+      if (store.putStream) etag = (await store.putStream(key, request, put)).etag;
+      else {
+        const body = await readBody(request, options.maxUploadBytes);
+        if (!body) throw new Error('over the limit');
+        etag = (await store.put(key, body, contentType === undefined ? {} : { contentType })).etag;
+      }
+      response.writeHead(200, { etag });
+      response.end();
+    } catch (error) {
+      if (response.headersSent) return void response.destroy();
+      // Answered with `connection: close`: the rest of the body is not read.
+      if (isStorageFull(error)) return fail(response, 507, 'INSUFFICIENT_STORAGE', (error as Error).message);
+      if (isApiError(error)) return fail(response, error.status, error.code, error.message);
+      if (request.destroyed) return void response.destroy(); // the client went away: nothing to answer
+      throw error;
+    } finally {
+      uploading.delete(key);
+    }
+  };
+
+  return async (request, response) => {
+    const parsed = parseStorageUrl(new URL(request.url ?? '/', 'http://localhost'));
+    if (parsed === undefined) return fail(response, 404, 'NOT_FOUND', 'Not a storage URL.');
+    const method = request.method === 'HEAD' ? 'GET' : request.method;
+    if (method !== parsed.method)
+      return fail(response, 403, 'SIGNATURE_INVALID', `This URL is signed for ${parsed.method}.`);
+    const verdict = verifyPresigned(secret, parsed, Math.floor(Date.now() / 1000));
+    if (verdict === 'invalid')
+      return fail(
+        response,
+        403,
+        'SIGNATURE_INVALID',
+        'The URL signature does not match; use the URL exactly as the API returned it.',
+      );
+    if (verdict === 'expired')
+      return fail(response, 403, 'URL_EXPIRED', 'This URL has expired; ask the API for a new one.');
+
+    if (parsed.method === 'PUT') {
+      const contentType = request.headers['content-type'];
+      if (parsed.contentType !== undefined && contentType !== parsed.contentType) {
+        return fail(
+          response,
+          403,
+          'SIGNATURE_INVALID',
+          `This URL is signed for Content-Type: ${parsed.contentType}.`,
+        );
+      }
+      return upload(parsed.key, request, response, contentType);
+    }
+    const object = await store.get(parsed.key);
+    if (object === undefined) return fail(response, 404, 'NOT_FOUND', 'No such object.');
+    response.writeHead(200, {
+      etag: object.etag,
+      'content-type': object.contentType ?? 'application/octet-stream',
+      'content-length': object.body.byteLength,
+    });
+    response.end(request.method === 'HEAD' ? undefined : object.body);
+  };
 }

@@ -10,7 +10,10 @@ import { TenantTokens } from './tenants.ts';
 const usage = 'usage: npm run tenants -- add NAME | list';
 const dataDir = resolve(process.env[ENV.dataDir] || '.descent');
 const [command, name] = process.argv.slice(2);
-const tokens = await TenantTokens.open(dataDir);
+const tokens = await TenantTokens.open(dataDir).catch((error: unknown) => {
+  process.stderr.write(`cannot open the data folder ${dataDir}: ${(error as Error).message}\n`);
+  process.exit(2);
+});
 
 if (command === 'add' && name) {
   try {

@@ -5,8 +5,9 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { TENANT_PATTERN } from '../core/platform/keys.ts';
 
 export const DEFAULT_TENANT = 'default';
@@ -20,10 +21,49 @@ interface TenantEntry {
 const hash = (token: string) => createHash('sha256').update(token).digest('hex');
 const newToken = () => `dsc_${randomBytes(24).toString('base64url')}`;
 
+/** Writes `text` to `path` through a temporary file (0600) renamed into place; no temporary file is left. */
 async function writeAtomic(path: string, text: string): Promise<void> {
-  const temp = `${path}.${process.pid}.tmp`;
-  await writeFile(temp, text, { mode: 0o600 });
-  await rename(temp, path);
+  const temp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+  try {
+    await writeFile(temp, text, { mode: 0o600 });
+    await rename(temp, path);
+  } finally {
+    await rm(temp, { force: true });
+  }
+}
+
+/** A lock held longer than this belongs to a process that died: it is broken. */
+const LOCK_STALE_MS = 10_000;
+
+/**
+ * Runs `action` holding `lock` (a file created exclusively): read-modify-writes of one file by
+ * several processes (`npm run tenants -- add` run twice at once, the stack) then never lose a change.
+ */
+async function withFileLock<T>(lock: string, action: () => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await writeFile(lock, String(process.pid), { flag: 'wx', mode: 0o600 });
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const since = await stat(lock).then(
+        (s) => Date.now() - s.mtimeMs,
+        () => 0,
+      );
+      if (since > LOCK_STALE_MS) await rm(lock, { force: true });
+      else await sleep(Math.min(50, 5 + attempt * 5) + Math.random() * 10);
+    }
+  }
+  try {
+    return await action();
+  } finally {
+    await rm(lock, { force: true });
+  }
+}
+
+async function readTenants(file: string): Promise<TenantEntry[]> {
+  if (!existsSync(file)) return [];
+  return (JSON.parse(await readFile(file, 'utf8')) as { tenants?: TenantEntry[] }).tenants ?? [];
 }
 
 export class TenantTokens {
@@ -36,18 +76,14 @@ export class TenantTokens {
   }
 
   static async open(dataDir: string): Promise<TenantTokens> {
-    await mkdir(dataDir, { recursive: true });
+    await mkdir(dataDir, { recursive: true, mode: 0o700 });
     const file = join(dataDir, 'tenants.json');
-    const tenants = existsSync(file)
-      ? ((JSON.parse(await readFile(file, 'utf8')) as { tenants: TenantEntry[] }).tenants ?? [])
-      : [];
-    return new TenantTokens(file, tenants);
+    return new TenantTokens(file, await readTenants(file));
   }
 
   /** Re-reads the file, so tenants added by `npm run tenants` while the stack runs are seen. */
   async reload(): Promise<void> {
-    if (existsSync(this.#file))
-      this.#tenants = (JSON.parse(await readFile(this.#file, 'utf8')) as { tenants: TenantEntry[] }).tenants;
+    if (existsSync(this.#file)) this.#tenants = await readTenants(this.#file);
   }
 
   /** The tenant a bearer token belongs to, or `undefined`. */
@@ -71,8 +107,12 @@ export class TenantTokens {
       );
     }
     const entry = { name, tokenSha256: hash(token), createdAt: new Date().toISOString() };
-    this.#tenants = [...this.#tenants.filter((t) => t.name !== name), entry];
-    await writeAtomic(this.#file, `${JSON.stringify({ tenants: this.#tenants }, null, 2)}\n`);
+    // Under the file's lock, from the file as it is now: a tenant another process added is kept.
+    await withFileLock(`${this.#file}.lock`, async () => {
+      const current = await readTenants(this.#file);
+      this.#tenants = [...current.filter((t) => t.name !== name), entry];
+      await writeAtomic(this.#file, `${JSON.stringify({ tenants: this.#tenants }, null, 2)}\n`);
+    });
     return token;
   }
 }

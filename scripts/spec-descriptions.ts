@@ -42,7 +42,7 @@ export const JOB_SPEC_DESCRIPTIONS: Record<string, string> = {
   'model.layers[]{*}.poolSize': 'Window size.',
   'model.layers[]{*}.filters': 'Number of filters (output channels).',
   'model.layers[]{*}.kernelSize': 'Window size (a pair for height and width in 2D).',
-  'model.layers[]{*}.dilationRate': 'Spacing between the window’s taps.',
+  'model.layers[]{*}.dilationRate': 'Spacing between the window’s taps; above 1 only with strides of 1.',
   'model.layers[]{dense}': 'Fully connected layer.',
   'model.layers[]{dense}.units': 'Output size.',
   'model.layers[]{dropout}': 'Sets a random share of its inputs to zero while training (seeded).',
@@ -69,7 +69,8 @@ export const JOB_SPEC_DESCRIPTIONS: Record<string, string> = {
   'model.layers[]{*}.dropout': 'Dropout rate on the inputs, while training.',
   'model.layers[]{*}.recurrentInitializer': 'Initial recurrent weights (seeded); default `orthogonal`.',
   'model.layers[]{*}.recurrentRegularizer': 'L1 and/or L2 penalty on the recurrent weights.',
-  'model.layers[]{embedding}': 'Learns a vector per integer id (token ids in a sequence).',
+  'model.layers[]{embedding}':
+    'Learns a vector per integer id (token ids in a sequence); the first layer (after reshape or flatten only).',
   'model.layers[]{embedding}.inputDim': 'Vocabulary size: inputs are integer ids from 0 to `inputDim` − 1.',
   'model.layers[]{embedding}.outputDim': 'Length of each vector.',
   'model.layers[]{embedding}.embeddingsInitializer': 'Initial vectors (seeded); default `randomUniform`.',

@@ -105,10 +105,15 @@ export function deriveModel(
   }
   const freeze = spec.model.freeze;
   if (freeze !== undefined) {
-    const layers = model.layers.filter((l) => l.getClassName() !== 'InputLayer');
+    // The base model's layers: a new head always trains.
+    const layers = model.layers.filter(
+      (l) => l.getClassName() !== 'InputLayer' && l.name !== 'output_finetuned',
+    );
     if (typeof freeze === 'number') {
       if (freeze > layers.length)
-        throw invalid(`model.freeze is ${freeze} but the model has ${layers.length} layers.`);
+        throw invalid(
+          `model.freeze is ${freeze} but the base model keeps ${layers.length} layer${layers.length === 1 ? '' : 's'}${model === base ? '' : ' (its output layer is replaced by a new head, which always trains)'}.`,
+        );
       layers.slice(0, freeze).forEach((l) => {
         l.trainable = false;
       });
@@ -126,5 +131,9 @@ export function deriveModel(
       );
     }
   }
+  if (model.trainableWeights.length === 0)
+    throw invalid(
+      'model.freeze leaves no layer to train: freeze fewer layers, or replace the head (replaceHead).',
+    );
   return model;
 }

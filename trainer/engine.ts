@@ -23,6 +23,7 @@ import {
 } from '../core/training/training-rules.ts';
 import type { TF } from './backend.ts';
 import { defaultLoss, meanLoss } from './losses.ts';
+import { classifyComputeError, computing } from './numeric-checks.ts';
 import { type OptimizerState, restoreOptimizer } from './optimizer-state.ts';
 import { adadelta, rmsprop } from './optimizers.ts';
 
@@ -72,6 +73,11 @@ export interface TrainHooks<Context = EpochContext> {
   onEpoch?: (metrics: EpochMetrics, context: Context) => Promise<'stop' | undefined> | 'stop' | undefined;
   /** Things worth an event (a learning rate reduced on plateau). */
   onInfo?: (message: string) => void;
+  /**
+   * Asked every half second inside an epoch: `true` stops training before the epoch's end (a cancel
+   * or the maximum runtime); the epoch is not recorded.
+   */
+  interrupt?: () => Promise<boolean>;
 }
 
 export interface TrainOptions {
@@ -82,6 +88,8 @@ export interface TrainOptions {
   hooks?: TrainHooks;
   /** Continue a run from a checkpoint: weights are already in `model`. */
   resume?: { state: TrainState; optimizer: OptimizerState; bestWeights?: Tensor[] };
+  /** Rows per validation slice (the resource estimate's evaluation slice). @default 2048 */
+  evalSliceRows?: number;
 }
 
 export function buildOptimizer(tf: TF, o: OptimizerSpec): Optimizer {
@@ -125,8 +133,11 @@ function withRandom<T>(rng: () => number, fn: () => T): T {
   }
 }
 
-/** Mean loss and accuracy / MAE of a set, in slices so that large sets fit in memory. */
-export function evaluateSet(
+/**
+ * Mean loss and accuracy / MAE of a set, in slices so that large sets fit in memory, giving the event
+ * loop a turn between slices (the queue's heartbeat must not starve).
+ */
+export async function evaluateSet(
   tf: TF,
   model: LayersModel,
   loss: LossName,
@@ -138,14 +149,19 @@ export function evaluateSet(
   let lossSum = 0;
   let metricSum = 0;
   for (let start = 0; start < n; start += slice) {
+    if (start > 0) await new Promise<void>((resolve) => setImmediate(resolve));
     const size = Math.min(slice, n - start);
-    const [l, m] = tf.tidy(() => {
-      const x = set.x.slice(start, size);
-      const y = set.y.slice(start, size);
-      const pred = model.predict(x) as Tensor;
-      const total = tf.mul(meanLoss(tf, loss, y, pred), size);
-      return [total, sideMetric(tf, pred, y, set.labels?.slice(start, size), classCount)];
-    });
+    const [l, m] = computing(
+      () => `the evaluation of rows ${start + 1}–${start + size}`,
+      () =>
+        tf.tidy(() => {
+          const x = set.x.slice(start, size);
+          const y = set.y.slice(start, size);
+          const pred = model.predict(x) as Tensor;
+          const total = tf.mul(meanLoss(tf, loss, y, pred), size);
+          return [total, sideMetric(tf, pred, y, set.labels?.slice(start, size), classCount)];
+        }),
+    );
     lossSum += scalarOf(l) as number;
     metricSum += scalarOf(m) as number;
     tf.dispose([l, m] as Tensor[]);
@@ -189,6 +205,10 @@ function clip(
 
 /** What one training step needs, the same for every batch of a run. */
 interface StepContext {
+  /** The epoch being trained (for messages). */
+  epoch: number;
+  /** Asked at every yield: `true` stops the epoch early. */
+  interrupt: (() => Promise<boolean>) | undefined;
   model: LayersModel;
   optimizer: Optimizer;
   loss: LossName;
@@ -209,7 +229,7 @@ async function runEpoch(
   order: Int32Array,
   rng: ReturnType<typeof seededRng>,
   yieldState: { last: number },
-): Promise<{ loss: number; metric: number }> {
+): Promise<{ loss: number; metric: number; interrupted?: boolean }> {
   const { model, optimizer, loss, trainSet, batchSize, classCount } = step;
   const n = order.length;
   const perm = tf.tensor1d(order, 'int32');
@@ -222,28 +242,35 @@ async function runEpoch(
     if (performance.now() - yieldState.last > 500) {
       await new Promise<void>((resolve) => setImmediate(resolve));
       yieldState.last = performance.now();
+      if (await step.interrupt?.()) {
+        tf.dispose([perm, lossSum, metricSum]);
+        return { loss: Number.NaN, metric: Number.NaN, interrupted: true };
+      }
     }
     const size = Math.min(batchSize, n - start);
-    const [batchLoss, batchMetric] = withRandom(rng, () =>
-      tf.tidy(() => {
-        const whole = batchSize === n;
-        const idx = whole ? undefined : perm.slice(start, size);
-        const pick = (t: Tensor | undefined) => (t && idx ? tf.gather(t, idx) : t);
-        const xb = pick(trainSet.x) as Tensor;
-        const yb = pick(trainSet.y) as Tensor;
-        const wb = pick(trainSet.weights);
-        const lb = pick(trainSet.labels);
-        let side: Tensor | undefined;
-        const { value, grads } = tf.variableGrads(() => {
-          const pred = model.apply(xb, { training: true }) as Tensor;
-          side = tf.keep(sideMetric(tf, pred, yb, lb, classCount));
-          const dataLoss = meanLoss(tf, loss, yb, pred, wb);
-          const penalties = model.calculateLosses();
-          return (penalties.length ? tf.addN([dataLoss, ...penalties]) : dataLoss) as Scalar;
-        }, vars);
-        optimizer.applyGradients(clip(tf, grads, step.clipping));
-        return [tf.mul(value, size), side as Tensor];
-      }),
+    const where = () => `training step ${Math.floor(start / batchSize) + 1} of epoch ${step.epoch}`;
+    const [batchLoss, batchMetric] = computing(where, () =>
+      withRandom(rng, () =>
+        tf.tidy(() => {
+          const whole = batchSize === n;
+          const idx = whole ? undefined : perm.slice(start, size);
+          const pick = (t: Tensor | undefined) => (t && idx ? tf.gather(t, idx) : t);
+          const xb = pick(trainSet.x) as Tensor;
+          const yb = pick(trainSet.y) as Tensor;
+          const wb = pick(trainSet.weights);
+          const lb = pick(trainSet.labels);
+          let side: Tensor | undefined;
+          const { value, grads } = tf.variableGrads(() => {
+            const pred = model.apply(xb, { training: true }) as Tensor;
+            side = tf.keep(sideMetric(tf, pred, yb, lb, classCount));
+            const dataLoss = meanLoss(tf, loss, yb, pred, wb);
+            const penalties = model.calculateLosses();
+            return (penalties.length ? tf.addN([dataLoss, ...penalties]) : dataLoss) as Scalar;
+          }, vars);
+          optimizer.applyGradients(clip(tf, grads, step.clipping));
+          return [tf.mul(value, size), side as Tensor];
+        }),
+      ),
     ) as [Tensor, Tensor];
     const nextLoss = tf.add(lossSum, batchLoss);
     const nextMetric = tf.add(metricSum, batchMetric);
@@ -252,9 +279,13 @@ async function runEpoch(
     metricSum = nextMetric;
   }
   perm.dispose();
-  const sums = { loss: (await lossSum.data())[0] as number, metric: (await metricSum.data())[0] as number };
-  tf.dispose([lossSum, metricSum]);
-  return sums;
+  try {
+    return { loss: (await lossSum.data())[0] as number, metric: (await metricSum.data())[0] as number };
+  } catch (error) {
+    throw classifyComputeError(error, `the end of epoch ${step.epoch}`);
+  } finally {
+    tf.dispose([lossSum, metricSum]);
+  }
 }
 
 export async function train(
@@ -295,6 +326,8 @@ export async function train(
   const started = performance.now();
   const yieldState = { last: started };
   const step: StepContext = {
+    epoch: 0,
+    interrupt: hooks.interrupt,
     model,
     optimizer,
     loss,
@@ -316,14 +349,19 @@ export async function train(
         for (let i = 0; i < n; i++) order[i] = i;
         shuffleInPlace(order, rng);
       }
+      step.epoch = epoch;
       const epochSums = await runEpoch(tf, step, order, rng, yieldState);
+      if (epochSums.interrupted) {
+        stoppedBy = 'cancelled';
+        break;
+      }
       const epochLoss = epochSums.loss / n;
       const epochMetric = epochSums.metric / n;
       samples += n;
 
       const metrics: EpochMetrics = { epoch, loss: epochLoss, [metricName]: epochMetric, learningRate: rate };
       if (validationSet) {
-        const v = evaluateSet(tf, model, loss, validationSet, classCount);
+        const v = await evaluateSet(tf, model, loss, validationSet, classCount, options.evalSliceRows);
         metrics.valLoss = v.loss;
         metrics[classCount ? 'valAccuracy' : 'valMae'] = v.metric;
       }

@@ -1,28 +1,44 @@
-/** Evaluation of a trained model on sets of rows: the report's metrics and permutation feature importance. */
+/**
+ * Evaluation of a trained model on sets of rows: the report's metrics and permutation feature
+ * importance. Predictions run in slices, with a turn of the event loop and a check for a cancel, the
+ * maximum runtime or a shutdown between slices (`pace`); importance is bounded by a stated budget.
+ */
 import type { LayersModel, Tensor } from '@tensorflow/tfjs';
 import { seededRng, shuffleInPlace } from '../core/platform/random.ts';
 import { classificationMetrics, logLoss, regressionMetrics, rocAuc } from '../core/training/metrics.ts';
 import { type FittedPreprocessing, widthOf } from '../core/training/preprocess.ts';
 import type { TF } from './backend.ts';
+import { computing } from './numeric-checks.ts';
 
-/** Raw model outputs for row-major inputs, row-major [n × units]. */
-export function predictRaw(
+/** Between slices of a prediction: `TrainingSession.pace`, or nothing. */
+export type PaceFn = () => Promise<void>;
+const noPace: PaceFn = async () => {};
+
+/** Raw model outputs for row-major inputs, row-major [n × units], `slice` rows at a time. */
+export async function predictRaw(
   tf: TF,
   model: LayersModel,
   x: Float32Array,
   n: number,
   inputShape: number[],
-  slice = 2048,
-): Float32Array {
+  options: { slice?: number; pace?: PaceFn } = {},
+): Promise<Float32Array> {
   const width = inputShape.reduce((a, b) => a * b, 1);
+  const slice = Math.max(1, options.slice ?? 2048);
+  const pace = options.pace ?? noPace;
   const parts: Float32Array[] = [];
   for (let start = 0; start < n; start += slice) {
+    await pace();
     const size = Math.min(slice, n - start);
-    const out = tf.tidy(
+    const out = computing(
+      () => `the prediction of rows ${start + 1}–${start + size}`,
       () =>
-        model.predict(
-          tf.tensor(x.subarray(start * width, (start + size) * width), [size, ...inputShape]),
-        ) as Tensor,
+        tf.tidy(
+          () =>
+            model.predict(
+              tf.tensor(x.subarray(start * width, (start + size) * width), [size, ...inputShape]),
+            ) as Tensor,
+        ),
     );
     parts.push(out.dataSync() as Float32Array);
     out.dispose();
@@ -85,43 +101,107 @@ export interface FeatureImportance {
   std: number;
 }
 
+/** The budget of permutation importance: rows scored, features shuffled, and predictions in all. */
+export const IMPORTANCE_BUDGET = {
+  /** Rows of the held-out set it scores at most. */
+  maxRows: 5000,
+  /** Features it shuffles at most (a seeded sample of them when there are more). */
+  maxFeatures: 50,
+  /** Shuffles of each feature. */
+  repeats: 3,
+  /** Row predictions in all (baseline + features × repeats): fewer rows when many features. */
+  maxPredictions: 1_000_000,
+  /** ...but never fewer rows than this (or all of them). */
+  minRows: 200,
+} as const;
+
+export interface ImportanceResult {
+  features: FeatureImportance[];
+  /** Features shuffled, of `featuresTotal`. */
+  featuresEvaluated: number;
+  featuresTotal: number;
+  rows: number;
+  repeats: number;
+}
+
+/** How many rows importance scores for `features` shuffled features of `available` rows. */
+export function importanceRows(available: number, features: number): number {
+  const b = IMPORTANCE_BUDGET;
+  const byBudget = Math.floor(b.maxPredictions / (1 + features * b.repeats));
+  return Math.min(available, b.maxRows, Math.max(b.minRows, byBudget));
+}
+
 /**
  * Permutation feature importance: the drop in the metric when one feature's values are shuffled
- * across rows (seeded, `repeats` times), all its encoded columns together.
+ * across rows (seeded, `repeats` times), all its encoded columns together, within `IMPORTANCE_BUDGET`:
+ * at most `maxFeatures` features (a seeded sample) and `maxPredictions` row predictions. Each shuffle
+ * permutes the feature's values in place and puts them back (no copy of the inputs).
  */
-export function permutationImportance(
+export async function permutationImportance(
   tf: TF,
   model: LayersModel,
   fitted: FittedPreprocessing,
   x: Float32Array,
-  n: number,
-  score: (raw: Float32Array) => number,
+  available: number,
+  score: (raw: Float32Array, rows: number) => number,
   seed: number,
-  repeats = 3,
-): FeatureImportance[] {
-  if (fitted.columns.some((c) => c.kind === 'array') || n < 2) return [];
-  const width = fitted.inputShape.reduce((a, b) => a * b, 1);
-  const baseline = score(predictRaw(tf, model, x, n, fitted.inputShape));
+  options: { slice?: number; pace?: PaceFn } = {},
+): Promise<ImportanceResult> {
+  const total = fitted.columns.length;
+  const b = IMPORTANCE_BUDGET;
+  if (fitted.columns.some((c) => c.kind === 'array') || available < 2)
+    return { features: [], featuresEvaluated: 0, featuresTotal: total, rows: 0, repeats: b.repeats };
+  const width = fitted.inputShape.reduce((a, c) => a * c, 1);
   const rng = seededRng(seed ^ 0x1397);
+  // Every feature with its offset, then a seeded sample of them when there are more than the budget.
   let offset = 0;
-  const result: FeatureImportance[] = [];
-  for (const column of fitted.columns) {
-    const w = widthOf(column);
+  const all = fitted.columns.map((column) => {
+    const entry = { name: column.name, offset, width: widthOf(column) };
+    offset += entry.width;
+    return entry;
+  });
+  const order = Int32Array.from(all.keys());
+  if (all.length > b.maxFeatures) shuffleInPlace(order, rng);
+  const chosen = Array.from(
+    order.subarray(0, Math.min(all.length, b.maxFeatures)),
+    (i) => all[i] as (typeof all)[number],
+  );
+  const n = importanceRows(available, chosen.length);
+  const view = x.subarray(0, n * width);
+  const predict = () => predictRaw(tf, model, view, n, fitted.inputShape, options);
+  const baseline = score(await predict(), n);
+  const features: FeatureImportance[] = [];
+  for (const feature of chosen) {
+    const original = new Float32Array(n * feature.width);
+    for (let i = 0; i < n; i++)
+      original.set(
+        view.subarray(i * width + feature.offset, i * width + feature.offset + feature.width),
+        i * feature.width,
+      );
     const drops: number[] = [];
-    for (let r = 0; r < repeats; r++) {
-      const order = Int32Array.from({ length: n }, (_, i) => i);
-      shuffleInPlace(order, rng);
-      const shuffled = x.slice();
-      for (let i = 0; i < n; i++) {
-        const from = (order[i] as number) * width + offset;
-        shuffled.set(x.subarray(from, from + w), i * width + offset);
+    try {
+      for (let r = 0; r < b.repeats; r++) {
+        const perm = Int32Array.from({ length: n }, (_, i) => i);
+        shuffleInPlace(perm, rng);
+        for (let i = 0; i < n; i++) {
+          const from = (perm[i] as number) * feature.width;
+          view.set(original.subarray(from, from + feature.width), i * width + feature.offset);
+        }
+        drops.push(baseline - score(await predict(), n));
       }
-      drops.push(baseline - score(predictRaw(tf, model, shuffled, n, fitted.inputShape)));
+    } finally {
+      for (let i = 0; i < n; i++)
+        view.set(original.subarray(i * feature.width, (i + 1) * feature.width), i * width + feature.offset);
     }
-    const mean = drops.reduce((a, b) => a + b, 0) / repeats;
-    const std = Math.sqrt(drops.reduce((a, b) => a + (b - mean) ** 2, 0) / repeats);
-    result.push({ feature: column.name, importance: mean, std });
-    offset += w;
+    const mean = drops.reduce((a, d) => a + d, 0) / b.repeats;
+    const std = Math.sqrt(drops.reduce((a, d) => a + (d - mean) ** 2, 0) / b.repeats);
+    features.push({ feature: feature.name, importance: mean, std });
   }
-  return result.sort((a, b) => b.importance - a.importance);
+  return {
+    features: features.sort((a, c) => c.importance - a.importance),
+    featuresEvaluated: chosen.length,
+    featuresTotal: total,
+    rows: n,
+    repeats: b.repeats,
+  };
 }

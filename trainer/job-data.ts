@@ -9,7 +9,7 @@ import { parseTableStream } from '../core/datasets/tabular.ts';
 import type { JobSpec } from '../core/jobs/job-spec.ts';
 import { UnrecoverableError } from '../core/platform/errors.ts';
 import { datasetKeys } from '../core/platform/keys.ts';
-import type { Limits } from '../core/platform/limits.ts';
+import { type Limits, MAX_CLASS_LABEL_CHARS } from '../core/platform/limits.ts';
 import type { ObjectStore } from '../core/platform/ports.ts';
 import { type PreparedData, prepareData } from '../core/training/dataset-prep.ts';
 
@@ -20,9 +20,13 @@ export interface JobData {
 }
 
 export interface DataLimits {
-  /** Most rows a job may hold in memory. */
+  /** Most rows a job may hold in memory (default: `quotas.maxRows`). */
   readonly maxRows?: number;
-  readonly quotas?: Pick<Limits, 'maxDatasetBytes' | 'maxEpochRows'>;
+  readonly quotas?: Partial<Limits> & Pick<Limits, 'maxDatasetBytes' | 'maxEpochRows'>;
+  /** The memory the parsed table may take (the job's memory budget). */
+  readonly maxTableBytes?: number;
+  /** Between chunks: a turn of the event loop, and a cancel, the maximum runtime or a shutdown applied. */
+  readonly pace?: (phase: string) => Promise<void>;
 }
 
 export async function loadJobData(
@@ -45,18 +49,23 @@ export async function loadJobData(
   let bytes = 0;
   async function* hashed() {
     for await (const chunk of stream as AsyncIterable<Uint8Array>) {
+      await limits.pace?.('loading the data');
       hash.update(chunk);
       bytes += chunk.byteLength;
       yield chunk;
     }
   }
-  const table = await parseTableStream(
-    hashed(),
-    meta.format,
-    limits.maxRows === undefined ? {} : { maxRows: limits.maxRows },
-  );
-  const data: PreparedData = { ...prepareData(table, spec), source: meta.format };
   const quotas = limits.quotas;
+  const maxRows = limits.maxRows ?? quotas?.maxRows;
+  const table = await parseTableStream(hashed(), meta.format, {
+    ...(maxRows !== undefined ? { maxRows } : {}),
+    ...(quotas?.maxColumns !== undefined ? { maxColumns: quotas.maxColumns } : {}),
+    ...(quotas?.maxLineBytes !== undefined ? { maxLineChars: quotas.maxLineBytes } : {}),
+    ...(limits.maxTableBytes !== undefined ? { maxTableBytes: limits.maxTableBytes } : {}),
+  });
+  await limits.pace?.('preparing the data');
+  const data: PreparedData = { ...prepareData(table, spec), source: meta.format };
+  checkClassLabels(data, spec.dataset.label);
   if (quotas && bytes > quotas.maxDatasetBytes) {
     throw new UnrecoverableError(
       'QUOTA_EXCEEDED',
@@ -71,4 +80,14 @@ export async function loadJobData(
     );
   }
   return { data, sha256: hash.digest('hex'), bytes };
+}
+
+/** Class labels are kept in the job record and the model's metadata: each is bounded. */
+function checkClassLabels(data: PreparedData, label: string): void {
+  const long = data.classes?.find((c) => String(c).length > MAX_CLASS_LABEL_CHARS);
+  if (long === undefined) return;
+  throw new UnrecoverableError(
+    'INVALID_DATA',
+    `Column "${label}" has a class of ${String(long).length} characters; class labels may have at most ${MAX_CLASS_LABEL_CHARS} (is "${label}" the right label column?).`,
+  );
 }

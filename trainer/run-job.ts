@@ -7,9 +7,9 @@
 import type { LayersModel } from '@tensorflow/tfjs';
 import type { JobMessage, JobRecord } from '../core/jobs/job-record.ts';
 import { type Fence, FencedError, type JobLifecycle } from '../core/jobs/lifecycle.ts';
-import { UnrecoverableError } from '../core/platform/errors.ts';
+import { isStorageFull, UnrecoverableError } from '../core/platform/errors.ts';
 import { jobKeys } from '../core/platform/keys.ts';
-import type { Limits } from '../core/platform/limits.ts';
+import { DEFAULT_LIMITS, type Limits } from '../core/platform/limits.ts';
 import type { Logger } from '../core/platform/log.ts';
 import type { ObjectStore } from '../core/platform/ports.ts';
 import { type StopRule, trialStopRule } from '../core/sweeps/sweep-controller.ts';
@@ -31,13 +31,23 @@ import { Checkpoints, type LoadedCheckpoint } from './checkpoint.ts';
 import type { EpochContext } from './engine.ts';
 import { evaluateDelivered, scoreFold } from './evaluate-model.ts';
 import { faultPoint } from './faults.ts';
-import { disposeSet, type EncodedSet, type FitOptions, type FitResult, fit } from './fit.ts';
+import {
+  disposeSet,
+  type EncodedSet,
+  type FitOptions,
+  type FitResult,
+  fit,
+  type MemoryBudget,
+  WASM_TENSOR_BUDGET_BYTES,
+} from './fit.ts';
 import { type JobData, loadJobData } from './job-data.ts';
 import { defaultLoss } from './losses.ts';
 import { hasConvolutions, outputFor } from './model-builder.ts';
+import { checkFiniteWeights } from './numeric-checks.ts';
 import { publishArtifacts } from './publish.ts';
 import { runPredictions } from './run-predictions.ts';
-import { type Phase, TrainingSession } from './training-session.ts';
+import { type Phase, PhaseStopped, TrainingSession } from './training-session.ts';
+import { tableBudgetBytes, workerMemoryBytes } from './worker-memory.ts';
 
 export interface TrainerDeps {
   readonly store: ObjectStore;
@@ -53,8 +63,10 @@ export interface TrainerDeps {
   readonly progressIntervalMs?: number;
   /** Most rows a job may hold in memory. */
   readonly maxRows?: number;
-  /** The deployment's quotas, enforced again on the data actually read (it may change after submit). */
-  readonly limits?: Pick<Limits, 'maxDatasetBytes' | 'maxEpochRows'>;
+  /** The deployment's limits, enforced again on the data actually read (it may change after submit). */
+  readonly limits?: Partial<Limits> & Pick<Limits, 'maxDatasetBytes' | 'maxEpochRows'>;
+  /** The memory this worker has (default: its cgroup limit, else the machine's). */
+  readonly memoryBytes?: number;
   /** The price of an hour of this worker, for the record's cost estimate. */
   readonly hourlyPriceUsd?: number;
   /** The instance type that price is for (AWS), recorded beside it. */
@@ -94,6 +106,7 @@ class JobRun {
   readonly #sets: (EncodedSet | undefined)[] = [];
   #resume: LoadedCheckpoint | undefined;
   #peakTensorBytes = 0;
+  readonly #memory: MemoryBudget;
 
   constructor(deps: TrainerDeps, tenant: string, job: JobRecord, signal: AbortSignal) {
     this.#deps = deps;
@@ -102,6 +115,7 @@ class JobRun {
     this.#fence = { attempt: job.attempt };
     this.#signal = signal;
     this.#log = deps.log.child({ tenant, jobId: job.id });
+    this.#memory = memoryBudget(deps);
     const checkpoints = new Checkpoints(
       deps.store,
       jobKeys(tenant, job.id).checkpoints,
@@ -135,6 +149,8 @@ class JobRun {
       const input = await loadJobData(this.#deps.store, this.#tenant, spec, {
         ...(this.#deps.maxRows !== undefined ? { maxRows: this.#deps.maxRows } : {}),
         ...(this.#deps.limits ? { quotas: this.#deps.limits } : {}),
+        maxTableBytes: tableBudgetBytes(this.#memory.bytes),
+        pace: this.#pace,
       });
       for (const warning of input.data.warnings) await this.#warn(warning);
       if (this.#deps.backend === 'cpu' && hasConvolutions(spec)) {
@@ -153,9 +169,11 @@ class JobRun {
       this.#sets.push(final.train, final.validation);
       const last = this.#session.history.at(-1);
       if (last) await this.#session.progress(last, input.data.folds ? 'final model' : undefined, true);
-      if (final.outcome.stoppedBy === 'cancelled') return await this.#stopped(last?.epoch ?? 0);
+      if (final.outcome.stoppedBy === 'cancelled') return await this.#stopped(`at epoch ${last?.epoch ?? 0}`);
       return await this.#complete(input, final);
     } catch (error) {
+      if (error instanceof PhaseStopped)
+        return await this.#stopped(`while ${error.phase}`).catch((e) => this.#failed(e));
       return await this.#failed(error);
     } finally {
       for (const model of this.#models) model.dispose();
@@ -198,8 +216,10 @@ class JobRun {
       });
       try {
         if (result.outcome.stoppedBy === 'cancelled')
-          return await this.#stopped(result.outcome.history.at(-1)?.epoch ?? 0);
-        folds.push(scoreFold(this.#deps.tf, data, i + 1, result));
+          return await this.#stopped(
+            `at epoch ${result.outcome.history.at(-1)?.epoch ?? 0} of fold ${i + 1}`,
+          );
+        folds.push(await scoreFold(this.#deps.tf, data, i + 1, result, this.#pace));
       } finally {
         result.outcome.model.dispose();
         disposeSet(this.#deps.tf, result.train);
@@ -249,6 +269,8 @@ class JobRun {
     return fit(tf, spec, data, {
       ...rows,
       hooks,
+      memory: this.#memory,
+      pace: this.#pace,
       ...(makeModel ? { makeModel } : {}),
       ...(resume ? { resume } : {}),
     });
@@ -260,7 +282,8 @@ class JobRun {
     const { spec } = this.#job;
     const { data } = input;
     const history = this.#session.history;
-    const evaluation = evaluateDelivered(tf, spec, data, final, history.at(-1));
+    checkFiniteWeights(tf, final.outcome.model, spec.training.optimizer.learningRate);
+    const evaluation = await evaluateDelivered(tf, spec, data, final, history.at(-1), this.#pace);
     this.#sets.push(evaluation.testSet);
     const kfold = data.folds ? kfoldSection(this.#session.folds, data.trainRows.length) : undefined;
 
@@ -354,13 +377,16 @@ class JobRun {
     return 'done';
   }
 
-  /** Training stopped before its end: a timeout, a sweep's stopping rule, this worker stopping, or a cancel. */
-  async #stopped(epoch: number): Promise<JobOutcome> {
+  /**
+   * The job stopped before its end (`when`: `at epoch 4`, `while evaluating the model`): a timeout, a
+   * sweep's stopping rule, this worker stopping, or a cancel.
+   */
+  async #stopped(when: string): Promise<JobOutcome> {
     const session = this.#session;
     if (session.timedOut && !session.cancelRequested) {
       throw new UnrecoverableError(
         'TIMEOUT',
-        `Training ran past resources.maxRuntimeSeconds (${this.#job.spec.resources.maxRuntimeSeconds} s) at epoch ${epoch}; its last checkpoint is kept.`,
+        `The job ran past resources.maxRuntimeSeconds (${this.#job.spec.resources.maxRuntimeSeconds} s) ${when}; its last checkpoint is kept.`,
       );
     }
     // A cancel seen in the record wins over this worker stopping: on AWS Batch, cancelling a running
@@ -368,31 +394,41 @@ class JobRun {
     if (this.#signal.aborted && !session.cancelRequested) {
       this.#log.info('job interrupted by shutdown; releasing it for another worker', {
         attempt: this.#fence.attempt,
-        epoch,
+        when,
       });
       await this.#event(
         'warning',
-        `Attempt ${this.#fence.attempt} was interrupted at epoch ${epoch} (worker stopping); the job will be retried.`,
+        `Attempt ${this.#fence.attempt} was interrupted ${when} (worker stopping); the job will be retried.`,
       );
       return 'interrupted';
     }
     const ruledOut = session.ruledOut;
     if (ruledOut) {
       await this.#finish('STOPPED_EARLY', { checkpoint: undefined }, (r) =>
-        r.status === 'STOPPED_EARLY'
-          ? `Stopped early at epoch ${epoch}: ${ruledOut}.`
-          : `Cancelled at epoch ${epoch}.`,
+        r.status === 'STOPPED_EARLY' ? `Stopped early ${when}: ${ruledOut}.` : `Cancelled ${when}.`,
       );
       await this.#clearCheckpoints();
       return 'done';
     }
-    await this.#finish('CANCELLED', {}, () => `Cancelled at epoch ${epoch}.`);
+    await this.#finish('CANCELLED', {}, () => `Cancelled ${when}.`);
     return 'done';
   }
 
-  /** A failed attempt: a job's own error fails it now; anything else is temporary and retried. */
-  async #failed(error: unknown): Promise<JobOutcome> {
+  /** Between steps of loading, encoding and evaluating: see `TrainingSession.pace`. */
+  readonly #pace = (phase: string): Promise<void> => this.#session.pace(phase);
+
+  /**
+   * A failed attempt: a job's own error fails it now; a full storage fails it too (saying so: every
+   * attempt would fail the same way until space is freed); anything else is temporary and retried.
+   */
+  async #failed(thrown: unknown): Promise<JobOutcome> {
     const attempt = this.#fence.attempt;
+    const error = isStorageFull(thrown)
+      ? new UnrecoverableError(
+          'STORAGE_FULL',
+          `The service's storage is full: ${String((thrown as Error).message ?? thrown)}. Free space, then submit the job again.`,
+        )
+      : thrown;
     if (error instanceof FencedError) {
       this.#log.warn('dropping work: fenced', { attempt, reason: error.message });
       return 'fenced';
@@ -449,4 +485,18 @@ class JobRun {
       message,
     });
   }
+}
+
+/** The memory a job may use on this worker: the deployment's limit, at most the worker's memory. */
+function memoryBudget(deps: TrainerDeps): MemoryBudget {
+  const limit = deps.limits?.jobMemoryBytes ?? DEFAULT_LIMITS.jobMemoryBytes;
+  const real = deps.memoryBytes ?? workerMemoryBytes();
+  return {
+    bytes: Math.min(limit, real),
+    source:
+      limit <= real
+        ? 'a job may use (setting DESCENT_JOB_MEMORY_BYTES)'
+        : "this worker's memory (DESCENT_JOB_MEMORY_BYTES is higher than the worker has)",
+    ...(deps.backend === 'wasm' ? { tensorBytes: WASM_TENSOR_BUDGET_BYTES } : {}),
+  };
 }

@@ -4,6 +4,11 @@
  * and whenever training is about to stop), the job's maximum runtime, a cancel seen in the record, the
  * worker's stop signal and a sweep's stopping rule. Everything is timed by the injected clock, and
  * nothing here touches a tensor (the checkpointer does), so the cadence is tested without TensorFlow.
+ *
+ * The same session paces the phases that are not epochs (loading the data, encoding it, evaluating
+ * the model): `pace` gives the event loop a turn (the queue heartbeat, the stop signal) and applies a
+ * cancel, the maximum runtime and a shutdown there too; `interrupted` lets a long epoch stop early
+ * for a cancel or the maximum runtime.
  */
 import { type EpochMetrics, isTerminal, type JobRecord } from '../core/jobs/job-record.ts';
 import type { JobStore } from '../core/jobs/job-store.ts';
@@ -26,6 +31,27 @@ export interface Checkpointer<Context> {
 /** Why the session asked training to stop early. */
 export type StopCause = 'shutdown' | 'timeout' | 'cancel' | 'stop-rule';
 
+/** A phase that is not training stopped for a cancel, the maximum runtime or a shutdown. */
+export class PhaseStopped extends Error {
+  readonly stopCause: Exclude<StopCause, 'stop-rule'>;
+  /** What was running, in words (`evaluating the model`). */
+  readonly phase: string;
+  constructor(cause: Exclude<StopCause, 'stop-rule'>, phase: string) {
+    super(`${phase} stopped (${cause})`);
+    this.name = 'PhaseStopped';
+    this.stopCause = cause;
+    this.phase = phase;
+  }
+}
+
+/** How often `pace` gives the event loop a turn, in ms of the injected clock. */
+export const PACE_MS = 100;
+/**
+ * A cancel or the maximum runtime stops an epoch before its end once it has run this long (a shorter
+ * epoch ends first, so that its checkpoint keeps the work, as the docs promise).
+ */
+export const EPOCH_INTERRUPT_MS = 60_000;
+
 export interface SessionDeps<Context> {
   readonly lifecycle: JobLifecycle;
   readonly now: () => Date;
@@ -38,6 +64,8 @@ export interface SessionDeps<Context> {
   readonly stopRule?: StopRule;
   /** Called after every epoch (the peak of tensor memory is sampled there). */
   readonly onEpoch?: () => void;
+  /** @default EPOCH_INTERRUPT_MS */
+  readonly epochInterruptMs?: number;
 }
 
 export class TrainingSession<Context extends { state: TrainState }> {
@@ -60,6 +88,9 @@ export class TrainingSession<Context extends { state: TrainState }> {
   #lastFlush = Number.NEGATIVE_INFINITY;
   #lastCheckpoint: number;
   #metricsEtag: string | null = null;
+  #lastPace = Number.NEGATIVE_INFINITY;
+  #lastPoll = Number.NEGATIVE_INFINITY;
+  #epochStartedAt: number;
 
   constructor(deps: SessionDeps<Context>, tenant: string, job: JobRecord) {
     this.#deps = deps;
@@ -69,6 +100,7 @@ export class TrainingSession<Context extends { state: TrainState }> {
     this.#jobs = deps.lifecycle.jobs;
     this.#startedAt = Date.parse(job.startedAt ?? job.updatedAt);
     this.#lastCheckpoint = deps.now().getTime();
+    this.#epochStartedAt = this.#lastCheckpoint;
   }
 
   /** Reads where `metrics.json` stands, so the first write is fenced against another attempt's. */
@@ -93,10 +125,50 @@ export class TrainingSession<Context extends { state: TrainState }> {
     return undefined;
   }
 
+  /**
+   * Between steps of a phase that is not an epoch: at most every `PACE_MS` yields to the event loop,
+   * then applies the maximum runtime, a cancel seen in the record (read at the progress cadence) and
+   * the worker's stop signal by throwing `PhaseStopped`; `FencedError` if the job is no longer this
+   * attempt's. `phase` says what was running, for the job's event.
+   */
+  async pace(phase: string): Promise<void> {
+    const now = this.#deps.now().getTime();
+    if (now - this.#lastPace < PACE_MS) return;
+    this.#lastPace = now;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    await this.#poll(now);
+    const cause = this.stopCause;
+    if (cause && cause !== 'stop-rule') throw new PhaseStopped(cause, phase);
+  }
+
+  /**
+   * Inside an epoch: whether to stop before its end, for a cancel or the maximum runtime, once the
+   * epoch has run `EPOCH_INTERRUPT_MS` (a shorter one ends and checkpoints first; a shutdown always
+   * lets the epoch end, so that its checkpoint keeps the work).
+   */
+  readonly interrupted = async (): Promise<boolean> => {
+    const now = this.#deps.now().getTime();
+    await this.#poll(now);
+    const long = now - this.#epochStartedAt >= (this.#deps.epochInterruptMs ?? EPOCH_INTERRUPT_MS);
+    return long && (this.cancelRequested || this.timedOut);
+  };
+
+  /** The runtime against the maximum; the record (at the progress cadence) for a cancel or a new owner. */
+  async #poll(now: number): Promise<void> {
+    if (now - this.#startedAt > this.#job.spec.resources.maxRuntimeSeconds * 1000) this.timedOut = true;
+    if (now - this.#lastPoll < (this.#deps.progressIntervalMs ?? 1000)) return;
+    this.#lastPoll = now;
+    const found = (await this.#jobs.find(this.#tenant, this.#job.id))?.record;
+    if (!found || found.attempt !== this.#fence.attempt || isTerminal(found.status))
+      throw new FencedError(`attempt ${this.#fence.attempt} no longer owns the job`);
+    if (found.status === 'CANCELLING') this.cancelRequested = true;
+  }
+
   /** The hooks of one phase's training loop; `label` names the phase in the record (`fold 2/5`). */
   hooks(phase: Phase, label: string | undefined, onInfo: (text: string) => void): TrainHooks<Context> {
     const epochs = this.#job.spec.training.epochs;
     const { everyEpochs, everySeconds } = this.#job.spec.training.checkpoint;
+    this.#epochStartedAt = this.#deps.now().getTime();
     return {
       onEpoch: async (metrics, context) => {
         const final = phase === 'final';
@@ -114,14 +186,20 @@ export class TrainingSession<Context extends { state: TrainState }> {
           now - this.#lastCheckpoint >= everySeconds * 1000 ||
           stopping ||
           this.cancelRequested;
-        if (due && metrics.epoch < epochs) await this.checkpoint(context, phase);
+        const saving = due && metrics.epoch < epochs;
+        if (saving) await this.checkpoint(context, phase);
         if (final && this.#deps.stopRule && !stopping && !this.cancelRequested)
           this.ruledOut = await this.#deps.stopRule(this.history);
-        // Stop on what was seen before this epoch's checkpoint decision, so a stop always has its checkpoint
-        // (a signal that arrives during the writes above is acted on after the next epoch).
-        return stopping || this.cancelRequested || this.ruledOut ? 'stop' : undefined;
+        // A stop that arrived while this epoch's writes ran (a SIGTERM lands at any await) keeps its
+        // work too: the job stops with this epoch checkpointed, not the one before.
+        const cause = this.stopCause;
+        if (!saving && cause && cause !== 'stop-rule' && metrics.epoch < epochs)
+          await this.checkpoint(context, phase);
+        this.#epochStartedAt = this.#deps.now().getTime();
+        return cause ? 'stop' : undefined;
       },
       onInfo,
+      interrupt: this.interrupted,
     };
   }
 

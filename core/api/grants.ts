@@ -19,8 +19,8 @@ export const KEYS = {
   jobs: 'tenants/*/jobs/*',
   /** One marker per job, newest first (listing). */
   jobIndex: 'tenants/*/job-index/*',
-  /** One marker per QUEUED / RUNNING / CANCELLING job (the active-jobs quota). */
-  activeJobs: 'tenants/*/active-jobs/*',
+  /** The active-jobs quota's slots: one per QUEUED / RUNNING / CANCELLING job (`core/jobs/active-jobs.ts`). */
+  activeJobs: 'tenants/*/active-slots/*',
   /** Checkpoints only: the trainer deletes superseded ones. */
   checkpoints: 'tenants/*/jobs/*/checkpoints/*',
   /** Dataset descriptions and data (uploaded through presigned URLs). */
@@ -92,11 +92,11 @@ export function combine(...grants: Grants[]): Grants {
 export const READ_JOB: Grants = { read: [KEYS.jobs] };
 
 /**
- * A change of a job's status through the lifecycle: its record and events, its active marker removed
- * when it ends, the state-change event.
+ * A change of a job's status through the lifecycle: its record and events, its active-jobs slot freed
+ * when it ends (read first: only the slot its job still holds), the state-change event.
  */
 export const CHANGE_JOB: Grants = {
-  read: [KEYS.jobs],
+  read: [KEYS.jobs, KEYS.activeJobs],
   write: [KEYS.jobs],
   delete: [KEYS.activeJobs],
   publishEvents: true,
@@ -181,9 +181,9 @@ export const ROUTE_GRANTS = {
   listDatasets: { read: [KEYS.datasets, KEYS.migrations], write: [KEYS.datasetIndex, KEYS.migrations] },
   readDataset: { read: [KEYS.datasets] },
   // Refused while an active job or an unfinished sweep uses it: reads their records.
-  // (The active-job and active-sweep markers are listed, not read.)
+  // (The active-sweep markers are listed, not read; the active-jobs slots are read for their job ids.)
   deleteDataset: {
-    read: [KEYS.datasets, KEYS.jobs, KEYS.sweeps],
+    read: [KEYS.datasets, KEYS.activeJobs, KEYS.jobs, KEYS.sweeps],
     delete: [KEYS.datasets, KEYS.datasetIndex],
   },
   // The model's job and the dataset are read; the batch is submitted (and taken back) like a job.
@@ -192,7 +192,11 @@ export const ROUTE_GRANTS = {
   listJobs: { read: [KEYS.jobs] },
   readJob: READ_JOB,
   cancelJob: combine(CHANGE_JOB, SWEEP_PASS, { stopTraining: true }),
-  deleteJob: { read: [KEYS.jobs], delete: [KEYS.jobs, KEYS.jobIndex, KEYS.activeJobs] },
+  // Purges the job, frees a slot it may still hold and the Idempotency-Key that made it.
+  deleteJob: {
+    read: [KEYS.jobs, KEYS.activeJobs, KEYS.idempotency],
+    delete: [KEYS.jobs, KEYS.jobIndex, KEYS.activeJobs, KEYS.idempotency],
+  },
   submitSweep: combine(SWEEP_PASS, CHECK_DATA, IDEMPOTENCY, {
     write: [KEYS.sweepIndex, KEYS.activeSweeps],
   }),

@@ -137,4 +137,11 @@ export class IdempotencyKeys {
   async release(objectKey: string): Promise<void> {
     await this.#docs.store.delete(objectKey);
   }
+
+  /** Frees the key with this SHA-256 if it still names `id` (what it made was deleted). */
+  async releaseFor(tenant: string, keySha256: string, id: string): Promise<void> {
+    const objectKey = idempotencyKey(tenant, this.#kind, keySha256);
+    const earlier = await this.earlier(objectKey);
+    if (earlier?.id === id) await this.release(objectKey);
+  }
 }

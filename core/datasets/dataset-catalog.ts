@@ -8,7 +8,6 @@ import { isTerminal } from '../jobs/job-record.ts';
 import { ApiError, ConflictError, NotFoundError } from '../platform/errors.ts';
 import { reverseUlid } from '../platform/ids.ts';
 import {
-  activePrefix,
   datasetIndexPrefix,
   datasetKeys,
   datasetsPrefix,
@@ -118,9 +117,7 @@ export async function getDataset(s: Services, tenant: string, id: string): Promi
 /** Which active job or unfinished sweep uses a dataset (for training, fine-tuning or predictions). */
 async function usersOf(s: Services, tenant: string, id: string): Promise<string[]> {
   const users: string[] = [];
-  const page = await s.store.list(activePrefix(tenant), { limit: 1000 });
-  for (const marker of page.objects) {
-    const jobId = marker.key.slice(activePrefix(tenant).length);
+  for (const jobId of await s.lifecycle.activeJobs.jobIds(tenant)) {
     const found = await s.lifecycle.jobs.find(tenant, jobId);
     if (!found || isTerminal(found.record.status)) continue;
     const { spec, predictions, status } = found.record;

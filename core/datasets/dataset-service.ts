@@ -106,14 +106,68 @@ export async function getDatasetMeta(s: Services, tenant: string, datasetId: str
   return meta;
 }
 
-/** The checks at submit that can be made cheaply: the data is uploaded, a table, within the limit, and has the columns. */
+/** What the checks at submit learned of a dataset: its size, and its columns when the format says. */
+export interface DatasetShape {
+  readonly bytes: number;
+  /** CSV: the header's column names; JSON Lines: `undefined` (rows may add columns). */
+  readonly columns?: string[];
+}
+
+/**
+ * The header of a CSV dataset, read in growing ranges until its end of line: a 413 when it has more
+ * columns than the limit or is longer than the longest line allowed.
+ */
+async function readHeader(
+  s: Services,
+  key: string,
+  size: number,
+  datasetId: string,
+): Promise<string[] | undefined> {
+  const { maxLineBytes, maxColumns } = s.limits;
+  for (let length = 64 * 1024; ; length *= 4) {
+    const end = Math.min(size, length, maxLineBytes + 1) - 1;
+    const head = await s.store.get(key, { range: { start: 0, end } });
+    if (!head) return undefined;
+    const header = peekColumns(head.body, 'csv');
+    const fields = header?.length ?? countFields(head.body);
+    if (fields > maxColumns) {
+      throw new PayloadTooLargeError(
+        `Dataset ${datasetId} has ${header ? '' : 'at least '}${fields} columns; the most a dataset may have is ${maxColumns} (setting DESCENT_MAX_COLUMNS).`,
+        'TOO_MANY_COLUMNS',
+        { columns: fields, limit: maxColumns },
+      );
+    }
+    if (header) return header;
+    if (end + 1 >= size) return undefined; // one line without an end: the parser reads it
+    if (end + 1 > maxLineBytes) {
+      throw new PayloadTooLargeError(
+        `Dataset ${datasetId}: its header line is longer than ${maxLineBytes} bytes, the longest line allowed (setting DESCENT_MAX_LINE_BYTES).`,
+        'LINE_TOO_LONG',
+        { limit: maxLineBytes },
+      );
+    }
+  }
+}
+
+/** Fields of a CSV line read so far (commas outside quotes, plus one). */
+function countFields(bytes: Uint8Array): number {
+  let fields = 1;
+  let quoted = false;
+  for (const b of bytes) {
+    if (b === 34) quoted = !quoted;
+    else if (b === 44 && !quoted) fields++;
+  }
+  return fields;
+}
+
+/** The checks at submit that can be made cheaply: the data is uploaded, a table, within the limits, and has the columns. */
 export async function checkDataset(
   s: Services,
   tenant: string,
   spec: { dataset: Pick<JobSpec['dataset'], 'id' | 'label' | 'features' | 'exclude'> },
   meta: DatasetMeta,
   options: { columns?: boolean } = {},
-): Promise<void> {
+): Promise<DatasetShape> {
   const keys = datasetKeys(tenant, meta.id);
   if (meta.format === 'tfjs-model') {
     throw new BadRequestError(
@@ -141,10 +195,12 @@ export async function checkDataset(
       `Dataset ${meta.id} is ${info.size} bytes; the limit is ${s.limits.maxDatasetBytes}.`,
     );
   }
-  if (options.columns === false) return;
-  const head = await s.store.get(keys.data, { range: { start: 0, end: 64 * 1024 - 1 } });
-  const columns = head ? peekColumns(head.body, meta.format) : undefined;
-  if (!columns) return;
+  if (spec.dataset.features?.map(featureName).includes(spec.dataset.label)) {
+    throw new ValidationError(`dataset.features must not include the label "${spec.dataset.label}".`);
+  }
+  if (options.columns === false) return { bytes: info.size };
+  const columns = meta.format === 'csv' ? await readHeader(s, keys.data, info.size, meta.id) : undefined;
+  if (!columns) return { bytes: info.size };
   const wanted = [
     spec.dataset.label,
     ...(spec.dataset.features ?? []).map(featureName),
@@ -157,9 +213,7 @@ export async function checkDataset(
       { missing, columns },
     );
   }
-  if (spec.dataset.features?.map(featureName).includes(spec.dataset.label)) {
-    throw new ValidationError(`dataset.features must not include the label "${spec.dataset.label}".`);
-  }
+  return { bytes: info.size, columns };
 }
 
 /**

@@ -128,6 +128,13 @@ export const jobRecord = z.object({
   checkpoint: z
     .object({ epoch: z.int(), phase: z.string(), savedAt: z.string(), attempt: z.int() })
     .optional(),
+  /** The active-jobs quota's slot the job holds while it is active (`active-jobs.ts`). */
+  activeSlot: z.int().min(0).optional(),
+  /** SHA-256 of the `Idempotency-Key` that created the job: freed when the job is deleted. */
+  idempotencyKeySha256: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/)
+    .optional(),
   /** A sweep's trial: the sweep's id and the trial's number (1-based) in its trials table. */
   sweepId: z.string().optional(),
   trial: z.int().min(1).optional(),

@@ -10,14 +10,9 @@ import {
   IdempotencyKeys,
   replayEarlier,
   requestHash,
+  sha256,
 } from '../api/idempotency.ts';
-import {
-  checkDataset,
-  countRows,
-  type DatasetMeta,
-  findDatasetMeta,
-  getDatasetMeta,
-} from '../datasets/dataset-service.ts';
+import { getDatasetMeta, type RowCount } from '../datasets/dataset-service.ts';
 import {
   BadRequestError,
   ConflictError,
@@ -26,23 +21,19 @@ import {
   TooManyRequestsError,
   ValidationError,
 } from '../platform/errors.ts';
-import { ULID_PATTERN } from '../platform/ids.ts';
-import { datasetKeys, jobKeys } from '../platform/keys.ts';
+import { reverseUlid, ULID_PATTERN } from '../platform/ids.ts';
+import { jobIndexPrefix, jobKeys } from '../platform/keys.ts';
+import { LIST_RESPONSE_BYTES } from '../platform/limits.ts';
+import { jsonBytes } from '../platform/text.ts';
 import { parseOrThrow } from '../platform/validate.ts';
 import { predictionsResult } from '../predictions/batch-service.ts';
 import type { Services } from '../services.ts';
+import { checkBaseModel, checkJobSpec, checkSpecSize } from './job-checks.ts';
 import { type JobRecord, jobStatus } from './job-record.ts';
 import { type JobSpec, jobSpec } from './job-spec.ts';
 
-/** Per-tenant quotas: active jobs (429) and epochs × rows (413), each message naming the limit. */
-async function checkQuotas(s: Services, tenant: string, spec: JobSpec, meta: DatasetMeta): Promise<void> {
-  const active = await s.lifecycle.jobs.countActive(tenant, s.limits.maxActiveJobs);
-  if (active >= s.limits.maxActiveJobs) {
-    throw new TooManyRequestsError(
-      `This account has ${active} queued or running jobs, the most it may have at once (${s.limits.maxActiveJobs}); wait for one to finish or cancel one.`,
-    );
-  }
-  const { rows, estimated } = await countRows(s, tenant, meta);
+/** The epochs × rows quota (413, naming the product and the limit); the active-jobs quota is the lifecycle's. */
+function checkEpochRows(s: Services, spec: JobSpec, { rows, estimated }: RowCount): void {
   const work = rows * spec.training.epochs;
   if (work > s.limits.maxEpochRows) {
     const about = estimated ? 'about ' : '';
@@ -52,46 +43,13 @@ async function checkQuotas(s: Services, tenant: string, spec: JobSpec, meta: Dat
   }
 }
 
-/** A fine-tuning base must be this tenant's SUCCEEDED job or uploaded model, and stand alone. */
-async function checkBaseModel(s: Services, tenant: string, spec: JobSpec): Promise<void> {
-  const base = spec.model.baseModel;
-  if (!base) {
-    if (spec.model.freeze !== undefined || spec.model.replaceHead !== undefined) {
-      throw new ValidationError(
-        'model.freeze and model.replaceHead apply to fine-tuning: give model.baseModel too.',
-      );
-    }
-    return;
-  }
-  if (spec.model.layers.length > 0) {
-    throw new ValidationError(
-      'model.layers cannot be combined with model.baseModel: the base model brings its layers (use replaceHead for a new output layer).',
+/** A submit's 429 before anything is stored, when the account already holds its most active jobs. */
+async function checkActiveRoom(s: Services, tenant: string): Promise<void> {
+  const active = await s.lifecycle.activeJobs.count(tenant);
+  if (active >= s.limits.maxActiveJobs)
+    throw new TooManyRequestsError(
+      `This account has ${active} queued or running jobs, the most it may have at once (${s.limits.maxActiveJobs}); wait for one to finish or cancel one.`,
     );
-  }
-  if ('jobId' in base) {
-    const found = await s.lifecycle.jobs.find(tenant, base.jobId);
-    if (found?.record.status !== 'SUCCEEDED') {
-      throw new BadRequestError(
-        `model.baseModel.jobId: no SUCCEEDED job ${base.jobId} in this account${found ? ` (it is ${found.record.status})` : ''}.`,
-        { path: 'model.baseModel.jobId' },
-        'UNKNOWN_BASE_MODEL',
-      );
-    }
-    return;
-  }
-  const meta = await findDatasetMeta(s, tenant, base.datasetId);
-  const keys = datasetKeys(tenant, base.datasetId);
-  const uploaded =
-    meta?.format === 'tfjs-model' &&
-    (await s.store.head(keys.modelJson)) &&
-    (await s.store.head(keys.weights));
-  if (!uploaded) {
-    throw new BadRequestError(
-      `model.baseModel.datasetId: no uploaded tfjs-model dataset ${base.datasetId} in this account (create one with format "tfjs-model" and PUT model.json and weights.bin).`,
-      { path: 'model.baseModel.datasetId' },
-      'UNKNOWN_BASE_MODEL',
-    );
-  }
 }
 
 export interface SubmitResult {
@@ -100,7 +58,7 @@ export interface SubmitResult {
   replayed: boolean;
 }
 
-/** `POST /jobs`: validate, check the data, base model and quotas, store and queue. */
+/** `POST /jobs`: validate, check the data, base model, resources and quotas, store and queue. */
 export async function submitJob(
   s: Services,
   tenant: string,
@@ -108,6 +66,7 @@ export async function submitJob(
   idempotencyKey?: string,
 ): Promise<SubmitResult> {
   const parsed = parseOrThrow(jobSpec, body, 'job spec');
+  checkSpecSize(parsed, 'job spec');
   const keys = new IdempotencyKeys(s.store, 'job');
   const bodyHash = requestHash(body);
   const keyObject = idempotencyKey === undefined ? undefined : keys.objectKey(tenant, idempotencyKey);
@@ -119,9 +78,7 @@ export async function submitJob(
   const id = s.newId();
   const spec = resolveSpec(s, parsed, id);
   const meta = await getDatasetMeta(s, tenant, spec.dataset.id);
-  await checkDataset(s, tenant, spec, meta);
-  await checkBaseModel(s, tenant, spec);
-  await checkQuotas(s, tenant, spec, meta);
+  checkEpochRows(s, spec, await checkJobSpec(s, tenant, spec, meta));
 
   if (keyObject) {
     const earlier = await keys.reserve(keyObject, id, bodyHash);
@@ -137,15 +94,21 @@ export async function submitJob(
     attempt: 0,
     progress: { epoch: 0, epochs: spec.training.epochs },
     spec,
+    ...(keyObject && idempotencyKey ? { idempotencyKeySha256: sha256(idempotencyKey) } : {}),
   };
   try {
-    await s.lifecycle.submit(tenant, record, { by: 'api', message: 'Job submitted and queued.' });
+    const stored = await s.lifecycle.submit(tenant, record, {
+      by: 'api',
+      message: 'Job submitted and queued.',
+      quota: s.limits.maxActiveJobs,
+    });
+    return { record: stored, replayed: false };
   } catch (error) {
-    // Taken back: a retry with the same Idempotency-Key starts over.
-    if (keyObject && error instanceof ServiceUnavailableError) await keys.release(keyObject).catch(() => {});
+    // Taken back (not queued, or over the quota): a retry with the same Idempotency-Key starts over.
+    if (keyObject && (error instanceof ServiceUnavailableError || error instanceof TooManyRequestsError))
+      await keys.release(keyObject).catch(() => {});
     throw error;
   }
-  return { record, replayed: false };
 }
 
 /** The spec with every default filled in: a name, a seed and the runtime limit. */
@@ -182,20 +145,16 @@ export async function validateJob(s: Services, tenant: string, body: unknown) {
       : { ...(body as object), dataset: { ...dataset, id: PLACEHOLDER_DATASET } };
   const parsed = parseOrThrow(jobSpec, candidate, 'job spec');
   const spec = resolveSpec(s, parsed, s.newId());
+  checkSpecSize(parsed, 'job spec');
   const checked = ['spec', 'baseModel', 'activeJobs'];
+  await checkActiveRoom(s, tenant);
   if (hasDataset) {
     const meta = await getDatasetMeta(s, tenant, spec.dataset.id);
-    await checkDataset(s, tenant, spec, meta);
-    await checkQuotas(s, tenant, spec, meta);
-    checked.push('dataset', 'epochRows');
+    checkEpochRows(s, spec, await checkJobSpec(s, tenant, spec, meta));
+    checked.push('dataset', 'resources', 'epochRows');
   } else {
-    const active = await s.lifecycle.jobs.countActive(tenant, s.limits.maxActiveJobs);
-    if (active >= s.limits.maxActiveJobs)
-      throw new TooManyRequestsError(
-        `This account has ${active} queued or running jobs, the most it may have at once (${s.limits.maxActiveJobs}); wait for one to finish or cancel one.`,
-      );
+    await checkBaseModel(s, tenant, spec);
   }
-  await checkBaseModel(s, tenant, spec);
   const { dataset: resolvedDataset, ...rest } = spec;
   const { id: _placeholder, ...datasetWithoutId } = resolvedDataset;
   return {
@@ -234,27 +193,91 @@ export const listJobsQuery = z.strictObject({
   cursor: z.string().max(1024).optional(),
 });
 
+/** Where a listing goes on: the store's page it was in, and the index key it stopped after. */
+interface ListPosition {
+  /** The store's cursor of the page (absent: the first page). */
+  readonly page?: string;
+  /** Index keys up to this one, in that page, were seen already. */
+  readonly after?: string;
+}
+
+const encodePosition = (page: string | undefined, after?: string): string =>
+  encodeCursor(JSON.stringify({ ...(page ? { page } : {}), ...(after ? { after } : {}) }));
+
+function decodePosition(cursor: string | undefined): ListPosition {
+  if (!cursor) return {};
+  const raw = decodeCursor(cursor, 'GET /jobs');
+  // Cursors of earlier versions are the store's own cursor.
+  if (!raw.startsWith('{')) return { page: raw };
+  let p: unknown;
+  try {
+    p = JSON.parse(raw);
+  } catch {
+    p = undefined;
+  }
+  const { page, after } = (p ?? {}) as Record<string, unknown>;
+  if (
+    typeof p !== 'object' ||
+    (page !== undefined && typeof page !== 'string') ||
+    (after !== undefined && typeof after !== 'string')
+  )
+    throw new BadRequestError(
+      'cursor: not a cursor returned by GET /jobs.',
+      { path: 'cursor' },
+      'INVALID_CURSOR',
+    );
+  return { ...(page ? { page } : {}), ...(after ? { after } : {}) };
+}
+
+/** Index keys a page of a listing may have to pass over before the ones not seen yet (at most a page's worth). */
+const MAX_SEEN_IN_PAGE = 100;
+
 /**
- * `GET /jobs`: newest first, a page at a time. A job deleted between the index and its record is
- * passed over; any other read error fails the request rather than hiding a job.
+ * `GET /jobs`: newest first, a page at a time, within a byte budget (`LIST_RESPONSE_BYTES`: records
+ * hold specs, so a page of them could be large; a page always has at least one). A job deleted
+ * between the index and its record is passed over; any other read error fails the request rather
+ * than hiding a job.
  */
 export async function listJobs(s: Services, tenant: string, query: unknown) {
   const q = parseOrThrow(listJobsQuery, query, 'query');
   const jobs = s.lifecycle.jobs;
   const found: JobRecord[] = [];
-  let cursor = q.cursor ? decodeCursor(q.cursor, 'GET /jobs') : undefined;
+  let bytes = 0;
+  let position = decodePosition(q.cursor);
+  const prefix = jobIndexPrefix(tenant);
   // Scan index pages until the page is full; with a filter a page may need several reads.
-  for (let scanned = 0; found.length < q.limit && scanned < 20; scanned++) {
-    const page = await jobs.listIds(tenant, { limit: q.limit - found.length, ...(cursor ? { cursor } : {}) });
-    const versions = await Promise.all(page.ids.map((id) => jobs.find(tenant, id)));
-    for (const record of versions.map((v) => v?.record)) {
-      if (record && matches(q, record)) found.push(record);
+  for (let scanned = 0; scanned < 20; scanned++) {
+    const page = await s.store.list(prefix, {
+      limit: q.limit - found.length + (position.after ? MAX_SEEN_IN_PAGE : 0),
+      ...(position.page ? { cursor: position.page } : {}),
+    });
+    const after = position.after;
+    const keys = page.objects.map((o) => o.key).filter((k) => !after || k > after);
+    const records = await Promise.all(
+      keys.map((k) => jobs.find(tenant, reverseUlid(k.slice(prefix.length)))),
+    );
+    let last = after;
+    for (const [i, key] of keys.entries()) {
+      const record = records[i]?.record;
+      const wanted = record !== undefined && matches(q, record);
+      if (wanted) {
+        const size = jsonBytes(record) + 1;
+        if (found.length >= q.limit || (found.length > 0 && bytes + size > LIST_RESPONSE_BYTES))
+          return {
+            jobs: found,
+            nextCursor: encodePosition(position.page, last),
+            ...(await totalOf(s, tenant, q)),
+          };
+        found.push(record);
+        bytes += size;
+      }
+      last = key;
     }
-    cursor = page.nextCursor;
-    if (!cursor) break;
+    if (!page.nextCursor) return { jobs: found, nextCursor: null, ...(await totalOf(s, tenant, q)) };
+    position = { page: page.nextCursor };
+    if (found.length >= q.limit) break;
   }
-  const total = q.count === 'true' ? await countJobs(s, tenant, q) : undefined;
-  return { jobs: found, nextCursor: cursor ? encodeCursor(cursor) : null, ...(total ? total : {}) };
+  return { jobs: found, nextCursor: encodePosition(position.page), ...(await totalOf(s, tenant, q)) };
 }
 
 type ListQuery = z.output<typeof listJobsQuery>;
@@ -267,6 +290,14 @@ const matches = (q: ListQuery, record: JobRecord): boolean =>
 
 /** Most jobs `count=true` counts; past it the total is a lower bound (`totalIsExact: false`). */
 const MAX_COUNTED = 10_000;
+
+/** With `count=true`, how many jobs match the filters (`total`, `totalIsExact`). */
+const totalOf = async (
+  s: Services,
+  tenant: string,
+  q: ListQuery,
+): Promise<{ total?: number; totalIsExact?: boolean }> =>
+  q.count === 'true' ? await countJobs(s, tenant, q) : {};
 
 /** How many jobs match the filters: the index alone without one, else each record read. */
 async function countJobs(s: Services, tenant: string, q: ListQuery) {
@@ -292,10 +323,20 @@ export async function getJob(s: Services, tenant: string, jobId: string): Promis
   return (await s.lifecycle.jobs.get(tenant, jobId)).record;
 }
 
+/**
+ * `GET /jobs/{id}/metrics`: the per-epoch history. A long run's history could be megabytes: past
+ * `LIST_RESPONSE_BYTES` the answer keeps every k-th epoch and the last, and says so (`sampledEvery`,
+ * `totalEpochs`); the whole history stays in the report's loss curve and `metrics.json`.
+ */
 export async function getMetrics(s: Services, tenant: string, jobId: string) {
   const jobs = s.lifecycle.jobs;
   await jobs.get(tenant, jobId);
-  return { epochs: await jobs.metrics(tenant, jobId) };
+  const epochs = await jobs.metrics(tenant, jobId);
+  const bytes = jsonBytes(epochs);
+  if (bytes <= LIST_RESPONSE_BYTES) return { epochs };
+  const every = Math.ceil(bytes / LIST_RESPONSE_BYTES);
+  const kept = epochs.filter((_, i) => i % every === every - 1 || i === epochs.length - 1);
+  return { epochs: kept, sampledEvery: every, totalEpochs: epochs.length };
 }
 
 export async function getEvents(s: Services, tenant: string, jobId: string) {

@@ -86,26 +86,36 @@ const batchNormalizationLayer = z.strictObject({
   momentum: z.number().gt(0).lt(1).default(0.99),
   epsilon: z.number().positive().max(1).default(0.001),
 });
-const conv1dLayer = z.strictObject({
-  type: z.literal('conv1d'),
-  filters: size(1024),
-  kernelSize: size(64),
-  strides: size(64).default(1),
-  padding: padding.default('valid'),
-  dilationRate: size(64).default(1),
-  activation: activation.default('relu'),
-  ...weights,
-});
-const conv2dLayer = z.strictObject({
-  type: z.literal('conv2d'),
-  filters: size(1024),
-  kernelSize: size2d,
-  strides: size2d.default(1),
-  padding: padding.default('valid'),
-  dilationRate: size2d.default(1),
-  activation: activation.default('relu'),
-  ...weights,
-});
+/** TensorFlow refuses a convolution whose strides and dilation are both above 1 (at its first step). */
+const above1 = (v: number | number[]) => (Array.isArray(v) ? v.some((d) => d > 1) : v > 1);
+const stridesOrDilation = {
+  message: 'strides above 1 cannot be combined with a dilationRate above 1: give one of them as 1',
+  path: ['dilationRate'],
+};
+const conv1dLayer = z
+  .strictObject({
+    type: z.literal('conv1d'),
+    filters: size(1024),
+    kernelSize: size(64),
+    strides: size(64).default(1),
+    padding: padding.default('valid'),
+    dilationRate: size(64).default(1),
+    activation: activation.default('relu'),
+    ...weights,
+  })
+  .refine((l) => !(above1(l.strides) && above1(l.dilationRate)), stridesOrDilation);
+const conv2dLayer = z
+  .strictObject({
+    type: z.literal('conv2d'),
+    filters: size(1024),
+    kernelSize: size2d,
+    strides: size2d.default(1),
+    padding: padding.default('valid'),
+    dilationRate: size2d.default(1),
+    activation: activation.default('relu'),
+    ...weights,
+  })
+  .refine((l) => !(above1(l.strides) && above1(l.dilationRate)), stridesOrDilation);
 const pooling1d = (type: 'maxPooling1d' | 'averagePooling1d') =>
   z.strictObject({
     type: z.literal(type),
@@ -414,7 +424,19 @@ export const jobSpec = z.strictObject({
   model: z
     .strictObject({
       /** Hidden layers; the output layer is derived from the task and the label. */
-      layers: z.array(hiddenLayer).max(64).default([]),
+      layers: z
+        .array(hiddenLayer)
+        .max(64)
+        .refine(
+          (layers) =>
+            layers.every(
+              (l, i) =>
+                l.type !== 'embedding' ||
+                layers.slice(0, i).every((p) => p.type === 'reshape' || p.type === 'flatten'),
+            ),
+          'an embedding layer looks up integer ids from the data: it must come first (after reshape or flatten only)',
+        )
+        .default([]),
       /** Overrides the derived output layer's activation. */
       outputActivation: activation.optional(),
       /** Start from an earlier job's model, or an uploaded tfjs layers model (fine-tuning). */

@@ -6,13 +6,14 @@
 import { z } from 'zod';
 import { NotFoundError } from '../platform/errors.ts';
 import { reverseUlid } from '../platform/ids.ts';
-import { activePrefix, isValidId, jobIndexPrefix, jobKeys } from '../platform/keys.ts';
+import { isValidId, jobIndexPrefix, jobKeys } from '../platform/keys.ts';
+import { MAX_EVENTS } from '../platform/limits.ts';
 import type { ObjectStore } from '../platform/ports.ts';
-import { type Versioned, VersionedDocuments } from '../platform/versioned-document.ts';
+import { bounded } from '../platform/text.ts';
+import { UNCHANGED, type Versioned, VersionedDocuments } from '../platform/versioned-document.ts';
 import {
   type EpochMetrics,
   epochMetrics,
-  isTerminal,
   type JobEvent,
   type JobRecord,
   jobEvent,
@@ -60,24 +61,6 @@ export class JobStore {
     return found && { record: found.value, etag: found.etag };
   }
 
-  /**
-   * QUEUED + RUNNING + CANCELLING jobs of a tenant, counted from the markers that live while a job is
-   * active; at the limit, markers whose job has ended (a crash between the two writes) are swept.
-   */
-  async countActive(tenant: string, limit: number): Promise<number> {
-    const page = await this.store.list(activePrefix(tenant), { limit: limit + 1 });
-    if (page.objects.length < limit) return page.objects.length;
-    let active = 0;
-    for (const object of page.objects) {
-      const jobId = object.key.slice(activePrefix(tenant).length);
-      // A read error proves nothing and is thrown: only a job that is gone or ended loses its marker.
-      const found = await this.find(tenant, jobId);
-      if (found && !isTerminal(found.record.status)) active++;
-      else await this.store.delete(object.key);
-    }
-    return active;
-  }
-
   /** Job ids, newest first, one page at a time. */
   async listIds(
     tenant: string,
@@ -116,13 +99,48 @@ export class JobStore {
     return (await this.#events.read(jobKeys(tenant, jobId).events))?.value ?? [];
   }
 
-  /** Appends to `events.json` with compare-and-swap, so concurrent writers never drop an event. */
-  async appendEvent(tenant: string, jobId: string, event: JobEvent): Promise<void> {
-    await this.#events.update(jobKeys(tenant, jobId).events, (events = []) => [...events, event]);
+  /**
+   * Appends to `events.json` with compare-and-swap, so concurrent writers never drop an event. Only
+   * the job's first event (`create`) makes the document: an event after the job was deleted writes
+   * nothing (a writer that read it before the delete loses its compare-and-swap and sees it gone).
+   * The message is bounded, and past `MAX_EVENTS` info and warning events are not kept.
+   */
+  async appendEvent(
+    tenant: string,
+    jobId: string,
+    event: JobEvent,
+    options: { create?: boolean } = {},
+  ): Promise<void> {
+    const entry = { ...event, message: bounded(event.message) };
+    await this.#events.update(jobKeys(tenant, jobId).events, (events) => {
+      if (!events && !options.create) return UNCHANGED;
+      return capEvents(events ?? [], entry);
+    });
   }
 
   /** The job's report, or `undefined` before it has one. */
   async report(tenant: string, jobId: string): Promise<JobReport | undefined> {
     return (await this.#reports.read(jobKeys(tenant, jobId).report))?.value;
   }
+}
+
+/**
+ * At most `MAX_EVENTS` info and warning events: the last one kept says that later ones are not kept.
+ * State changes are always appended (an attempt has a few), and nothing is ever removed, so a reader
+ * that follows the list by position (`descent train --follow`) never misses or repeats one.
+ */
+function capEvents(events: JobEvent[], next: JobEvent): JobEvent[] | typeof UNCHANGED {
+  if (next.type === 'state') return [...events, next];
+  const others = events.filter((e) => e.type !== 'state').length;
+  if (others >= MAX_EVENTS) return UNCHANGED;
+  if (others === MAX_EVENTS - 1)
+    return [
+      ...events,
+      {
+        at: next.at,
+        type: 'info',
+        message: `Later info and warning events are not kept (a job keeps ${MAX_EVENTS}); the job's status and error are.`,
+      },
+    ];
+  return [...events, next];
 }

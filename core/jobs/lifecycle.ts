@@ -9,6 +9,7 @@
  * Every other module reads records through `JobStore` and asks this one for changes; a test proves
  * that nothing else writes `job.json` or calls `transition`.
  */
+import { IdempotencyKeys } from '../api/idempotency.ts';
 import {
   ConflictError,
   NotFoundError,
@@ -16,10 +17,13 @@ import {
   ServiceUnavailableError,
 } from '../platform/errors.ts';
 import { reverseUlid } from '../platform/ids.ts';
-import { activePrefix, isValidId, jobIndexPrefix, jobKeys } from '../platform/keys.ts';
+import { isValidId, jobIndexPrefix, jobKeys } from '../platform/keys.ts';
+import { MAX_WARNINGS } from '../platform/limits.ts';
 import type { Logger } from '../platform/log.ts';
 import type { JobQueue, ObjectStore } from '../platform/ports.ts';
+import { bounded } from '../platform/text.ts';
 import { UNCHANGED, VersionedDocuments } from '../platform/versioned-document.ts';
+import { ActiveJobs } from './active-jobs.ts';
 import {
   isTerminal,
   type JobError,
@@ -132,9 +136,26 @@ export interface LifecycleDeps {
   readonly log?: Logger;
 }
 
+/**
+ * What a record may hold of user-derived text is bounded here, where every record is written: an
+ * error quoting a 50 MB cell keeps its first `MAX_MESSAGE_CHARS` characters, warnings their first
+ * `MAX_WARNINGS`.
+ */
+function boundRecord(record: JobRecord): JobRecord {
+  return {
+    ...record,
+    ...(record.error
+      ? { error: { code: bounded(record.error.code, 64), message: bounded(record.error.message) } }
+      : {}),
+    ...(record.warnings ? { warnings: record.warnings.slice(0, MAX_WARNINGS).map((w) => bounded(w)) } : {}),
+  };
+}
+
 /** The one place whose change of a record is final: a status change, its event, its markers, its notice. */
 export class JobLifecycle {
   readonly jobs: JobStore;
+  /** The active-jobs quota's slots (read `count` for the room left; only this module takes and frees them). */
+  readonly activeJobs: ActiveJobs;
   readonly #deps: LifecycleDeps;
   readonly #records: VersionedDocuments<typeof jobRecord>;
   readonly #listeners: JobListener[] = [];
@@ -143,6 +164,11 @@ export class JobLifecycle {
     this.#deps = deps;
     this.jobs = new JobStore(deps.store);
     this.#records = new VersionedDocuments(deps.store, jobRecord, { what: 'job record' });
+    this.activeJobs = new ActiveJobs({
+      store: deps.store,
+      now: deps.now,
+      find: async (tenant, jobId) => (await this.jobs.find(tenant, jobId))?.record,
+    });
   }
 
   /** Whether `submit` can queue jobs (a lifecycle without a queue only observes and ends them). */
@@ -156,22 +182,26 @@ export class JobLifecycle {
   }
 
   /**
-   * Stores a new QUEUED job (create-once), its markers and event, then queues its message. If the
-   * message cannot be sent, the job is taken back and a 503 says that nothing was accepted.
-   * `recovering`: a sweep finishing a crashed controller's claim, whose job may exist already; its
-   * markers are restored and its message sent again only while it is still QUEUED.
+   * Takes an active-jobs slot (a 429 past `quota`; a sweep's trials pass none), stores a new QUEUED
+   * job (create-once), its listing marker and event, then queues its message. If the message cannot
+   * be sent, the job is taken back and a 503 says that nothing was accepted. `recovering`: a sweep
+   * finishing a crashed controller's claim, whose job may exist already; its marker is restored and
+   * its message sent again only while it is still QUEUED.
    */
   async submit(
     tenant: string,
-    record: JobRecord,
-    options: { by: ChangeSource; message: string; recovering?: boolean },
+    submitted: JobRecord,
+    options: { by: ChangeSource; message: string; recovering?: boolean; quota?: number },
   ): Promise<JobRecord> {
     const queue = this.#deps.queue;
     if (!queue) throw new Error('JobLifecycle.submit needs a queue');
-    const message = JSON.stringify({ tenant, jobId: record.id } satisfies JobMessage);
+    const message = JSON.stringify({ tenant, jobId: submitted.id } satisfies JobMessage);
+    const slot = await this.activeJobs.reserve(tenant, submitted.id, options.quota);
+    const record = boundRecord({ ...submitted, activeSlot: slot });
     try {
       await this.#records.create(jobKeys(tenant, record.id).record, record);
     } catch (error) {
+      await this.activeJobs.release(tenant, record).catch(() => {});
       if (!(error instanceof PreconditionFailedError) || !options.recovering) throw error;
       const existing = (await this.jobs.get(tenant, record.id)).record;
       await this.#putMarkers(tenant, existing);
@@ -179,7 +209,7 @@ export class JobLifecycle {
       return existing;
     }
     await this.#putMarkers(tenant, record);
-    await this.#event(tenant, record, options.message);
+    await this.#event(tenant, record, options.message, true);
     try {
       await queue.send(message);
     } catch (error) {
@@ -467,7 +497,7 @@ export class JobLifecycle {
       from = current.status;
       const next = change(current);
       wrote = next !== UNCHANGED;
-      return next;
+      return next === UNCHANGED ? next : boundRecord(next);
     });
     // `update` ran `change` on the record it returns, so both are set.
     const record = (written as { value: JobRecord }).value;
@@ -475,20 +505,27 @@ export class JobLifecycle {
     // A change that leaves the status (progress) is not a transition; a new attempt (RUNNING → RUNNING) is.
     if (!wrote || (record.status === before && !eventMessage))
       return { record, from: before, changed: wrote };
-    if (isTerminal(record.status)) await this.#deps.store.delete(`${activePrefix(tenant)}${jobId}`);
+    // The event first (what a reader of the job sees next to its record), then the quota's slot.
     if (eventMessage) await this.#event(tenant, record, eventMessage(record));
+    if (isTerminal(record.status)) await this.activeJobs.release(tenant, record);
     await this.#notify({ tenant, record, from: before, by });
     return { record, from: before, changed: true };
   }
 
-  async #event(tenant: string, record: JobRecord, message: string): Promise<void> {
-    await this.jobs.appendEvent(tenant, record.id, {
-      at: record.updatedAt,
-      type: 'state',
-      status: record.status,
-      message,
-      ...(record.attempt > 0 ? { attempt: record.attempt } : {}),
-    });
+  /** The state event; `first`: the job's first event, which creates `events.json`. */
+  async #event(tenant: string, record: JobRecord, message: string, first = false): Promise<void> {
+    await this.jobs.appendEvent(
+      tenant,
+      record.id,
+      {
+        at: record.updatedAt,
+        type: 'state',
+        status: record.status,
+        message,
+        ...(record.attempt > 0 ? { attempt: record.attempt } : {}),
+      },
+      { create: first },
+    );
   }
 
   async #notify(change: JobChange): Promise<void> {
@@ -508,14 +545,19 @@ export class JobLifecycle {
 
   async #putMarkers(tenant: string, record: JobRecord): Promise<void> {
     await this.#deps.store.put(`${jobIndexPrefix(tenant)}${reverseUlid(record.id)}`, record.id);
-    if (!isTerminal(record.status))
-      await this.#deps.store.put(`${activePrefix(tenant)}${record.id}`, record.id);
   }
 
-  /** Deletes every object of a job, its record and index marker last. */
+  /**
+   * Deletes every object of a job, its record and index marker last, and frees what it held: its
+   * active-jobs slot and its `Idempotency-Key` (a new request with the key makes a new job).
+   */
   async #purge(tenant: string, jobId: string): Promise<number> {
     const keys = jobKeys(tenant, jobId);
     const store = this.#deps.store;
+    const record = (await this.jobs.find(tenant, jobId))?.record;
+    if (record) await this.activeJobs.release(tenant, record);
+    if (record?.idempotencyKeySha256)
+      await new IdempotencyKeys(store, 'job').releaseFor(tenant, record.idempotencyKeySha256, jobId);
     let deleted = 0;
     let cursor: string | undefined;
     do {
@@ -527,7 +569,6 @@ export class JobLifecycle {
     } while (cursor);
     await store.delete(keys.record);
     await store.delete(`${jobIndexPrefix(tenant)}${reverseUlid(jobId)}`);
-    await store.delete(`${activePrefix(tenant)}${jobId}`);
     return deleted + 1;
   }
 }

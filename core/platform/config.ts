@@ -56,6 +56,16 @@ export const ENV = {
   quotaStorageBytes: 'DESCENT_QUOTA_STORAGE_BYTES',
   /** Quota: most epochs × rows per job (default 2,000,000,000). */
   quotaEpochRows: 'DESCENT_QUOTA_EPOCH_ROWS',
+  /** The memory one job may need by its resource estimate, in bytes (default 2 GiB). */
+  jobMemoryBytes: 'DESCENT_JOB_MEMORY_BYTES',
+  /** The most columns a dataset may have (default 10,000). */
+  maxColumns: 'DESCENT_MAX_COLUMNS',
+  /** The longest line of a dataset in bytes (default 4 MiB). */
+  maxLineBytes: 'DESCENT_MAX_LINE_BYTES',
+  /** The most data rows a job may read (default 5,000,000). */
+  maxRows: 'DESCENT_MAX_ROWS',
+  /** Local gateway: uploads accepted at once (default 4). */
+  maxConcurrentUploads: 'DESCENT_MAX_CONCURRENT_UPLOADS',
   /** Lifetime of presigned upload and download URLs in seconds (default 900). */
   urlExpirySeconds: 'DESCENT_URL_EXPIRY_SECONDS',
   /** Tests only: inject a crash (`kill-during-checkpoint`, `crash-on-job:<name>`) to prove recovery. */

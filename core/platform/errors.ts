@@ -1,7 +1,9 @@
 /**
  * Typed errors. API errors carry their HTTP status and a stable `code`, and serialise to the API's
  * error shape `{error: {code, message, details}}`. Anything else that reaches a handler is a 500.
+ * Messages and details quote user input (cells, column names), so both are bounded here, once.
  */
+import { bounded, boundedValue } from './text.ts';
 
 export interface ErrorBody {
   error: { code: string; message: string; details?: unknown };
@@ -13,11 +15,11 @@ export class ApiError extends Error {
   readonly details?: unknown;
 
   constructor(status: number, code: string, message: string, details?: unknown) {
-    super(message);
+    super(bounded(message));
     this.name = 'ApiError';
     this.status = status;
     this.code = code;
-    this.details = details;
+    this.details = details === undefined ? undefined : boundedValue(details);
   }
 
   toBody(): ErrorBody {
@@ -81,8 +83,8 @@ export class ConflictError extends ApiError {
 }
 
 export class PayloadTooLargeError extends ApiError {
-  constructor(message: string) {
-    super(413, 'PAYLOAD_TOO_LARGE', message);
+  constructor(message: string, code = 'PAYLOAD_TOO_LARGE', details?: unknown) {
+    super(413, code, message, details);
     this.name = 'PayloadTooLargeError';
   }
 }
@@ -99,6 +101,29 @@ export class TooManyRequestsError extends ApiError {
     super(429, 'TOO_MANY_REQUESTS', message);
     this.name = 'TooManyRequestsError';
   }
+}
+
+/**
+ * The storage is full (or refuses a file that large): nothing was stored; the request can be retried
+ * once space is freed. On the filesystem store this is ENOSPC, EDQUOT or EFBIG.
+ */
+export class StorageFullError extends ApiError {
+  constructor(
+    message = 'The server has no storage space left, so nothing was stored; free space (or raise the quota) and retry.',
+  ) {
+    super(507, 'INSUFFICIENT_STORAGE', message);
+    this.name = 'StorageFullError';
+  }
+}
+
+/** Filesystem error codes that mean "no room for this write". */
+const STORAGE_FULL_CODES = new Set(['ENOSPC', 'EDQUOT', 'EFBIG']);
+
+/** Whether `error` (from a write) means the storage is full: a `StorageFullError`, or ENOSPC/EDQUOT/EFBIG. */
+export function isStorageFull(error: unknown): boolean {
+  if (error instanceof StorageFullError) return true;
+  const code = typeof error === 'object' && error !== null && 'code' in error ? error.code : undefined;
+  return typeof code === 'string' && STORAGE_FULL_CODES.has(code);
 }
 
 /** A dependency (the queue, the store) failed; the request may be retried as it is. */
@@ -152,7 +177,7 @@ export class PreconditionFailedError extends Error {
 export class UnrecoverableError extends Error {
   readonly code: string;
   constructor(code: string, message: string) {
-    super(message);
+    super(bounded(message));
     this.name = 'UnrecoverableError';
     this.code = code;
   }

@@ -45,8 +45,13 @@ export const jobKeys = (tenant: string, jobId: string) => {
 /** Newest-first listing: one empty marker per job under a key that sorts in reverse time order. */
 export const jobIndexPrefix = (tenant: string): string => `${tenantPrefix(tenant)}job-index/`;
 
-/** One marker per QUEUED / RUNNING / CANCELLING job, for the active-jobs quota. */
-export const activePrefix = (tenant: string): string => `${tenantPrefix(tenant)}active-jobs/`;
+/** The active-jobs quota's slots: one per QUEUED / RUNNING / CANCELLING job (`core/jobs/active-jobs.ts`). */
+export const activeSlotPrefix = (tenant: string): string => `${tenantPrefix(tenant)}active-slots/`;
+
+export const activeSlotKey = (tenant: string, slot: number): string => {
+  if (!Number.isSafeInteger(slot) || slot < 0) throw new InvalidKeyError(`invalid slot ${slot}`);
+  return `${activeSlotPrefix(tenant)}${String(slot).padStart(6, '0')}`;
+};
 
 export const datasetKeys = (tenant: string, datasetId: string) => {
   const p = `${tenantPrefix(tenant)}datasets/${checkId(datasetId)}/`;

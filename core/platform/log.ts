@@ -2,6 +2,8 @@
  * Structured JSON logs, one line per entry, with context keys (job id, tenant) appended. The same
  * lines are CloudWatch Logs entries in AWS and the worker's output locally.
  */
+import { bounded, boundedValue, MAX_LOG_FIELD_CHARS } from './text.ts';
+
 type Level = 'debug' | 'info' | 'warn' | 'error';
 const ORDER: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
@@ -20,7 +22,18 @@ export function createLogger(
 ): Logger {
   const emit = (level: Level, message: string, fields?: Record<string, unknown>) => {
     if ((ORDER[level] ?? 20) < (ORDER[minLevel] ?? 20)) return;
-    write(JSON.stringify({ time: new Date().toISOString(), level, message, ...base, ...fields }));
+    // Fields quote user input (a cell in an error, a request body): each string is bounded.
+    const bounds = (v: unknown) => boundedValue(v, MAX_LOG_FIELD_CHARS);
+    const extra = fields ? (bounds(fields) as Record<string, unknown>) : {};
+    write(
+      JSON.stringify({
+        time: new Date().toISOString(),
+        level,
+        message: bounded(message, MAX_LOG_FIELD_CHARS),
+        ...base,
+        ...extra,
+      }),
+    );
   };
   return {
     debug: (m, f) => emit('debug', m, f),

@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { checkDataset, getDatasetMeta } from '../datasets/dataset-service.ts';
 import type { JobRecord } from '../jobs/job-record.ts';
-import { BadRequestError, TooManyRequestsError } from '../platform/errors.ts';
+import { BadRequestError } from '../platform/errors.ts';
 import { ULID_PATTERN } from '../platform/ids.ts';
 import { jobKeys } from '../platform/keys.ts';
 import { parseOrThrow } from '../platform/validate.ts';
@@ -49,11 +49,6 @@ export async function submitPredictions(
       columns: false,
     },
   );
-  const active = await s.lifecycle.jobs.countActive(tenant, s.limits.maxActiveJobs);
-  if (active >= s.limits.maxActiveJobs)
-    throw new TooManyRequestsError(
-      `This account has ${active} queued or running jobs, the most it may have at once (${s.limits.maxActiveJobs}); wait for one to finish or cancel one.`,
-    );
   const id = s.newId();
   const now = s.now().toISOString();
   const record: JobRecord = {
@@ -77,6 +72,7 @@ export async function submitPredictions(
   await s.lifecycle.submit(tenant, record, {
     by: 'api',
     message: `Predictions with the model of job ${modelJobId} on dataset ${meta.id} queued.`,
+    quota: s.limits.maxActiveJobs,
   });
   return record;
 }

@@ -136,7 +136,7 @@ async function onePass(
   }
   const quotaRoom =
     queueing && before.status === 'RUNNING' && deps.limits
-      ? deps.limits.maxActiveJobs - (await jobs.countActive(tenant, deps.limits.maxActiveJobs))
+      ? deps.limits.maxActiveJobs - (await deps.lifecycle.activeJobs.count(tenant))
       : Number.POSITIVE_INFINITY;
   const newId = deps.newId ?? (() => ulid());
 

@@ -11,8 +11,9 @@ import {
   replayEarlier,
   requestHash,
 } from '../api/idempotency.ts';
-import { checkDataset, countRows, getDatasetMeta } from '../datasets/dataset-service.ts';
-import type { JobSpec } from '../jobs/job-spec.ts';
+import { checkDataset, countRows, type DatasetShape, getDatasetMeta } from '../datasets/dataset-service.ts';
+import { checkBaseModel, checkResources, checkSpecSize } from '../jobs/job-checks.ts';
+import { jobSpec } from '../jobs/job-spec.ts';
 import { ConflictError, PayloadTooLargeError, ValidationError } from '../platform/errors.ts';
 import { sweepKeys } from '../platform/keys.ts';
 import { log } from '../platform/log.ts';
@@ -25,22 +26,26 @@ import { resolveSweep, type SweepPlan, sweepRequest, trialSpec } from './sweep-s
 import { SweepStore } from './sweep-store.ts';
 
 /**
- * The dataset checks `POST /jobs` makes, for every trial's dataset, label and features (uploaded, a
- * table, within the size limit, with the columns named), and the epochs × rows quota of the longest
- * trial on each dataset.
+ * The checks `POST /jobs` makes, for every trial (the same functions): its dataset, label and features
+ * (uploaded, a table, within the limits, with the columns named), its fine-tuning base model, its
+ * model's shapes and resource estimate, and the epochs × rows quota of the longest trial on each dataset.
  */
 async function checkData(s: Services, tenant: string, plan: SweepPlan): Promise<void> {
-  const specs = plan.assignments.map((a) => trialSpec(plan.sweep, a)) as Pick<
-    JobSpec,
-    'dataset' | 'training'
-  >[];
+  const specs = plan.assignments.map((a) => jobSpec.parse(trialSpec(plan.sweep, a)));
   for (const datasetId of new Set(specs.map((spec) => spec.dataset.id))) {
     const meta = await getDatasetMeta(s, tenant, datasetId);
     const mine = specs.filter((spec) => spec.dataset.id === datasetId);
-    // One check per distinct label and feature list: trials usually share them.
-    const distinct = new Map(mine.map((spec) => [JSON.stringify(spec.dataset), spec]));
-    for (const spec of distinct.values()) await checkDataset(s, tenant, spec, meta);
+    // One check per distinct label and feature list, and per distinct base model: trials usually share them.
+    const shapes = new Map<string, DatasetShape>();
+    for (const spec of mine) {
+      const key = JSON.stringify(spec.dataset);
+      if (!shapes.has(key)) shapes.set(key, await checkDataset(s, tenant, spec, meta));
+    }
+    const bases = new Map(mine.map((spec) => [JSON.stringify(spec.model.baseModel ?? null), spec]));
+    for (const spec of bases.values()) await checkBaseModel(s, tenant, spec);
     const { rows, estimated } = await countRows(s, tenant, meta);
+    for (const spec of mine)
+      checkResources(s, spec, shapes.get(JSON.stringify(spec.dataset)) as DatasetShape, rows);
     const epochs = Math.max(...mine.map((spec) => spec.training.epochs));
     if (rows * epochs > s.limits.maxEpochRows) {
       throw new PayloadTooLargeError(
@@ -67,6 +72,7 @@ export async function submitSweep(
   idempotencyKey?: string,
 ): Promise<SubmitSweepResult> {
   const request = parseOrThrow(sweepRequest, body, 'sweep');
+  checkSpecSize(request, 'sweep request');
   const sweeps = new SweepStore(s.store);
   const keys = new IdempotencyKeys(s.store, 'sweep');
   const bodyHash = requestHash(body);

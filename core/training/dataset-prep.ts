@@ -3,7 +3,7 @@
  * classes, and the seeded splits (test, hold-out or k-fold). Pure: no TensorFlow.js.
  */
 
-import { parseIsoDate } from '../datasets/cells.ts';
+import { isDecimal, parseIsoDate } from '../datasets/cells.ts';
 import { cellAt, type Table } from '../datasets/tabular.ts';
 import type { JobSpec } from '../jobs/job-spec.ts';
 import { UnrecoverableError } from '../platform/errors.ts';
@@ -224,6 +224,8 @@ export function identifierReason(table: Table, name: string): string | undefined
     const present = data.values.filter((v): v is string => v !== null);
     const m = present.length;
     if (m < MIN_ID_ROWS || present.every((v) => parseIsoDate(v) !== undefined)) return undefined;
+    // Mostly numbers: a numeric column with stray text, which its encoding reports as INVALID_DATA.
+    if (present.filter((v) => isDecimal(v.trim())).length * 2 >= m) return undefined;
     const distinct = new Set(present).size;
     if (distinct === m || (m >= 20 && distinct >= 0.9 * m))
       return `${distinct} different values in ${m} rows`;

@@ -92,7 +92,15 @@ export interface ReportInput {
   kfold?: KfoldSection;
   test?: Record<string, unknown>;
   featureImportance: unknown;
-  importance: { metric: string; set: 'validation' | 'test' | 'training'; rows: number };
+  importance: {
+    metric: string;
+    set: 'validation' | 'test' | 'training';
+    rows: number;
+    /** Features shuffled, of all features (a seeded sample past the budget), and shuffles of each. */
+    features?: number;
+    featuresTotal?: number;
+    repeats?: number;
+  };
   warnings: string[];
   resources: Resources;
   lineage: Record<string, unknown>;

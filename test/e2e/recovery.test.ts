@@ -184,13 +184,13 @@ describe('recovery', { timeout: 600_000 }, () => {
         const job = await stack.waitFor(id);
         assert.equal(job.status, 'SUCCEEDED', `${id}: ${JSON.stringify(job.error)}`);
         assert.deepEqual(await epochs(stack, id), oneToN(40));
-        // The state event is appended just after the record changes: wait for it, then count.
-        const succeeded = (events: { status?: string }[]) => events.filter((e) => e.status === 'SUCCEEDED');
+        // The state event is appended just after the record is written: wait for it, then count.
         const events = await eventually(
-          async () => (await stack.call('GET', `/jobs/${id}/events`)).body.events,
-          (e) => succeeded(e).length > 0,
+          async () => (await stack.call('GET', `/jobs/${id}/events`)).body.events as { status?: string }[],
+          (list) => list.some((e) => e.status === 'SUCCEEDED'),
+          { what: `the SUCCEEDED event of ${id}` },
         );
-        assert.equal(succeeded(events).length, 1);
+        assert.equal(events.filter((e) => e.status === 'SUCCEEDED').length, 1);
       }
       const listed = (await stack.call('GET', '/jobs?limit=100')).body.jobs;
       assert.equal(listed.length, 4);

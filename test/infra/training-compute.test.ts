@@ -221,7 +221,7 @@ describe('TrainingCompute: the trainer job definition', () => {
     assert.ok(!files.some((f) => f.endsWith('.test.ts')));
   });
 
-  it('lets the trainer delete only checkpoints and active markers, and never queue, submit or terminate', () => {
+  it('lets the trainer delete only checkpoints, active-jobs slots and active-sweep markers, and never queue, submit or terminate', () => {
     const statements = statementsOfRole(resources, logicalId(training.jobRole));
     const actions = new Set(statements.flatMap((s) => [s.Action].flat()));
     for (const forbidden of [
@@ -235,7 +235,7 @@ describe('TrainingCompute: the trainer job definition', () => {
     const keys = JSON.stringify(deletes.map((s) => s.Resource));
     for (const key of [
       'tenants/*/jobs/*/checkpoints/*',
-      'tenants/*/active-jobs/*',
+      'tenants/*/active-slots/*',
       'tenants/*/active-sweeps/*',
     ])
       assert.ok(keys.includes(key), key);

@@ -58,6 +58,24 @@ function engineTests(backend: SelectedBackend): void {
     for (const r of [a, b, c]) r.dispose();
   });
 
+  it('stops inside an epoch when the interrupt hook says so, without recording the partial epoch', async () => {
+    const spec = specOf({ training: { epochs: 1000, batchSize: 1, seed: 3 } });
+    let asked = 0;
+    let epochs = 0;
+    const r = await trainOn(tf, await blobs(600), spec, {
+      onEpoch: () => {
+        epochs++;
+        return undefined;
+      },
+      // Yes at the second question: after one epoch or in the middle of one.
+      interrupt: async () => ++asked >= 2,
+    });
+    assert.equal(r.outcome.stoppedBy, 'cancelled');
+    assert.equal(r.outcome.history.length, epochs, 'only whole epochs are in the history');
+    assert.ok(epochs < 1000);
+    r.dispose();
+  });
+
   it('full-batch gd on a noiseless linear regression reaches the least-squares weights', async () => {
     const spec = specOf({
       task: 'regression',

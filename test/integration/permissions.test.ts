@@ -55,9 +55,19 @@ const RARE_PATHS: { pairs: string[]; functions: string[]; why: string }[] = [
     why: 'a pass that finishes its sweep removes its active marker (as the trainer and cancel-sweep do)',
   },
   {
-    pairs: ['s3:DeleteObject tenants/*/active-jobs/*'],
+    pairs: ['s3:DeleteObject tenants/*/active-slots/*'],
     functions: ['submit-sweep', 'get-sweep'],
-    why: "the active-jobs count clears the marker of a job that ended without removing it (as submit-job's count may), and a pass cancels the queued trials of a cancelling sweep",
+    why: 'a submit that finds the quota full sweeps the slot of a job that ended without freeing it (as submit-job may), and a pass cancels the queued trials of a cancelling sweep',
+  },
+  {
+    pairs: ['s3:GetObject tenants/*/active-slots/*'],
+    functions: ['submit-sweep', 'get-sweep'],
+    why: "a pass that cancels a cancelling sweep's queued trials frees their active-jobs slots, reading each first (as cancel-sweep does)",
+  },
+  {
+    pairs: ['s3:DeleteObject tenants/*/active-slots/*'],
+    functions: ['delete-job'],
+    why: 'a job that ended without freeing its slot (a crash between its end and the release) frees it when deleted (as the end of a job does)',
   },
   {
     pairs: ['s3:DeleteObject tenants/*/idempotency/*'],

@@ -168,7 +168,7 @@ function deliverableTests(backend: SelectedBackend): void {
     });
     assert.equal(frozen.record.status, 'FAILED');
     assert.equal(frozen.record.error?.code, 'INVALID_SPEC');
-    assert.match(frozen.record.error?.message ?? '', /leaves no layer to train/);
+    assert.match(frozen.record.error?.message ?? '', /base model keeps 0 layers/);
     assert.equal(frozen.record.attempt, 1);
   });
 

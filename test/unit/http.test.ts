@@ -22,6 +22,21 @@ describe('api() error mapping', () => {
     assert.equal(r.statusCode, 409);
     assert.equal(body(r).error.code, 'BUSY');
   });
+  it('maps a write the storage had no room for (ENOSPC) to a 507 that says so', async () => {
+    const r = await api(async () => {
+      throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+    })(event);
+    assert.equal(r.statusCode, 507);
+    assert.equal(body(r).error.code, 'INSUFFICIENT_STORAGE');
+    assert.match(body(r).error.message, /no storage space left/);
+  });
+  it('bounds a message and details that quote huge user input', async () => {
+    const r = await api(async () => {
+      throw new NotFoundError(`No column "${'c'.repeat(100_000)}".`);
+    })(event);
+    assert.ok((r.body ?? '').length < 3000, `a body of ${r.body?.length} characters`);
+    assert.match(body(r).error.message, /\[truncated: \d+ more characters\]/);
+  });
   it('turns anything else into a 500 with the request id, never the stack', async () => {
     const lines: string[] = [];
     const { log } = await import('../../core/platform/log.ts');

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import type { JobRecord } from '../../core/jobs/job-record.ts';
 import { FencedError, type JobChange, JobLifecycle } from '../../core/jobs/lifecycle.ts';
 import { ConflictError, NotFoundError } from '../../core/platform/errors.ts';
-import { activePrefix, jobIndexPrefix } from '../../core/platform/keys.ts';
+import { activeSlotKey, jobIndexPrefix } from '../../core/platform/keys.ts';
 import type { JobQueue } from '../../core/platform/ports.ts';
 import { type LocalPorts, localPorts } from '../helpers/local-ports.ts';
 import { specOf } from '../helpers/specs.ts';
@@ -43,7 +43,15 @@ describe('job lifecycle', () => {
   const submitted = async () =>
     (await lifecycle.submit(TENANT, newJob(), { by: 'api', message: 'Job submitted and queued.' })).id;
   const events = async (id: string) => (await lifecycle.jobs.events(TENANT, id)).map((e) => e.status);
-  const marker = async (id: string) => (await ports.store.head(`${activePrefix(TENANT)}${id}`)) !== undefined;
+  /** Whether the job holds an active-jobs slot. */
+  const marker = async (id: string) => {
+    const slot = (await lifecycle.jobs.get(TENANT, id)).record.activeSlot;
+    return (
+      slot !== undefined &&
+      (await lifecycle.activeJobs.count(TENANT)) > 0 &&
+      (await ports.store.head(activeSlotKey(TENANT, slot))) !== undefined
+    );
+  };
 
   beforeEach(async () => {
     await ports?.cleanup();
@@ -118,7 +126,7 @@ describe('job lifecycle', () => {
     assert.equal((await lifecycle.claim(TENANT, '01M8JH2TQYPMBNJ50HMGRP3N6M', 'wasm')).kind, 'gone');
     assert.equal((await lifecycle.claim(TENANT, 'not-an-id', 'wasm')).kind, 'gone');
     assert.deepEqual(await events(id), ['QUEUED', 'RUNNING', 'RUNNING', 'CANCELLING', 'CANCELLED']);
-    assert.equal(await marker(id), false, 'the active marker goes when the job ends');
+    assert.equal(await marker(id), false, 'the active-jobs slot is freed when the job ends');
   });
 
   it('cancel from the API: QUEUED ends at once, RUNNING asks the trainer, an ended job is a 409', async () => {

@@ -73,6 +73,14 @@ describe('real-world tables', () => {
       `year,label\n${Array.from({ length: 30 }, (_, i) => `${1990 + i},a`).join('\n')}\n`,
     );
     assert.equal(identifierReason(years, 'year'), undefined, 'thirty consecutive years are data');
+    const stray = await csv(
+      `x,label\n${Array.from({ length: 20 }, (_, i) => `${i === 5 ? 'oops' : i * 1.5},a`).join('\n')}\n`,
+    );
+    assert.equal(
+      identifierReason(stray, 'x'),
+      undefined,
+      'numbers with one stray word: a data error, not an id',
+    );
   });
 
   it('excludes the columns dataset.exclude names, and refuses one the file does not have', async () => {

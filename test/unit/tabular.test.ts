@@ -83,8 +83,81 @@ describe('parseTable', () => {
       dataError(/Row 2, column "a": an array in a column/),
     );
   });
-  it('refuses more rows than allowed', async () => {
-    await assert.rejects(parseTable(bytes('a\n1\n2\n3\n'), 'csv', 2), dataError(/more than 2 rows/));
+  const limitError = (code: string, pattern: RegExp) => (error: unknown) =>
+    error instanceof UnrecoverableError && error.code === code && pattern.test(error.message);
+
+  it('refuses more rows than allowed, naming the setting', async () => {
+    await assert.rejects(
+      parseTable(bytes('a\n1\n2\n3\n'), 'csv', 2),
+      limitError('DATASET_TOO_LARGE', /more than 2 rows.*DESCENT_MAX_ROWS/),
+    );
+  });
+
+  it('stops at a line longer than the limit before reading the rest of it (CSV and JSON Lines)', async () => {
+    for (const format of ['csv', 'jsonl'] as const) {
+      let read = 0;
+      async function* oneLongLine() {
+        yield bytes(format === 'csv' ? 'a,label\n"' : '{"a":"');
+        for (let i = 0; i < 1000; i++) {
+          read++;
+          yield bytes('x'.repeat(1024));
+        }
+        yield bytes(format === 'csv' ? '",1\n' : '","label":1}\n');
+      }
+      await assert.rejects(
+        parseTableStream(oneLongLine(), format, { maxLineChars: 10_000 }),
+        limitError('DATASET_TOO_LARGE', /line [12]: longer than 10000 characters.*DESCENT_MAX_LINE_BYTES/),
+      );
+      assert.ok(read <= 11, `${format}: read ${read} KiB of a line limited to 10,000 characters`);
+    }
+  });
+
+  it('refuses more columns than the limit in a CSV header or in JSON Lines keys, and a row with too many fields early', async () => {
+    const header = `${Array.from({ length: 30 }, (_, i) => `c${i}`).join(',')}\n`;
+    await assert.rejects(
+      parseTable(bytes(`${header}${'1,'.repeat(29)}1\n`), 'csv', { maxColumns: 20 }),
+      limitError('DATASET_TOO_LARGE', /line 1: more than 20 fields.*DESCENT_MAX_COLUMNS/),
+    );
+    const wide = JSON.stringify(Object.fromEntries(Array.from({ length: 30 }, (_, i) => [`k${i}`, i])));
+    await assert.rejects(
+      parseTable(bytes(`${wide}\n`), 'jsonl', { maxColumns: 20 }),
+      limitError('DATASET_TOO_LARGE', /more than 20 columns.*DESCENT_MAX_COLUMNS/),
+    );
+    await assert.rejects(
+      parseTable(bytes(`a,b\n1,2\n${',3'.repeat(100_000)}\n`), 'csv'),
+      limitError('DATASET_TOO_LARGE', /line 3: more than 2 fields \(the header has fewer\)/),
+    );
+  });
+
+  it('refuses a table that would need more memory than the budget', async () => {
+    const rows = Array.from({ length: 2000 }, (_, i) => `${i},${'t'.repeat(50)}${i}`).join('\n');
+    await assert.rejects(
+      parseTable(bytes(`n,text\n${rows}\n`), 'csv', { maxTableBytes: 100_000 }),
+      limitError('RESOURCE_LIMIT', /needs more than 0 MiB of memory by row \d+.*DESCENT_JOB_MEMORY_BYTES/),
+    );
+    const table = await parseTable(bytes(`n,text\n${rows}\n`), 'csv', { maxTableBytes: 1_000_000 });
+    assert.equal(table.rowCount, 2000);
+  });
+
+  it('refuses numbers beyond float32 (1e39, 1e400) naming the row, the column and the number as written', async () => {
+    await assert.rejects(
+      parseTable(bytes('a,b\n1,2\n3,1e39\n'), 'csv'),
+      dataError(/Row 2, column "b": 1e39 is not a finite 32-bit float/),
+    );
+    await assert.rejects(
+      parseTable(bytes('a,b\n-1e400,2\n'), 'csv'),
+      dataError(/Row 1, column "a": -1e400 is not a finite 32-bit float/),
+    );
+    await assert.rejects(
+      parseTable(bytes('{"a":1}\n{"a":1e39}\n'), 'jsonl'),
+      dataError(/Row 2, column "a": 1e\+39 is not a finite 32-bit float/),
+    );
+    await assert.rejects(
+      parseTable(bytes('{"a":[1,2e300]}\n'), 'jsonl'),
+      dataError(/Row 1, column "a": 2e\+300 is not a finite 32-bit float/),
+    );
+    const edge = await parseTable(bytes('a\n3.4e38\n-3.4e38\n'), 'csv');
+    assert.deepEqual(rowsOf(edge), [[3.4e38], [-3.4e38]]);
   });
 });
 

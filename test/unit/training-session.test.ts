@@ -8,7 +8,13 @@ import { after, beforeEach, describe, it } from 'node:test';
 import type { EpochMetrics, JobRecord } from '../../core/jobs/job-record.ts';
 import { JobLifecycle } from '../../core/jobs/lifecycle.ts';
 import type { TrainState } from '../../trainer/engine.ts';
-import { type Phase, TrainingSession } from '../../trainer/training-session.ts';
+import {
+  EPOCH_INTERRUPT_MS,
+  PACE_MS,
+  type Phase,
+  PhaseStopped,
+  TrainingSession,
+} from '../../trainer/training-session.ts';
 import { type LocalPorts, localPorts } from '../helpers/local-ports.ts';
 import { specOf } from '../helpers/specs.ts';
 import { quiet, TENANT } from '../helpers/trainer.ts';
@@ -184,9 +190,9 @@ describe('training session', () => {
     assert.deepEqual(saves, [{ epoch: 1, phase: 'final' }]);
   });
 
-  it("a stop signal that arrives during an epoch's writes stops training only with a checkpoint", async () => {
+  it("a stop signalled while an epoch's writes run still checkpoints that epoch", async () => {
     const job = await running({ checkpoint: { everySeconds: 3600 } });
-    // The signal arrives while the session is busy after its checkpoint decision (here: in the stop rule).
+    // The signal lands during an await of the epoch's end (here the stopping rule's).
     const s = session(job, {
       stopRule: async () => {
         abort.abort();
@@ -194,8 +200,9 @@ describe('training session', () => {
       },
     });
     await s.begin();
-    assert.equal(await train(s, 10, 100), 2, 'one more epoch, then the stop');
-    assert.deepEqual(saves, [{ epoch: 2, phase: 'final' }], 'and the stop has its checkpoint');
+    assert.equal(await train(s, 10, 100), 1);
+    assert.equal(s.stopCause, 'shutdown');
+    assert.deepEqual(saves, [{ epoch: 1, phase: 'final' }]);
   });
 
   it("asks a sweep's stopping rule on the delivered model's epochs only", async () => {
@@ -220,5 +227,87 @@ describe('training session', () => {
     await lifecycle.claim(TENANT, job.id, 'wasm'); // another delivery takes it
     await assert.rejects(train(s, 2, 100), { name: 'FencedError' });
     assert.equal(await s.owns(), false);
+  });
+
+  /** What `pace` throws (or `undefined` when it lets the phase go on). */
+  const paced = async (s: TrainingSession<Context>, phase = 'evaluating the model') => {
+    try {
+      await s.pace(phase);
+      return undefined;
+    } catch (error) {
+      return error;
+    }
+  };
+
+  it('pace gives the event loop a turn at most every PACE_MS of the clock, so timers (the heartbeat) run', async () => {
+    const job = await running({});
+    const s = session(job, { progressIntervalMs: 3_600_000 });
+    await s.pace('evaluating the model'); // its first call reads the record; later ones only yield
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 0);
+    try {
+      // A synchronous loop (2 ms of work a step) that paces: the due timer fires only when pace yields.
+      for (let step = 0; step < 5; step++) {
+        const until = performance.now() + 2;
+        while (performance.now() < until);
+        clock += PACE_MS;
+        await s.pace('evaluating the model');
+        await s.pace('evaluating the model'); // same instant: no second yield
+      }
+    } finally {
+      clearInterval(timer);
+    }
+    assert.ok(ticks >= 1, `the timer ran ${ticks} times`);
+  });
+
+  it('pace applies a cancel, the maximum runtime and a shutdown in phases that are not epochs', async () => {
+    const cancelled = await running({});
+    const s1 = session(cancelled, { progressIntervalMs: 0 });
+    clock += PACE_MS;
+    assert.equal(await paced(s1), undefined);
+    await lifecycle.cancel(TENANT, cancelled.id, 'api');
+    clock += PACE_MS;
+    const stop = await paced(s1, 'computing feature importance');
+    assert.ok(stop instanceof PhaseStopped);
+    assert.equal(stop.stopCause, 'cancel');
+    assert.equal(stop.phase, 'computing feature importance');
+
+    const slow = await running({}, 10);
+    const s2 = session(slow);
+    clock += 11_000;
+    const timeout = await paced(s2);
+    assert.ok(timeout instanceof PhaseStopped);
+    assert.equal(timeout.stopCause, 'timeout');
+
+    const s3 = session(await running({}));
+    abort.abort();
+    clock += PACE_MS;
+    assert.equal(((await paced(s3)) as PhaseStopped).stopCause, 'shutdown');
+  });
+
+  it('pace fences an attempt that lost the job', async () => {
+    const job = await running({});
+    const s = session(job, { progressIntervalMs: 0 });
+    await lifecycle.claim(TENANT, job.id, 'wasm');
+    clock += PACE_MS;
+    assert.equal(((await paced(s)) as Error).name, 'FencedError');
+  });
+
+  it('an epoch is interrupted by a cancel or the maximum runtime only once it has run EPOCH_INTERRUPT_MS', async () => {
+    const job = await running({}, 3600);
+    const s = session(job, { progressIntervalMs: 0 });
+    const hooks = s.hooks('final', undefined, () => {});
+    await lifecycle.cancel(TENANT, job.id, 'api');
+    clock += 1000;
+    assert.equal(await hooks.interrupt?.(), false, 'a short epoch ends (and checkpoints) first');
+    clock += EPOCH_INTERRUPT_MS;
+    assert.equal(await hooks.interrupt?.(), true);
+
+    const slow = await running({}, 1);
+    const s2 = session(slow);
+    const hooks2 = s2.hooks('final', undefined, () => {});
+    clock += EPOCH_INTERRUPT_MS;
+    assert.equal(await hooks2.interrupt?.(), true);
+    assert.equal(s2.timedOut, true);
   });
 });
