@@ -98,6 +98,8 @@ export interface FitOptions {
   /** Makes the model: a fresh one from the spec, or one derived from a base model. */
   makeModel?: (inputShape: number[]) => LayersModel | Promise<LayersModel>;
   resume?: { state: TrainState; optimizer: OptimizerState; weights: Tensor[]; bestWeights?: Tensor[] };
+  /** Private training: the key of its sampling and noise stream (tests; default fresh random bytes). */
+  privacyKey?: Uint8Array;
 }
 
 /**
@@ -142,6 +144,7 @@ export async function fit(
         model,
         ...(data.classes ? { classCount: data.classes.length } : {}),
         ...(options.hooks ? { hooks: options.hooks } : {}),
+        ...(options.privacyKey ? { privacyKey: options.privacyKey } : {}),
         ...(options.resume
           ? {
               resume: {

@@ -29,6 +29,7 @@ import {
 import { datasetKeys, jobKeys } from '../platform/keys.ts';
 import { parseOrThrow } from '../platform/validate.ts';
 import type { Services } from '../services.ts';
+import { privacyProblems } from '../training/privacy.ts';
 import { type JobRecord, jobStatus } from './job-record.ts';
 import { type JobSpec, jobSpec } from './job-spec.ts';
 
@@ -91,6 +92,31 @@ async function checkBaseModel(s: Services, tenant: string, spec: JobSpec): Promi
   }
 }
 
+/**
+ * Private training refuses what would break its guarantee: a layer that couples the rows of a batch
+ * (batch normalization), in the spec or in the base job's model, and a second gradient clipping.
+ */
+async function checkPrivacy(s: Services, tenant: string, spec: JobSpec): Promise<void> {
+  if (!spec.training.privacy) return;
+  const problems = privacyProblems(spec);
+  const base = spec.model.baseModel;
+  if (base && 'jobId' in base) {
+    const found = await s.lifecycle.jobs.find(tenant, base.jobId);
+    const coupled = found?.record.spec.model.layers.findIndex((l) => l.type === 'batchNormalization') ?? -1;
+    if (coupled >= 0)
+      problems.push({
+        path: 'model.baseModel.jobId',
+        message: `the base model has a batchNormalization layer (its model.layers[${coupled}]), which cannot be trained with training.privacy: it normalises each row with statistics of the whole batch, so one row's gradient depends on the other rows.`,
+      });
+  }
+  const first = problems[0];
+  if (first)
+    throw new ValidationError(
+      `Invalid job spec: ${first.path}: ${first.message}${problems.length > 1 ? ` (and ${problems.length - 1} more problem${problems.length > 2 ? 's' : ''})` : ''}`,
+      { problems },
+    );
+}
+
 export interface SubmitResult {
   record: JobRecord;
   /** True when an `Idempotency-Key` replay returned the job created earlier. */
@@ -130,6 +156,7 @@ export async function submitJob(
   const meta = await getDatasetMeta(s, tenant, spec.dataset.id);
   await checkDataset(s, tenant, spec, meta);
   await checkBaseModel(s, tenant, spec);
+  await checkPrivacy(s, tenant, spec);
   await checkQuotas(s, tenant, spec, meta);
 
   if (keyObject) {

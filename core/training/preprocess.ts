@@ -20,11 +20,26 @@ export interface FeatureColumn {
   scale: ScaleMode;
   encoding: 'oneHot' | 'index';
   missing: MissingMode;
+  /** Numeric columns: a range supplied in the spec (scaling uses it; values are clipped into it). */
+  range?: [number, number];
+  /** Categorical columns: a vocabulary supplied in the spec. */
+  categories?: string[];
 }
 
-/** A fitted column: `x' = (x − offset) / divisor`, a vocabulary, or an array passed through. */
+/**
+ * A fitted column: `x' = (clip(x) − offset) / divisor` (clipped into `range` when the spec supplied
+ * one), a vocabulary, or an array passed through.
+ */
 export type FittedColumn =
-  | { name: string; kind: 'numeric'; scale: ScaleMode; offset: number; divisor: number; fill?: number }
+  | {
+      name: string;
+      kind: 'numeric';
+      scale: ScaleMode;
+      offset: number;
+      divisor: number;
+      fill?: number;
+      range?: [number, number];
+    }
   | { name: string; kind: 'categorical'; encoding: 'oneHot' | 'index'; categories: string[]; fill?: string }
   | { name: string; kind: 'array'; shape: number[] };
 
@@ -89,6 +104,8 @@ export function describeFeatures(
       scale: options.scale ?? spec.scale,
       encoding: options.categorical ?? spec.categorical,
       missing: options.missing ?? spec.missing,
+      ...(options.range && kind === 'numeric' ? { range: options.range } : {}),
+      ...(options.categories && kind === 'categorical' ? { categories: options.categories } : {}),
     };
   });
   if (described.some((f) => f.kind === 'array') && described.length > 1) {
@@ -149,6 +166,17 @@ function mostFrequent(values: Iterable<string>): string | undefined {
   return best;
 }
 
+/** Offset and divisor from a supplied range: `minMax` maps it onto [0, 1], `standardize` onto [−1, 1]. */
+function suppliedScaling(scale: ScaleMode, [lo, hi]: [number, number]): [number, number] {
+  if (scale === 'minMax') return [lo, hi - lo];
+  if (scale === 'standardize') return [(lo + hi) / 2, (hi - lo) / 2];
+  return [0, 1];
+}
+
+/** A numeric value clipped into the column's supplied range, if it has one. */
+const clipped = (v: number, range: [number, number] | undefined): number =>
+  range ? Math.min(range[1], Math.max(range[0], v)) : v;
+
 /** Fits every column's transform on `rows` (the training rows) only. */
 export function fitPreprocessing(
   table: Table,
@@ -177,7 +205,7 @@ export function fitPreprocessing(
         const v = textAt(table, f.index, r);
         if (v !== null) seen.push(v);
       }
-      const categories = [...new Set(seen)].sort();
+      const categories = f.categories ? [...f.categories] : [...new Set(seen)].sort();
       const fill = f.missing === 'mean' || f.missing === 'mostFrequent' ? mostFrequent(seen) : undefined;
       return {
         name: f.name,
@@ -214,8 +242,9 @@ export function fitPreprocessing(
         : f.missing === 'mostFrequent'
           ? Number(mostFrequent(present) ?? mean)
           : undefined;
-    const [offset, divisor] =
-      f.scale === 'standardize'
+    const [offset, divisor] = f.range
+      ? suppliedScaling(f.scale, f.range)
+      : f.scale === 'standardize'
         ? [mean, std > 0 ? std : 1]
         : f.scale === 'minMax'
           ? [min === Infinity ? 0 : min, max > min ? max - min : 1]
@@ -227,6 +256,7 @@ export function fitPreprocessing(
       offset,
       divisor,
       ...(fill !== undefined ? { fill } : {}),
+      ...(f.range ? { range: f.range } : {}),
     };
   });
   const array = columns.find((c) => c.kind === 'array');
@@ -262,7 +292,7 @@ export function encodeRows(
       } else if (column.kind === 'numeric') {
         let v = data?.kind === 'numeric' ? (data.values[r] as number) : Number.NaN;
         if (Number.isNaN(v)) v = column.fill ?? 0;
-        out[base] = (v - column.offset) / column.divisor;
+        out[base] = (clipped(v, column.range) - column.offset) / column.divisor;
       } else {
         const v = textAt(table, feature.index, r) ?? column.fill ?? null;
         const k = v === null ? -1 : column.categories.indexOf(v);
@@ -291,7 +321,8 @@ export function encodeRecord(fitted: FittedPreprocessing, record: Record<string,
           : raw === null || raw === undefined || raw === ''
             ? Number.NaN
             : Number(raw);
-      out[offset] = ((Number.isNaN(v) ? (column.fill ?? 0) : v) - column.offset) / column.divisor;
+      out[offset] =
+        (clipped(Number.isNaN(v) ? (column.fill ?? 0) : v, column.range) - column.offset) / column.divisor;
     } else {
       const v = raw === null || raw === undefined || raw === '' ? (column.fill ?? null) : String(raw);
       const k = v === null ? -1 : column.categories.indexOf(v);
