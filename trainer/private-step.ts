@@ -112,6 +112,8 @@ export interface PrivateTrainingOptions {
   resume?: PrivateState;
   /** The keyed stream's key (default: 32 fresh bytes from the operating system). */
   key?: Uint8Array;
+  /** Force a per-example method (tests and benchmarks); default: vectorised where the model allows. */
+  perExample?: PerExampleMethod;
 }
 
 export class PrivateTraining {
@@ -143,7 +145,9 @@ export class PrivateTraining {
       : options.plan;
     this.#steps = options.resume?.steps ?? 0;
     this.#random = options.resume ? new KeyedRandom(options.resume.random) : KeyedRandom.create(options.key);
-    this.#stages = denseChain(options.model);
+    this.#stages = options.perExample === 'microbatch' ? undefined : denseChain(options.model);
+    if (options.perExample === 'vectorized' && !this.#stages)
+      throw new Error('vectorised per-example gradients need a Sequential chain of dense layers');
     this.method = this.#stages ? 'vectorized' : 'microbatch';
   }
 
