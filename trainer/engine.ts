@@ -26,7 +26,7 @@ import type { TF } from './backend.ts';
 import { defaultLoss, meanLoss } from './losses.ts';
 import { type OptimizerState, restoreOptimizer } from './optimizer-state.ts';
 import { adadelta, rmsprop } from './optimizers.ts';
-import { type PrivateOutcome, type PrivateState, PrivateTraining } from './private-step.ts';
+import { type PerExampleMethod, type PrivateOutcome, type PrivateState, PrivateTraining } from './private-step.ts';
 
 /** `privacyBudget`: a private run whose noise multiplier was given stopped before exceeding its target ε. */
 export type StopReason = 'epochs' | 'lossThreshold' | 'earlyStopping' | 'cancelled' | 'privacyBudget';
@@ -91,6 +91,8 @@ export interface TrainOptions {
   resume?: { state: TrainState; optimizer: OptimizerState; bestWeights?: Tensor[] };
   /** Private training: the key of its sampling and noise stream (default: fresh random bytes). */
   privacyKey?: Uint8Array;
+  /** Private training: force a per-example gradient method (benchmarks, tests). */
+  perExample?: PerExampleMethod;
 }
 
 export function buildOptimizer(tf: TF, o: OptimizerSpec): Optimizer {
@@ -428,5 +430,6 @@ function privateTraining(
     withRandom,
     ...(resumed ? { resume: resumed } : {}),
     ...(options.privacyKey ? { key: options.privacyKey } : {}),
+    ...(options.perExample ? { perExample: options.perExample } : {}),
   });
 }
