@@ -26,7 +26,12 @@ import type { TF } from './backend.ts';
 import { defaultLoss, meanLoss } from './losses.ts';
 import { type OptimizerState, restoreOptimizer } from './optimizer-state.ts';
 import { adadelta, rmsprop } from './optimizers.ts';
-import { type PerExampleMethod, type PrivateOutcome, type PrivateState, PrivateTraining } from './private-step.ts';
+import {
+  type PerExampleMethod,
+  type PrivateOutcome,
+  type PrivateState,
+  PrivateTraining,
+} from './private-step.ts';
 
 /** `privacyBudget`: a private run whose noise multiplier was given stopped before exceeding its target ε. */
 export type StopReason = 'epochs' | 'lossThreshold' | 'earlyStopping' | 'cancelled' | 'privacyBudget';
