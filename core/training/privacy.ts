@@ -154,7 +154,7 @@ export function notCovered(spec: JobSpec, fitted: FittedPreprocessing): string[]
   const v = spec.training.validation;
   if (v.type === 'holdout')
     items.push(
-      'The hold-out rows are not trained on, so they are not protected by it: their validation metrics (and any early stopping on them) reveal them. Use validation "none" with rows that are not private, or accept it for those rows.',
+      'The hold-out rows are not trained on, so they are not protected by it: their validation metrics (and any early stopping on them) reveal them. Use training.validation {"type": "none"} when every row is private, or accept it for those rows.',
     );
   if (v.type === 'kfold')
     items.push(
@@ -172,7 +172,7 @@ export function notCovered(spec: JobSpec, fitted: FittedPreprocessing): string[]
       `Preprocessing statistics fitted on the training rows are published with the model: ${stats.join('; ')}.`,
     );
   items.push(
-    'The per-epoch training loss and the training metrics in this report are computed on the private rows without noise; they are for the data owner, not for publication. The list of classes is the set of label values.',
+    'The per-epoch training loss, the training metrics of this report (and its feature importances when no rows are held out) are computed on the private rows without noise: they are for the data owner, not for publication. The list of classes is the set of label values found.',
   );
   return items;
 }
