@@ -90,6 +90,19 @@ export interface JobReport {
   /** Permutation feature importance, when the trainer computes it (several shapes are accepted). */
   featureImportance?: unknown;
   resources?: Record<string, unknown>;
+  /** Private training (`training.privacy`): the guarantee spent and what it does not cover. */
+  privacy?: {
+    epsilon: number;
+    delta: number;
+    noiseMultiplier: number;
+    clipNorm: number;
+    sampleRate: number;
+    steps: number;
+    targetEpsilon?: number;
+    accountant: string;
+    notCovered?: string[];
+    [field: string]: unknown;
+  };
   [field: string]: unknown;
 }
 

@@ -97,6 +97,10 @@ export const JOB_SPEC_DESCRIPTIONS: Record<string, string> = {
     'This column’s `missing` rule (for the label: `drop` drops unlabelled rows).',
   'preprocessing.columns.<column>.type':
     '`categorical`: numeric codes as categories, or keep a column detected as an identifier; `numeric`: insist on numbers; `date`: ISO-8601 dates (detected anyway when most values are dates), which become four inputs: days since 1970-01-01, year, month (1–12) and day of the week (0 = Sunday), standardized unless `scale` says otherwise. Any type keeps a column detected as an identifier.',
+  'preprocessing.columns.<column>.range':
+    'Numeric columns: `[min, max]` known without the data. Scaling uses it instead of statistics of the training rows (`minMax` maps it onto [0, 1], `standardize` onto [−1, 1]) and values outside are clipped into it. With `training.privacy`, keeps the rows out of the published scaling ([privacy](privacy.md)).',
+  'preprocessing.columns.<column>.categories':
+    'Categorical columns: the fixed vocabulary, in encoding order, instead of the values seen in the training rows; a value outside it is encoded as unseen. With `training.privacy`, keeps the rows out of the published vocabulary.',
   resources: 'Limits of the run.',
   'resources.maxRuntimeSeconds':
     'Training longer than this fails with `TIMEOUT` after a last checkpoint. Default and ceiling: the deployment’s (24 hours and 7 days unless changed).',
@@ -169,7 +173,17 @@ export const JOB_SPEC_DESCRIPTIONS: Record<string, string> = {
   'training.checkpoint.everySeconds':
     'At the end of the first epoch this many seconds after the last checkpoint.',
   'training.seed':
-    'Seeds weight initialisation, the splits, shuffling and dropout; chosen and recorded when absent.',
+    'Seeds weight initialisation, the splits, shuffling and dropout; chosen and recorded when absent. (Private training draws its sampling and noise from a secret key instead.)',
+  'training.privacy':
+    'Differentially private training (DP-SGD): give `targetEpsilon`, `noiseMultiplier` or both. Each step takes a Poisson sample of the rows (rate q = batchSize / training rows), clips each row’s gradient to `clipNorm`, adds Gaussian noise and divides by the expected batch size; the report’s `privacy` section gives the (ε, δ) spent. Not with `batchNormalization` layers nor `gradientClipping`. See [privacy](privacy.md).',
+  'training.privacy.targetEpsilon':
+    'The ε the whole run may spend at `delta`. Alone: the noise multiplier is the least (to 1e-4) that keeps every planned epoch within it. With `noiseMultiplier`: training stops (`stoppedBy: privacyBudget`) before the epoch that would exceed it.',
+  'training.privacy.noiseMultiplier':
+    'σ: the noise’s standard deviation divided by `clipNorm`. Default: found from `targetEpsilon`.',
+  'training.privacy.delta':
+    'δ of the (ε, δ) guarantee; keep it well below 1 / training rows. Default: 1e-5, or 1 / (10 × training rows) when that is smaller.',
+  'training.privacy.clipNorm':
+    'C: each row’s gradient (all weights together) is scaled down to at most this L2 norm.',
 };
 
 export const SWEEP_DESCRIPTIONS: Record<string, string> = {

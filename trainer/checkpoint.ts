@@ -38,6 +38,14 @@ export const checkpointPointer = z.object({
     rngState: z.number(),
     schedule: z.object({ rate: z.number(), best: optionalNumber, wait: z.number() }),
     earlyStopping: z.object({ best: optionalNumber, bestEpoch: z.int(), wait: z.number() }).optional(),
+    /** Private training: steps taken (the accountant's count), σ, and the keyed stream's key and position. */
+    privacy: z
+      .object({
+        steps: z.int().min(0),
+        noiseMultiplier: z.number().positive(),
+        random: z.object({ key: z.string(), block: z.int().min(0) }),
+      })
+      .optional(),
   }),
   /** Completed folds' reports (k-fold), so a resume skips them. */
   folds: z.array(z.record(z.string(), z.unknown())),

@@ -14,6 +14,7 @@ import type { JobSpec, LossName, OptimizerSpec } from '../core/jobs/job-spec.ts'
 import { UnrecoverableError } from '../core/platform/errors.ts';
 import { seededRng, shuffleInPlace } from '../core/platform/random.ts';
 import { divergence } from '../core/training/diagnostics.ts';
+import { planPrivacy } from '../core/training/privacy.ts';
 import {
   EarlyStopping,
   type EarlyStoppingState,
@@ -26,8 +27,15 @@ import { defaultLoss, meanLoss } from './losses.ts';
 import { classifyComputeError, computing } from './numeric-checks.ts';
 import { type OptimizerState, restoreOptimizer } from './optimizer-state.ts';
 import { adadelta, rmsprop } from './optimizers.ts';
+import {
+  type PerExampleMethod,
+  type PrivateOutcome,
+  type PrivateState,
+  PrivateTraining,
+} from './private-step.ts';
 
-export type StopReason = 'epochs' | 'lossThreshold' | 'earlyStopping' | 'cancelled';
+/** `privacyBudget`: a private run whose noise multiplier was given stopped before exceeding its target ε. */
+export type StopReason = 'epochs' | 'lossThreshold' | 'earlyStopping' | 'cancelled' | 'privacyBudget';
 
 /** Inputs and targets of a set of rows. */
 export interface DataSet {
@@ -48,6 +56,8 @@ export interface TrainState {
   rngState: number;
   schedule: ScheduleState;
   earlyStopping?: EarlyStoppingState;
+  /** Private training: steps taken, the noise multiplier and the keyed stream's state. */
+  privacy?: PrivateState;
 }
 
 export interface TrainOutcome {
@@ -58,6 +68,8 @@ export interface TrainOutcome {
   bestEpoch?: number;
   trainingSeconds: number;
   samplesPerSecond: number;
+  /** Private training: the plan, the steps taken and what a step cost. */
+  privacy?: PrivateOutcome;
 }
 
 export interface EpochContext {
@@ -90,6 +102,10 @@ export interface TrainOptions {
   resume?: { state: TrainState; optimizer: OptimizerState; bestWeights?: Tensor[] };
   /** Rows per validation slice (the resource estimate's evaluation slice). @default 2048 */
   evalSliceRows?: number;
+  /** Private training: the key of its sampling and noise stream (default: fresh random bytes). */
+  privacyKey?: Uint8Array;
+  /** Private training: force a per-example gradient method (benchmarks, tests). */
+  perExample?: PerExampleMethod;
 }
 
 export function buildOptimizer(tf: TF, o: OptimizerSpec): Optimizer {
@@ -123,7 +139,7 @@ function setLearningRate(optimizer: Optimizer, rate: number): void {
  * Runs `fn` with `Math.random` drawn from the job's generator: tfjs seeds each unseeded dropout mask
  * from `Math.random()`, so this makes dropout reproducible. Only synchronous code runs inside.
  */
-function withRandom<T>(rng: () => number, fn: () => T): T {
+export function withRandom<T>(rng: () => number, fn: () => T): T {
   const original = Math.random;
   Math.random = rng;
   try {
@@ -172,7 +188,7 @@ export async function evaluateSet(
 const scalarOf = (t: Tensor | undefined): number => (t ? (t.dataSync()[0] as number) : 0);
 
 /** Sum over the batch of correct predictions (classification) or absolute errors (regression). */
-function sideMetric(
+export function sideMetric(
   tf: TF,
   pred: Tensor,
   y: Tensor,
@@ -338,26 +354,34 @@ export async function train(
     variables,
   };
   let samples = 0;
+  let privately: PrivateTraining | undefined;
 
   try {
+    privately = privateTraining(tf, options, step, trainSet);
     for (let epoch = (resumed?.epoch ?? 0) + 1; epoch <= training.epochs; epoch++) {
+      if (privately?.exhausted(epoch)) {
+        stoppedBy = 'privacyBudget';
+        break;
+      }
       const rate = schedule.rateFor(epoch);
       setLearningRate(optimizer, rate);
       // Full batch: every step sees every row, so no shuffling; else a seeded permutation per epoch.
-      if (batchSize < n) {
+      if (batchSize < n && !privately) {
         // From the identity each epoch, so the order depends only on the RNG state (which a checkpoint keeps).
         for (let i = 0; i < n; i++) order[i] = i;
         shuffleInPlace(order, rng);
       }
       step.epoch = epoch;
-      const epochSums = await runEpoch(tf, step, order, rng, yieldState);
-      if (epochSums.interrupted) {
+      const epochSums = privately
+        ? await privately.runEpoch(rng, yieldState)
+        : { ...(await runEpoch(tf, step, order, rng, yieldState)), rows: n };
+      if ('interrupted' in epochSums && epochSums.interrupted) {
         stoppedBy = 'cancelled';
         break;
       }
-      const epochLoss = epochSums.loss / n;
-      const epochMetric = epochSums.metric / n;
-      samples += n;
+      const epochLoss = epochSums.loss / Math.max(1, epochSums.rows);
+      const epochMetric = epochSums.metric / Math.max(1, epochSums.rows);
+      samples += epochSums.rows;
 
       const metrics: EpochMetrics = { epoch, loss: epochLoss, [metricName]: epochMetric, learningRate: rate };
       if (validationSet) {
@@ -389,6 +413,7 @@ export async function train(
         rngState: rng.state(),
         schedule: schedule.state,
         ...(stopping ? { earlyStopping: stopping.state } : {}),
+        ...(privately ? { privacy: privately.state() } : {}),
       };
       if (
         (await hooks.onEpoch?.(metrics, {
@@ -423,5 +448,31 @@ export async function train(
     ...(bestEpoch !== undefined ? { bestEpoch } : {}),
     trainingSeconds,
     samplesPerSecond: trainingSeconds > 0 ? samples / trainingSeconds : 0,
+    ...(privately ? { privacy: privately.outcome() } : {}),
   };
+}
+
+/** The DP-SGD stepper of a job with `training.privacy` (trainer/private-step.ts), or `undefined`. */
+function privateTraining(
+  tf: TF,
+  options: TrainOptions,
+  step: StepContext,
+  trainSet: DataSet,
+): PrivateTraining | undefined {
+  const { privacy, batchSize, epochs } = options.spec.training;
+  if (!privacy) return undefined;
+  const resumed = options.resume?.state.privacy;
+  return new PrivateTraining(tf, {
+    model: step.model,
+    optimizer: step.optimizer,
+    loss: step.loss,
+    trainSet,
+    plan: planPrivacy(privacy, trainSet.x.shape[0] as number, batchSize, epochs),
+    variables: step.variables,
+    sideMetric: (pred, y, labels) => sideMetric(tf, pred, y, labels, step.classCount),
+    withRandom,
+    ...(resumed ? { resume: resumed } : {}),
+    ...(options.privacyKey ? { key: options.privacyKey } : {}),
+    ...(options.perExample ? { perExample: options.perExample } : {}),
+  });
 }

@@ -152,6 +152,8 @@ export interface FitOptions {
   /** What a job may use; without it, nothing is checked. */
   memory?: MemoryBudget;
   pace?: Pace;
+  /** Private training: the key of its sampling and noise stream (tests; default fresh random bytes). */
+  privacyKey?: Uint8Array;
 }
 
 /**
@@ -274,6 +276,7 @@ export async function fit(
         evalSliceRows: estimate.evalSliceRows,
         ...(data.classes ? { classCount: data.classes.length } : {}),
         ...(options.hooks ? { hooks: options.hooks } : {}),
+        ...(options.privacyKey ? { privacyKey: options.privacyKey } : {}),
         ...(options.resume
           ? {
               resume: {

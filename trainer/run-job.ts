@@ -15,6 +15,7 @@ import type { ObjectStore } from '../core/platform/ports.ts';
 import { type StopRule, trialStopRule } from '../core/sweeps/sweep-controller.ts';
 import type { PreparedData } from '../core/training/dataset-prep.ts';
 import { overfittingWarning, plateauWarning } from '../core/training/diagnostics.ts';
+import { privacySection } from '../core/training/privacy.ts';
 import {
   buildReport,
   gapOf,
@@ -44,6 +45,7 @@ import { type JobData, loadJobData } from './job-data.ts';
 import { defaultLoss } from './losses.ts';
 import { hasConvolutions, outputFor } from './model-builder.ts';
 import { checkFiniteWeights } from './numeric-checks.ts';
+import { PRIVATE_TRAINING_ENGINE } from './private-step.ts';
 import { publishArtifacts } from './publish.ts';
 import { runPredictions } from './run-predictions.ts';
 import { type Phase, PhaseStopped, TrainingSession } from './training-session.ts';
@@ -292,6 +294,10 @@ class JobRun {
     const summary = validationSummary(evaluation.validation, kfold);
     const overfit = overfittingWarning(history, gapOf(data.classes, evaluation.training, summary));
     if (overfit) await this.#warn(overfit);
+    const privateRun = final.outcome.privacy;
+    const privacy = privateRun ? privacySection(privateRun, spec, final.fitted) : undefined;
+    for (const item of privacy?.notCovered ?? [])
+      await this.#warn(`Privacy (ε = ${privacy?.epsilon.toFixed(3)}, δ = ${privacy?.delta}): ${item}`);
 
     const resources = resourcesOf({
       createdAt: Date.parse(this.#job.createdAt),
@@ -311,6 +317,9 @@ class JobRun {
         test: data.testRows.length,
       },
       parameters: final.outcome.model.countParams(),
+      ...(privateRun
+        ? { ...PRIVATE_TRAINING_ENGINE, privateTraining: { ...privateRun.cost, steps: privateRun.steps } }
+        : {}),
     });
     const lineage = {
       datasetSha256: input.sha256,
@@ -345,6 +354,7 @@ class JobRun {
         dropped: data.dropped,
         excluded: data.excluded,
       },
+      ...(privacy ? { privacy } : {}),
     });
     await publishArtifacts(
       tf,

@@ -60,6 +60,13 @@ export function resultLines(out: Output, job: JobRecord | undefined, result: Job
     report.backend ? `, backend ${report.backend}` : '',
   ];
   lines.push(head.join(''), '');
+  const p = report.privacy;
+  if (p) {
+    lines.push(
+      `Privacy    (ε = ${formatNumber(p.epsilon)}, δ = ${p.delta})-differentially private${p.targetEpsilon === undefined ? '' : ` (target ε ${p.targetEpsilon})`}: σ = ${formatNumber(p.noiseMultiplier)}, clip ${p.clipNorm}, q = ${formatNumber(p.sampleRate)}, ${p.steps} steps (${p.accountant} accountant)`,
+      '',
+    );
+  }
 
   const rows = metricRows(report);
   if (rows.length > 0) {

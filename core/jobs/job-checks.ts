@@ -19,6 +19,7 @@ import { datasetKeys } from '../platform/keys.ts';
 import { MAX_SPEC_BYTES } from '../platform/limits.ts';
 import { jsonBytes } from '../platform/text.ts';
 import type { Services } from '../services.ts';
+import { privacyProblems } from '../training/privacy.ts';
 import {
   describeEstimate,
   estimateResources,
@@ -151,6 +152,31 @@ export function checkResources(
   }
 }
 
+/**
+ * Private training (`training.privacy`): what the spec alone shows (`privacyProblems`), and a base job
+ * whose model has a batchNormalization layer (one row's gradient would depend on the others).
+ */
+export async function checkPrivacy(s: Services, tenant: string, spec: JobSpec): Promise<void> {
+  if (!spec.training.privacy) return;
+  const problems = privacyProblems(spec);
+  const base = spec.model.baseModel;
+  if (base && 'jobId' in base) {
+    const found = await s.lifecycle.jobs.find(tenant, base.jobId);
+    const coupled = found?.record.spec.model.layers.findIndex((l) => l.type === 'batchNormalization') ?? -1;
+    if (coupled >= 0)
+      problems.push({
+        path: 'model.baseModel.jobId',
+        message: `the base model has a batchNormalization layer (its model.layers[${coupled}]), which cannot be trained with training.privacy: it normalises each row with statistics of the whole batch, so one row's gradient depends on the other rows.`,
+      });
+  }
+  const first = problems[0];
+  if (first)
+    throw new ValidationError(
+      `Invalid job spec: ${first.path}: ${first.message}${problems.length > 1 ? ` (and ${problems.length - 1} more problem${problems.length > 2 ? 's' : ''})` : ''}`,
+      { problems },
+    );
+}
+
 /** Every check of a spec against its data and account (not the quotas); returns the dataset's row count. */
 export async function checkJobSpec(
   s: Services,
@@ -160,6 +186,7 @@ export async function checkJobSpec(
 ): Promise<RowCount> {
   const shape = await checkDataset(s, tenant, spec, meta);
   await checkBaseModel(s, tenant, spec);
+  await checkPrivacy(s, tenant, spec);
   const count = await countRows(s, tenant, meta);
   const { rows } = count;
   if (rows > s.limits.maxRows) {

@@ -92,6 +92,17 @@ export const jobRecord = z.object({
       hourlyPriceUsd: z.number(),
       rows: z.object({ training: z.int(), validation: z.int(), test: z.int() }),
       parameters: z.int(),
+      /** The training path when something chose it (`eager`), and why (`private training`). */
+      engine: z.string(),
+      engineReason: z.string(),
+      /** Private training: per-example gradient method, steps, and seconds per step against an ordinary step. */
+      privateTraining: z.object({
+        perExampleGradients: z.string(),
+        steps: z.int(),
+        secondsPerStep: z.number(),
+        nonPrivateSecondsPerStep: z.number(),
+        overhead: z.number(),
+      }),
     })
     .partial()
     .optional(),

@@ -344,6 +344,29 @@ export const trainingSpec = z.strictObject({
       everySeconds: z.number().min(1).max(86_400).default(30),
     })
     .default({ everySeconds: 30 }),
+  /**
+   * Differentially private training (DP-SGD): every step samples rows with probability batchSize /
+   * training rows, clips each row's gradient to L2 norm `clipNorm`, sums them and adds Gaussian noise
+   * of standard deviation noiseMultiplier × clipNorm. Give `targetEpsilon` (the noise is then the least
+   * that keeps the planned epochs within it), `noiseMultiplier`, or both (training then stops before
+   * the budget would be exceeded). See docs/privacy.md.
+   */
+  privacy: z
+    .strictObject({
+      /** The ε the whole run may spend, at `delta`. */
+      targetEpsilon: z.number().min(0.05).max(100).optional(),
+      /** σ: the noise's standard deviation over clipNorm. Default: the least that meets targetEpsilon. */
+      noiseMultiplier: z.number().min(0.1).max(10_000).optional(),
+      /** δ of the (ε, δ) guarantee. Default: 1e-5, or 1 / (10 × training rows) when that is smaller. */
+      delta: z.number().gt(0).max(0.01).optional(),
+      /** C: every row's gradient is scaled down to at most this L2 norm. */
+      clipNorm: z.number().positive().max(10_000).default(1),
+    })
+    .refine(
+      (p) => p.targetEpsilon !== undefined || p.noiseMultiplier !== undefined,
+      'give targetEpsilon, noiseMultiplier or both',
+    )
+    .optional(),
   /** Seeds weight initialisation, the splits, shuffling and dropout. Chosen and recorded when absent. */
   seed: z
     .int()
@@ -365,6 +388,28 @@ const columnPreprocessing = z.strictObject({
    * 1970-01-01, year, month and day of week).
    */
   type: z.enum(['numeric', 'categorical', 'date']).optional(),
+  /**
+   * Numeric columns: the range of the values, known without the data. Scaling uses it instead of
+   * statistics of the training rows (`minMax` maps it onto [0, 1], `standardize` onto [−1, 1]) and
+   * values outside it are clipped into it. Private training: keeps the rows out of the scaling.
+   */
+  range: z
+    .tuple([z.number(), z.number()])
+    .refine(
+      ([lo, hi]) => Number.isFinite(lo) && Number.isFinite(hi) && lo < hi,
+      'give [min, max] with min < max',
+    )
+    .optional(),
+  /**
+   * Categorical columns: the fixed vocabulary, in encoding order, instead of the values seen in the
+   * training rows; a value outside it is encoded as unseen. Private training: keeps the rows out of it.
+   */
+  categories: z
+    .array(z.string().max(256))
+    .min(1)
+    .max(10_000)
+    .refine((c) => new Set(c).size === c.length, 'must not repeat a category')
+    .optional(),
 });
 
 export const preprocessing = z.strictObject({

@@ -82,9 +82,12 @@ async function observe(jobs: JobStore, tenant: string, sweep: SweepRecord, job: 
     ...(job.error ? { error: job.error } : {}),
   };
   if (job.status === 'SUCCEEDED') {
-    const validation = (await jobs.report(tenant, job.id))?.validation as Record<string, unknown> | undefined;
+    const report = await jobs.report(tenant, job.id);
+    const validation = report?.validation as Record<string, unknown> | undefined;
     const value = validation?.[sweep.request.objective.metric];
     if (typeof value === 'number' && Number.isFinite(value)) row.objective = value;
+    const epsilon = (report?.privacy as { epsilon?: unknown } | undefined)?.epsilon;
+    if (typeof epsilon === 'number') row.epsilon = epsilon;
   }
   return row;
 }

@@ -37,6 +37,8 @@ export const trialRecord = z.object({
   epochs: z.int().optional(),
   /** The objective's value in the trial's validation report (SUCCEEDED trials). */
   objective: z.number().optional(),
+  /** Private trials: the ε its report gives (at its δ). */
+  epsilon: z.number().optional(),
   error: jobError.optional(),
 });
 export type TrialRecord = z.infer<typeof trialRecord>;

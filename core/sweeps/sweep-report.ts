@@ -31,7 +31,9 @@ export function sweepReport(record: SweepRecord, generatedAt: Date) {
       parameters: t.parameters,
       epochs: t.epochs,
       durationSeconds: t.durationSeconds,
+      ...(t.epsilon !== undefined ? { epsilon: t.epsilon } : {}),
     })),
+    warnings: sweepWarnings(record),
     unranked: record.trials
       .filter((t) => !ranked.includes(t))
       .map((t) => ({
@@ -49,6 +51,23 @@ export function sweepReport(record: SweepRecord, generatedAt: Date) {
     })),
     generatedAt: generatedAt.toISOString(),
   };
+}
+
+/**
+ * A sweep of private trials: each trial's ε covers its own model, but picking the best of them by
+ * metrics of the same rows spends more budget than any one trial.
+ */
+export function sweepWarnings(record: SweepRecord): string[] {
+  const training = (record.request.spec as { training?: { privacy?: unknown } }).training;
+  const private_ =
+    training?.privacy !== undefined ||
+    Object.keys(record.request.parameters).some((p) => p.startsWith('training.privacy'));
+  const epsilons = record.trials.flatMap((t) => (t.epsilon !== undefined ? [t.epsilon] : []));
+  if (!private_ && epsilons.length === 0) return [];
+  const total = epsilons.reduce((a, b) => a + b, 0);
+  return [
+    `The trials train with differential privacy on the same rows. Each trial's ε (in its report and in this ranking) covers that trial's model alone; tuning on private data spends extra budget: choosing the best trial by its metrics is covered only by all the trials together, at most the sum of their ε by basic composition (${total.toFixed(3)} for the ${epsilons.length} trial${epsilons.length === 1 ? '' : 's'} that reported one) at the sum of their δ. Tune on public or synthetic data where you can, and train the chosen configuration once.`,
+  ];
 }
 
 const W = 480;

@@ -12,8 +12,8 @@ import {
   requestHash,
 } from '../api/idempotency.ts';
 import { checkDataset, countRows, type DatasetShape, getDatasetMeta } from '../datasets/dataset-service.ts';
-import { checkBaseModel, checkResources, checkSpecSize } from '../jobs/job-checks.ts';
-import { jobSpec } from '../jobs/job-spec.ts';
+import { checkBaseModel, checkPrivacy, checkResources, checkSpecSize } from '../jobs/job-checks.ts';
+import { type JobSpec, jobSpec } from '../jobs/job-spec.ts';
 import { ConflictError, PayloadTooLargeError, ValidationError } from '../platform/errors.ts';
 import { sweepKeys } from '../platform/keys.ts';
 import { log } from '../platform/log.ts';
@@ -43,6 +43,7 @@ async function checkData(s: Services, tenant: string, plan: SweepPlan): Promise<
     }
     const bases = new Map(mine.map((spec) => [JSON.stringify(spec.model.baseModel ?? null), spec]));
     for (const spec of bases.values()) await checkBaseModel(s, tenant, spec);
+    for (const spec of mine) await checkPrivacy(s, tenant, spec as JobSpec);
     const { rows, estimated } = await countRows(s, tenant, meta);
     for (const spec of mine)
       checkResources(s, spec, shapes.get(JSON.stringify(spec.dataset)) as DatasetShape, rows);

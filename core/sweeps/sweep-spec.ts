@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { jobSpec, MAX_EPOCHS, type TASKS } from '../jobs/job-spec.ts';
 import { ValidationError } from '../platform/errors.ts';
 import { seededRng } from '../platform/random.ts';
+import { privacyProblems } from '../training/privacy.ts';
 
 /** Most trials one sweep may run. */
 export const MAX_TRIALS = 200;
@@ -269,7 +270,7 @@ function trialProblems(
     if (problem) return [{ path, message: problem }];
   }
   const result = jobSpec.safeParse(spec);
-  if (result.success) return [];
+  if (result.success) return privacyProblems(result.data);
   return result.error.issues.map((issue) => ({
     path: formatSegments(issue.path.filter((p): p is string | number => typeof p !== 'symbol')),
     message: issue.message,

@@ -32,6 +32,10 @@ export interface FeatureColumn {
   scale: ScaleMode;
   encoding: 'oneHot' | 'index';
   missing: MissingMode;
+  /** Numeric columns: a range supplied in the spec (scaling uses it; values are clipped into it). */
+  range?: [number, number];
+  /** Categorical columns: a vocabulary supplied in the spec. */
+  categories?: string[];
 }
 
 const dataError = (message: string) => new UnrecoverableError('INVALID_DATA', message);
@@ -119,6 +123,8 @@ export function describeFeatures(
       scale,
       encoding: options.categorical ?? spec.categorical,
       missing: options.missing ?? spec.missing,
+      ...(options.range && kind === 'numeric' ? { range: options.range } : {}),
+      ...(options.categories && kind === 'categorical' ? { categories: options.categories } : {}),
     };
   });
   if (described.some((f) => f.kind === 'array') && described.length > 1) {
@@ -180,6 +186,13 @@ function mostFrequent(values: Iterable<string>): string | undefined {
 }
 
 /** `[offset, divisor]` of a scale mode from the values' statistics. */
+/** Offset and divisor from a supplied range: `minMax` maps it onto [0, 1], `standardize` onto [−1, 1]. */
+function suppliedScaling(scale: ScaleMode, [lo, hi]: [number, number]): [number, number] {
+  if (scale === 'minMax') return [lo, hi - lo];
+  if (scale === 'standardize') return [(lo + hi) / 2, (hi - lo) / 2];
+  return [0, 1];
+}
+
 function scaleOf(
   scale: ScaleMode,
   stats: { n: number; mean: number; std: number; min: number; max: number },
@@ -275,7 +288,8 @@ function fitColumn(table: Table, f: FeatureColumn, rows: Int32Array): FittedColu
       const v = textAt(table, f.index, r);
       if (v !== null) seen.push(v);
     }
-    const categories = [...new Set(seen)].sort();
+    // A supplied vocabulary keeps the rows out of the encoding (private training); else the values seen.
+    const categories = f.categories ? [...f.categories] : [...new Set(seen)].sort();
     const common = mostFrequent(seen);
     const fill = f.missing === 'mean' || f.missing === 'mostFrequent' ? common : undefined;
     return {
@@ -285,7 +299,8 @@ function fitColumn(table: Table, f: FeatureColumn, rows: Int32Array): FittedColu
       categories,
       ...(fill !== undefined ? { fill } : {}),
       missing: f.missing,
-      ...(common !== undefined ? { mostFrequent: common } : {}),
+      // A supplied vocabulary keeps the rows out of what is published, the most frequent value too.
+      ...(common !== undefined && !f.categories ? { mostFrequent: common } : {}),
     };
   }
   const data = table.data[f.index];
@@ -302,16 +317,18 @@ function fitColumn(table: Table, f: FeatureColumn, rows: Int32Array): FittedColu
       : f.missing === 'mostFrequent'
         ? Number(mostFrequent(present.map(String)) ?? stats.mean)
         : undefined;
-  const [offset, divisor] = scaleOf(f.scale, stats);
+  const [offset, divisor] = f.range ? suppliedScaling(f.scale, f.range) : scaleOf(f.scale, stats);
   return {
     name: f.name,
     kind: 'numeric',
     scale: f.scale,
     offset,
     divisor,
+    ...(f.range ? { range: f.range } : {}),
     ...(fill !== undefined ? { fill } : {}),
     missing: f.missing,
-    mean: stats.mean,
+    // A supplied range keeps the rows out of what is published: its midpoint stands in for the mean.
+    mean: f.range ? (f.range[0] + f.range[1]) / 2 : stats.mean,
   };
 }
 

@@ -6,6 +6,7 @@ import type { EpochMetrics } from '../jobs/job-record.ts';
 import type { JobSpec, LossName } from '../jobs/job-spec.ts';
 import { meanStd } from './metrics.ts';
 import type { FittedPreprocessing } from './preprocess.ts';
+import type { PrivacySection } from './privacy.ts';
 
 /** The scalar metrics of a report section (what folds average and `result.metrics` shows). */
 export const scalars = (o: object): Record<string, number> =>
@@ -48,6 +49,20 @@ export interface Resources {
   estimatedCostUsd: number;
   rows: { training: number; validation: number; test: number };
   parameters: number;
+  /** The training path (`eager`: the tfjs loop) when something chose it, and why. */
+  engine?: string;
+  engineReason?: string;
+  /** Private training: steps taken and what a step cost against an ordinary one. */
+  privateTraining?: PrivateTrainingCost;
+}
+
+export interface PrivateTrainingCost {
+  /** `vectorized` (one backward pass for the batch) or `microbatch` (one per row). */
+  perExampleGradients: string;
+  steps: number;
+  secondsPerStep: number;
+  nonPrivateSecondsPerStep: number;
+  overhead: number;
 }
 
 /** What the run cost, from its timestamps (ms since the epoch) and measurements. */
@@ -65,6 +80,9 @@ export function resourcesOf(input: {
   hourlyPriceUsd: number;
   rows: Resources['rows'];
   parameters: number;
+  engine?: string;
+  engineReason?: string;
+  privateTraining?: PrivateTrainingCost;
 }): Resources {
   const { createdAt, startedAt, finishedAt, hourlyPriceUsd, ...rest } = input;
   return {
@@ -112,6 +130,8 @@ export interface ReportInput {
     dropped: { missingLabel: number; missingValues: number };
     excluded: { name: string; reason: string }[];
   };
+  /** Private training: the guarantee and what it does not cover. */
+  privacy?: PrivacySection;
 }
 
 /** The headline metric of each evaluated set, as the job record's `summary` (what listings show). */
@@ -182,6 +202,7 @@ export function buildReport(input: ReportInput): Record<string, unknown> {
     importance: input.importance,
     warnings: input.warnings,
     resources: input.resources,
+    ...(input.privacy ? { privacy: input.privacy } : {}),
     lineage: input.lineage,
     preprocessing: input.preprocessing,
     ...(input.data ? { data: input.data } : {}),

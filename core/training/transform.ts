@@ -23,6 +23,8 @@ export type FittedColumn =
       scale: ScaleMode;
       offset: number;
       divisor: number;
+      /** A range supplied in the spec: values are clipped into it before scaling. */
+      range?: [number, number];
       fill?: number;
       missing?: MissingMode;
       mean?: number;
@@ -192,7 +194,9 @@ export function encodeValue(column: FittedColumn, value: CellValue, out: Float32
   }
   const v = value === null ? filled(column) : value;
   if (column.kind === 'numeric') {
-    out[offset] = (((v as number | null) ?? 0) - column.offset) / column.divisor;
+    const x = (v as number | null) ?? 0;
+    const clipped = column.range ? Math.min(column.range[1], Math.max(column.range[0], x)) : x;
+    out[offset] = (clipped - column.offset) / column.divisor;
   } else if (column.kind === 'date') {
     if (v === null) return; // legacy: zeros
     const parts = dateParts(value === null ? (v as number) * 86_400_000 : (v as number));

@@ -184,9 +184,12 @@ describe('DescentClient', () => {
   });
 
   it('stops at once when the caller aborts', async () => {
-    server.handle(() => 'hang');
     const controller = new AbortController();
-    setTimeout(() => controller.abort(new Error('user stop')), 50);
+    // Abort once the request is in flight (a timer raced a loaded machine's connect).
+    server.handle(() => {
+      controller.abort(new Error('user stop'));
+      return 'hang';
+    });
     await assert.rejects(client.getJob('01JOB', { signal: controller.signal }), /user stop/);
     assert.equal(server.requests.length, 1);
   });

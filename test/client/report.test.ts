@@ -115,3 +115,38 @@ describe('browser bundle', () => {
     });
   }
 });
+
+describe('descent result of a private job', () => {
+  it('says the (ε, δ) guarantee, σ, clipping, q and steps in one line', async () => {
+    const { resultLines } = await import('../../client/cli/summary.ts');
+    const { Output } = await import('../../client/cli/output.ts');
+    const out = new Output({ stdout: process.stdout, stderr: process.stderr } as never, {
+      json: false,
+      env: { NO_COLOR: '1' },
+    });
+    const lines = resultLines(out, undefined, {
+      id: 'J1',
+      status: 'SUCCEEDED',
+      artifacts: {},
+      report: {
+        epochsRun: 60,
+        privacy: {
+          epsilon: 2.99994,
+          delta: 1e-5,
+          noiseMultiplier: 4.4973,
+          clipNorm: 1,
+          sampleRate: 16 / 120,
+          steps: 480,
+          targetEpsilon: 3,
+          accountant: 'rdp',
+        },
+      },
+    } as never);
+    const line = lines.find((l) => l.startsWith('Privacy'));
+    assert.match(
+      line ?? '',
+      /\(ε = 3(\.0+)?, δ = 0\.00001\)-differentially private \(target ε 3\): σ = 4\.497/,
+    );
+    assert.match(line ?? '', /480 steps \(rdp accountant\)/);
+  });
+});

@@ -286,6 +286,37 @@ describe('sweep controller', () => {
     assert.equal(done.status, 'FAILED');
     assert.equal(done.error?.code, 'NO_TRIAL_SUCCEEDED');
   });
+
+  it('records each private trial’s ε and warns in the report that tuning on private data spends extra budget', async () => {
+    const body = sweepBody([0.01, 0.1]);
+    const { record } = await submitSweep(services, TENANT, {
+      ...body,
+      spec: { ...body.spec, training: { ...body.spec.training, privacy: { targetEpsilon: 1 } } },
+    });
+    for (const [i, epsilon] of [0.98, 0.99].entries()) {
+      const jobId = (await advanceSweep(services, TENANT, record.id)).trials[i]?.jobId as string;
+      await ports.store.put(
+        jobKeys(TENANT, jobId).report,
+        toJson({ validation: { accuracy: 0.8 + i / 10 }, privacy: { epsilon, delta: 1e-5 } }),
+      );
+      await play(jobId, 'RUNNING');
+      await play(jobId, 'SUCCEEDED');
+    }
+    const done = await advanceSweep(services, TENANT, record.id);
+    assert.equal(done.status, 'SUCCEEDED');
+    assert.deepEqual(
+      done.trials.map((t) => t.epsilon),
+      [0.98, 0.99],
+    );
+    const report = JSON.parse(
+      new TextDecoder().decode((await ports.store.get(sweepKeys(TENANT, record.id).report))?.body),
+    );
+    assert.deepEqual(
+      report.ranking.map((r: { epsilon: number }) => r.epsilon),
+      [0.99, 0.98],
+    );
+    assert.match(report.warnings[0], /tuning on private data spends extra budget.*1\.970 for the 2 trials/);
+  });
 });
 
 /** Trials the table knows to have ended (their messages have been consumed or are gone). */
