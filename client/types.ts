@@ -107,7 +107,11 @@ export interface JobReport {
 }
 
 /** `GET /jobs/{id}/result` answer. */
-export type JobResult = Omit<Awaited<ReturnType<typeof getResult>>, 'report'> & { report: JobReport };
+export type JobResult = Omit<Awaited<ReturnType<typeof getResult>>, 'report' | 'reportOmitted'> & {
+  report: JobReport;
+  /** The report's parts left out of a too-large answer (`validation.confusionMatrix`); `report.json` has them. */
+  reportOmitted?: string[];
+};
 
 /** The statuses after which a job never changes again. */
 export const TERMINAL: readonly JobStatus[] = ['SUCCEEDED', 'FAILED', 'CANCELLED', 'STOPPED_EARLY'];

@@ -92,6 +92,12 @@ export function resultLines(out: Output, job: JobRecord | undefined, result: Job
   for (const w of warnings) lines.push(`${out.paint('Warning', 'yellow')}  ${w}`);
   if (warnings.length) lines.push('');
 
+  if (result.reportOmitted?.length)
+    lines.push(
+      `Not shown  ${result.reportOmitted.join(', ')} (too large for one answer; report.json has them: descent download ${result.id})`,
+      '',
+    );
+
   const confusion = confusionMatrixOf(report);
   if (confusion) {
     lines.push(`Confusion matrix (${confusion.set} rows; rows = actual, columns = predicted)`);

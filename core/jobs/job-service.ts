@@ -24,7 +24,7 @@ import {
 import { reverseUlid, ULID_PATTERN } from '../platform/ids.ts';
 import { jobIndexPrefix, jobKeys } from '../platform/keys.ts';
 import { LIST_RESPONSE_BYTES } from '../platform/limits.ts';
-import { jsonBytes } from '../platform/text.ts';
+import { jsonBytes, withinBytes } from '../platform/text.ts';
 import { parseOrThrow } from '../platform/validate.ts';
 import { predictionsResult } from '../predictions/batch-service.ts';
 import type { Services } from '../services.ts';
@@ -384,11 +384,15 @@ export async function getResult(s: Services, tenant: string, jobId: string) {
   // The headline figures: the validation set's scalar metrics (the training set's without one).
   const evaluated = (report.validation ?? report.training ?? {}) as Record<string, unknown>;
   const metrics = Object.fromEntries(Object.entries(evaluated).filter(([, v]) => typeof v === 'number'));
+  // A report too large for one answer (thousands of classes, a long history) leaves out its largest
+  // parts, named in `reportOmitted`; `report.json` behind its URL has all of it.
+  const shown = withinBytes(report as Record<string, unknown>, LIST_RESPONSE_BYTES);
   return {
     id: jobId,
     status: record.status,
     metrics,
-    report,
+    report: shown.value as typeof report,
+    ...(shown.omitted.length ? { reportOmitted: shown.omitted } : {}),
     artifacts: {
       'model.json': modelJson,
       'weights.bin': weights,

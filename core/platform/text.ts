@@ -45,3 +45,42 @@ export function boundedValue(value: unknown, maxChars = MAX_MESSAGE_CHARS, depth
 
 /** Bytes of `value` as UTF-8 JSON (for byte budgets of responses). */
 export const jsonBytes = (value: unknown): number => Buffer.byteLength(JSON.stringify(value) ?? '');
+
+const isPlainObject = (v: unknown): v is Record<string, unknown> =>
+  v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/**
+ * A JSON object cut to `budget` bytes by leaving out its largest parts, largest first: a top-level
+ * field, or the field of an object field that makes up most of it (a report's confusion matrix
+ * rather than the whole evaluation). Returns the paths left out (`validation.confusionMatrix`);
+ * the value is unchanged when it fits.
+ */
+export function withinBytes(
+  value: Record<string, unknown>,
+  budget: number,
+): { value: Record<string, unknown>; omitted: string[] } {
+  if (jsonBytes(value) <= budget) return { value, omitted: [] };
+  const out = structuredClone(value);
+  const omitted: string[] = [];
+  while (jsonBytes(out) > budget) {
+    let largest: { path: string[]; size: number } | undefined;
+    for (const [key, field] of Object.entries(out)) {
+      let candidate = { path: [key], size: jsonBytes(field) };
+      if (isPlainObject(field)) {
+        for (const [sub, part] of Object.entries(field)) {
+          const size = jsonBytes(part);
+          // The part that makes up most of its field goes alone; many small parts go with the field.
+          if (size * 2 >= candidate.size && candidate.path.length === 1)
+            candidate = { path: [key, sub], size };
+        }
+      }
+      if (!largest || candidate.size > largest.size) largest = candidate;
+    }
+    if (!largest) break;
+    const [key, sub] = largest.path as [string, string | undefined];
+    if (sub === undefined) delete out[key];
+    else delete (out[key] as Record<string, unknown>)[sub];
+    omitted.push(largest.path.join('.'));
+  }
+  return { value: out, omitted };
+}

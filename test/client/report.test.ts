@@ -150,3 +150,27 @@ describe('descent result of a private job', () => {
     assert.match(line ?? '', /480 steps \(rdp accountant\)/);
   });
 });
+
+describe('descent result of a job whose report was too large for one answer', () => {
+  it('names the parts left out and where to get them', async () => {
+    const { resultLines } = await import('../../client/cli/summary.ts');
+    const { Output } = await import('../../client/cli/output.ts');
+    const out = new Output({ stdout: process.stdout, stderr: process.stderr } as never, {
+      json: false,
+      env: { NO_COLOR: '1' },
+    });
+    const lines = resultLines(out, undefined, {
+      id: 'J2',
+      status: 'SUCCEEDED',
+      artifacts: {},
+      report: { epochsRun: 3 },
+      reportOmitted: ['validation.confusionMatrix'],
+    } as never);
+    assert.ok(
+      lines.includes(
+        'Not shown  validation.confusionMatrix (too large for one answer; report.json has them: descent download J2)',
+      ),
+      lines.join('\n'),
+    );
+  });
+});

@@ -198,7 +198,11 @@ describe('supplied preprocessing statistics', () => {
       missing: 'error',
       mean: 5,
     });
-    assert.equal('mostFrequent' in (fitted.columns[1] as object), false, 'no statistic of the rows published');
+    assert.equal(
+      'mostFrequent' in (fitted.columns[1] as object),
+      false,
+      'no statistic of the rows published',
+    );
     assert.deepEqual((fitted.columns[1] as { categories: string[] }).categories, ['red', 'green', 'blue']);
     const encoded = Array.from(encodeRows(table, data.features, fitted, Int32Array.of(0, 1, 2)));
     // x: 0.1, clipped 1, clipped 0; colour one-hot in the supplied order, purple unseen.
