@@ -261,16 +261,20 @@ export class DescentClient {
     });
   }
 
-  /** `POST /jobs/{id}/predictions`: queues batch predictions of a dataset; returns the job (kind `predictions`). */
+  /**
+   * `POST /jobs/{id}/predictions`: queues batch predictions of a dataset; returns the job (kind
+   * `predictions`). Sends an `Idempotency-Key` (a new one unless given), so a retry never makes a second job.
+   */
   submitPredictions(
     jobId: string,
     request: PredictionsRequest,
-    options: CallOptions = {},
+    options: SubmitOptions = {},
   ): Promise<JobRecord> {
     return this.#json('POST', `/jobs/${encodeURIComponent(jobId)}/predictions`, {
       ...options,
       body: request,
-      idempotent: false,
+      headers: { 'idempotency-key': options.idempotencyKey ?? newIdempotencyKey() },
+      idempotent: true,
     });
   }
 

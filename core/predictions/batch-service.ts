@@ -4,9 +4,10 @@
  * reading a dataset and writing a CSV or JSON Lines file of its rows with predictions added.
  */
 import { z } from 'zod';
+import { IdempotencyKeys, replayEarlier, requestHash, sha256 } from '../api/idempotency.ts';
 import { checkDataset, getDatasetMeta } from '../datasets/dataset-service.ts';
 import type { JobRecord } from '../jobs/job-record.ts';
-import { BadRequestError } from '../platform/errors.ts';
+import { BadRequestError, ServiceUnavailableError, TooManyRequestsError } from '../platform/errors.ts';
 import { ULID_PATTERN } from '../platform/ids.ts';
 import { jobKeys } from '../platform/keys.ts';
 import { parseOrThrow } from '../platform/validate.ts';
@@ -23,14 +24,32 @@ export const predictionsRequest = z.strictObject({
   name: z.string().trim().min(1).max(128).optional(),
 });
 
-/** `POST /jobs/{id}/predictions`: checks the model, the dataset and the quota; stores and queues the job. */
+/**
+ * `POST /jobs/{id}/predictions`: checks the model, the dataset and the quota; stores and queues the
+ * job. An `Idempotency-Key` (shared with `POST /jobs`'s keys) makes a retry return the job made first.
+ */
 export async function submitPredictions(
   s: Services,
   tenant: string,
   modelJobId: string,
   body: unknown,
-): Promise<JobRecord> {
+  idempotencyKey?: string,
+): Promise<{ record: JobRecord; replayed: boolean }> {
   const request = parseOrThrow(predictionsRequest, body, 'predictions request');
+  const keys = new IdempotencyKeys(s.store, 'job');
+  const bodyHash = requestHash({ predictionsOf: modelJobId, request: body });
+  const keyObject = idempotencyKey === undefined ? undefined : keys.objectKey(tenant, idempotencyKey);
+  const replay = async (earlier: { id: string; requestHash: string }) => ({
+    record: await replayEarlier(
+      earlier,
+      bodyHash,
+      'job',
+      async (id) => (await s.lifecycle.jobs.get(tenant, id)).record,
+    ),
+    replayed: true,
+  });
+  const before = keyObject && (await keys.earlier(keyObject));
+  if (before) return replay(before);
   const model = await predictionModel(s, tenant, modelJobId);
   const meta = await getDatasetMeta(s, tenant, request.datasetId);
   if (meta.format === 'tfjs-model')
@@ -50,6 +69,10 @@ export async function submitPredictions(
     },
   );
   const id = s.newId();
+  if (keyObject) {
+    const earlier = await keys.reserve(keyObject, id, bodyHash);
+    if (earlier) return replay(earlier);
+  }
   const now = s.now().toISOString();
   const record: JobRecord = {
     id,
@@ -68,13 +91,21 @@ export async function submitPredictions(
     progress: { epoch: 0, epochs: 1 },
     spec: model.job.spec,
     ...(model.job.classes ? { classes: model.job.classes } : {}),
+    ...(keyObject && idempotencyKey ? { idempotencyKeySha256: sha256(idempotencyKey) } : {}),
   };
-  await s.lifecycle.submit(tenant, record, {
-    by: 'api',
-    message: `Predictions with the model of job ${modelJobId} on dataset ${meta.id} queued.`,
-    quota: s.limits.maxActiveJobs,
-  });
-  return record;
+  try {
+    await s.lifecycle.submit(tenant, record, {
+      by: 'api',
+      message: `Predictions with the model of job ${modelJobId} on dataset ${meta.id} queued.`,
+      quota: s.limits.maxActiveJobs,
+    });
+  } catch (error) {
+    // Taken back (not queued, or over the quota): a retry with the same key starts over.
+    if (keyObject && (error instanceof ServiceUnavailableError || error instanceof TooManyRequestsError))
+      await keys.release(keyObject).catch(() => {});
+    throw error;
+  }
+  return { record, replayed: false };
 }
 
 /** The result of a SUCCEEDED predictions job: its output file's presigned URL. */

@@ -141,9 +141,18 @@ describe('predictions from a raw table', { timeout: 240_000 }, () => {
 
   it('runs batch predictions as a job of kind predictions, writing the rows with their predictions', async () => {
     const datasetId = await f.dataset(heldOutCsv);
-    const job = await submitPredictions(f.services, TENANT, jobId, { datasetId, explain: true });
+    const request = { datasetId, explain: true };
+    const { record: job, replayed } = await submitPredictions(f.services, TENANT, jobId, request, 'batch-1');
     assert.equal(job.kind, 'predictions');
     assert.equal(job.status, 'QUEUED');
+    assert.equal(replayed, false);
+    // A retry with the same Idempotency-Key is the same job; the key with another request is a 409.
+    const again = await submitPredictions(f.services, TENANT, jobId, { explain: true, datasetId }, 'batch-1');
+    assert.deepEqual([again.record.id, again.replayed], [job.id, true]);
+    await assert.rejects(submitPredictions(f.services, TENANT, jobId, { datasetId }, 'batch-1'), {
+      status: 409,
+      code: 'IDEMPOTENCY_KEY_REUSED',
+    });
     assert.equal(await f.run(job.id), 'done');
     const done = await f.record(job.id);
     assert.equal(done.status, 'SUCCEEDED', JSON.stringify(done.error));
