@@ -9,7 +9,15 @@ import { UnrecoverableError } from '../core/platform/errors.ts';
 import type { PreparedData } from '../core/training/dataset-prep.ts';
 import { encodeRows, type FittedPreprocessing, fitPreprocessing } from '../core/training/preprocess.ts';
 import type { TF } from './backend.ts';
-import { type DataSet, type TrainHooks, type TrainOutcome, type TrainState, train } from './engine.ts';
+import {
+  type DataSet,
+  type EngineName,
+  type SelectRunner,
+  type TrainHooks,
+  type TrainOutcome,
+  type TrainState,
+  train,
+} from './engine.ts';
 import { defaultLoss } from './losses.ts';
 import { buildModel, outputFor } from './model-builder.ts';
 import type { OptimizerState } from './optimizer-state.ts';
@@ -97,7 +105,15 @@ export interface FitOptions {
   hooks?: TrainHooks;
   /** Makes the model: a fresh one from the spec, or one derived from a base model. */
   makeModel?: (inputShape: number[]) => LayersModel | Promise<LayersModel>;
-  resume?: { state: TrainState; optimizer: OptimizerState; weights: Tensor[]; bestWeights?: Tensor[] };
+  resume?: {
+    state: TrainState;
+    optimizer: OptimizerState;
+    weights: Tensor[];
+    bestWeights?: Tensor[];
+    engine?: EngineName;
+  };
+  /** Which engine runs the steps (trainer/compiled/select.ts). @default eager */
+  selectRunner?: SelectRunner;
 }
 
 /**
@@ -142,12 +158,14 @@ export async function fit(
         model,
         ...(data.classes ? { classCount: data.classes.length } : {}),
         ...(options.hooks ? { hooks: options.hooks } : {}),
+        ...(options.selectRunner ? { selectRunner: options.selectRunner } : {}),
         ...(options.resume
           ? {
               resume: {
                 state: options.resume.state,
                 optimizer: options.resume.optimizer,
                 ...(options.resume.bestWeights ? { bestWeights: options.resume.bestWeights } : {}),
+                ...(options.resume.engine ? { engine: options.resume.engine } : {}),
               },
             }
           : {}),

@@ -12,6 +12,7 @@ import type { JobQueue, ObjectStore } from '../core/platform/ports.ts';
 import type { RuntimeConfig } from '../core/platform/runtime-config.ts';
 import { createServices } from '../core/services.ts';
 import { type SelectedBackend, startBackend } from './backend.ts';
+import { compiledSetup } from './compiled/select.ts';
 import { runJob } from './run-job.ts';
 import { Worker } from './worker.ts';
 
@@ -46,6 +47,11 @@ export async function startTrainer(options: TrainerOptions): Promise<Trainer> {
       ...(options.expectGpu ? { expectGpu: true } : {}),
     },
   );
+  const compiled = compiledSetup(backend, config.engine);
+  log.info('training engine', {
+    engine: compiled.addon ? 'compiled where the model allows, else eager' : 'eager',
+    ...(compiled.unavailable ? { reason: compiled.unavailable } : {}),
+  });
   const services = createServices(store, queue, { limits: config.limits, log });
   services.lifecycle.subscribe(jobEndMetrics(options.metrics));
   const worker = new Worker({
@@ -61,6 +67,7 @@ export async function startTrainer(options: TrainerOptions): Promise<Trainer> {
           tf: backend.tf,
           backend: backend.name,
           device: backend.device,
+          compiled,
           now: services.now,
           log,
           hourlyPriceUsd: config.hourlyPriceUsd,

@@ -62,6 +62,10 @@ export const jobRecord = z.object({
       peakTensorBytes: z.number(),
       backend: z.string(),
       device: z.string(),
+      /** `compiled` (each step one TensorFlow graph) or `eager` (op by op through TensorFlow.js). */
+      engine: z.string(),
+      /** Why that engine ran (why not compiled, when eager). */
+      engineReason: z.string(),
       estimatedCostUsd: z.number(),
       hourlyPriceUsd: z.number(),
       rows: z.object({ training: z.int(), validation: z.int(), test: z.int() }),

@@ -42,6 +42,9 @@ export interface Resources {
   peakTensorBytes: number;
   backend: string;
   device: string;
+  /** `compiled` or `eager`: how the training steps ran. */
+  engine: string;
+  engineReason: string;
   hourlyPriceUsd: number;
   estimatedCostUsd: number;
   rows: { training: number; validation: number; test: number };
@@ -59,6 +62,8 @@ export function resourcesOf(input: {
   peakTensorBytes: number;
   backend: string;
   device: string;
+  engine: string;
+  engineReason: string;
   hourlyPriceUsd: number;
   rows: Resources['rows'];
   parameters: number;
