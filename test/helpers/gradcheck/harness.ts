@@ -316,9 +316,12 @@ async function runModelCase(
     }
     values ??= observed.values;
     // The compiled path draws its own dropout masks (stateless, seeded): it gets a reference with them.
-    const own = backend === 'compiled' && observed.masks.size > 0;
-    const ref = own ? differentiate(p, observed) : (reference ??= differentiate(p, observed));
-    results.push(judge(backend, observed, ref));
+    if (backend === 'compiled' && observed.masks.size > 0) {
+      results.push(judge(backend, observed, differentiate(p, observed)));
+      continue;
+    }
+    reference ??= differentiate(p, observed);
+    results.push(judge(backend, observed, reference));
   }
   return results;
 }
