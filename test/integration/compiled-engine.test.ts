@@ -19,13 +19,15 @@
  * and thread settings), dropout included; not bitwise equal to the eager engine (above).
  */
 import assert from 'node:assert/strict';
-import { before, describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import type { Table } from '../../core/datasets/tabular.ts';
 import type { JobSpec } from '../../core/jobs/job-spec.ts';
 import type { TF } from '../../trainer/backend.ts';
 import { DT } from '../../trainer/compiled/native.ts';
 import { gradientProbe } from '../../trainer/compiled/probe.ts';
+import { compiledSetup } from '../../trainer/compiled/select.ts';
 import { buildModel } from '../../trainer/model-builder.ts';
+import { runJob, type TrainerDeps } from '../../trainer/run-job.ts';
 import { type TrainingEngine, trainingEngines, use } from '../helpers/backends.ts';
 import {
   type EngineCase,
@@ -34,8 +36,10 @@ import {
   sequences,
   TRAINING_CASES,
 } from '../helpers/engine-cases.ts';
+import { eventually } from '../helpers/eventually.ts';
 import { DATASET_ID, specOf } from '../helpers/specs.ts';
 import { blobs } from '../helpers/tables.ts';
+import { TENANT, type TrainerFixture, trainerFixture } from '../helpers/trainer.ts';
 import { trainOn } from '../helpers/training.ts';
 
 const engines = await trainingEngines();
@@ -83,6 +87,13 @@ function assertAgree(a: Trained, b: Trained, spec: JobSpec): void {
     assert.ok(Math.abs(va - vb) <= 1e-3 * Math.abs(va), `validation loss ${va} vs ${vb}`);
   }
 }
+
+/** 120 rows of two noisy blobs (CSV). */
+const BLOBS = `a,b,label\n${Array.from({ length: 120 }, (_, i) => {
+  const c = i % 2;
+  const jitter = (k: number) => (((i * 7919 + k * 104729) % 1000) / 1000 - 0.5) * 0.6;
+  return `${c * 2 - 1 + jitter(1)},${c * 2 - 1 + jitter(2)},${c ? 'pos' : 'neg'}`;
+}).join('\n')}\n`;
 
 const skip = compiled ? false : 'no tensorflow backend here: run `npm run setup:native`';
 
@@ -183,5 +194,78 @@ describe('the compiled engine: reproducibility and dropout', { skip }, () => {
     );
     r.dispose();
     assert.equal(tf.memory().numTensors, before);
+  });
+});
+
+describe('checkpoints resume on the engine that wrote them', { skip }, () => {
+  let fixture: TrainerFixture;
+  before(async () => {
+    fixture = await trainerFixture({ backend: (compiled as TrainingEngine).backend });
+  });
+  after(async () => {
+    await fixture.cleanup();
+  });
+
+  // Long enough that the stop (seen at epoch 3) always comes before the end, on a loaded machine too.
+  const training = { epochs: 40, batchSize: 8, seed: 4 }; // the stop writes the checkpoint
+  const submit = async () => {
+    const id = await fixture.dataset(BLOBS);
+    return (await fixture.submit({ dataset: { id, label: 'label' }, training })).id;
+  };
+  /** One delivery by a worker with `deps`, stopped (checkpointed) once epoch 3 is recorded. */
+  const interruptedRun = async (jobId: string, deps: TrainerDeps) => {
+    const abort = new AbortController();
+    const run = runJob(deps, { tenant: TENANT, jobId }, abort.signal);
+    await eventually(
+      () => fixture.record(jobId),
+      (r) => r.progress.epoch >= 3,
+      { what: `epoch 3 of ${jobId}` },
+    );
+    abort.abort();
+    assert.equal(await run, 'interrupted');
+  };
+  const weightsOf = async (jobId: string) =>
+    Buffer.from(
+      (await fixture.ports.store.get(`tenants/${TENANT}/jobs/${jobId}/model/weights.bin`))?.body ?? [],
+    );
+
+  it('an eager checkpoint resumes on the eager engine on a worker that compiles, with the weights of an uninterrupted eager run', async () => {
+    const eagerDeps = {
+      ...fixture.deps,
+      compiled: compiledSetup((compiled as TrainingEngine).backend, 'eager'),
+    };
+    const straight = await submit();
+    assert.equal(
+      await runJob(eagerDeps, { tenant: TENANT, jobId: straight }, new AbortController().signal),
+      'done',
+    );
+    const jobId = await submit();
+    await interruptedRun(jobId, eagerDeps);
+    assert.equal(await fixture.run(jobId), 'done'); // a worker that compiles
+    const record = await fixture.record(jobId);
+    assert.equal(record.status, 'SUCCEEDED');
+    assert.equal(record.resources?.engine, 'eager');
+    assert.match(record.resources?.engineReason ?? '', /resumes a checkpoint of the eager engine/);
+    assert.deepEqual(await weightsOf(jobId), await weightsOf(straight));
+  });
+
+  it('a compiled checkpoint on a worker that cannot compile fails the attempt as temporary, saying why', async () => {
+    const jobId = await submit();
+    await interruptedRun(jobId, fixture.deps);
+    const eagerOnly = {
+      ...fixture.deps,
+      compiled: compiledSetup((compiled as TrainingEngine).backend, 'eager'),
+    };
+    await assert.rejects(
+      runJob(eagerOnly, { tenant: TENANT, jobId }, new AbortController().signal),
+      /written by the compiled engine, which cannot run on this worker \(DESCENT_ENGINE=eager\)/,
+    );
+    const events = await fixture.jobs.events(TENANT, jobId);
+    assert.match(events.at(-1)?.message ?? '', /temporary error and will be retried: .*compiled engine/);
+    // A worker that compiles finishes it from the checkpoint.
+    assert.equal(await fixture.run(jobId), 'done');
+    const record = await fixture.record(jobId);
+    assert.equal(record.status, 'SUCCEEDED');
+    assert.equal(record.resources?.engine, 'compiled');
   });
 });

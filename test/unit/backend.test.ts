@@ -230,4 +230,26 @@ describe('no banner noise', () => {
       assert.equal(run.stderr, '');
     });
   }
+
+  it('the compiled engine training an LSTM of odd batch and units prints nothing either', {
+    skip: !native && 'no tensorflow here',
+  }, () => {
+    // BlockLSTMV2 logs a WARNING for odd batch and cell sizes; the trainer's TF_CPP_MIN_LOG_LEVEL hides it.
+    const run = node(`
+      const { selectBackend } = await import('./trainer/backend.ts');
+      const { compiledSetup, selectRunner } = await import('./trainer/compiled/select.ts');
+      const { train } = await import('./trainer/engine.ts');
+      const { specOf } = await import('./test/helpers/specs.ts');
+      const backend = await selectBackend('tensorflow');
+      const tf = backend.tf;
+      const spec = specOf({ model: { layers: [{ type: 'lstm', units: 3 }] }, training: { epochs: 1, batchSize: 3 } });
+      const model = tf.sequential({ layers: [tf.layers.lstm({ units: 3, inputShape: [4, 2] }), tf.layers.dense({ units: 2, activation: 'softmax' })] });
+      const x = tf.ones([5, 4, 2]);
+      const y = tf.oneHot(tf.tensor1d([0, 1, 0, 1, 0], 'int32'), 2).toFloat();
+      const out = await train(tf, { spec, model, selectRunner: selectRunner(compiledSetup(backend)) }, { x, y });
+      if (out.engine !== 'compiled') throw new Error(out.engineReason);`);
+    assert.equal(run.status, 0, run.stderr);
+    assert.equal(run.stdout, '');
+    assert.equal(run.stderr, '');
+  });
 });

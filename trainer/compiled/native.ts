@@ -7,6 +7,7 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
+import { prepareNativeEnv } from '../native-tensorflow.ts';
 
 /** TensorFlow's `TF_DataType` numbers of the types the addon moves. */
 export const DT = { float32: 1, float64: 2, int32: 3, uint8: 4, int64: 9, bool: 10 } as const;
@@ -95,6 +96,8 @@ export function loadGraphAddon(): { addon?: GraphAddon; error?: string } {
     return loaded;
   }
   try {
+    // TensorFlow reads its thread and log settings when it starts: set them as tfjs-node's loader does.
+    prepareNativeEnv();
     const require = createRequire(import.meta.url);
     loaded = { addon: require(ADDON_PATH) as GraphAddon };
   } catch (error) {
