@@ -34,7 +34,11 @@ function exampleTests(backend: SelectedBackend): void {
     const done = await fixture.record(record.id);
     assert.equal(done.status, 'SUCCEEDED', JSON.stringify(done.error));
     // On TensorFlow native every example, fine-tuning included, trains on the compiled engine.
-    assert.equal(done.resources?.engine, backend.name === 'tensorflow' ? 'compiled' : 'eager', done.resources?.engineReason);
+    assert.equal(
+      done.resources?.engine,
+      backend.name === 'tensorflow' ? 'compiled' : 'eager',
+      done.resources?.engineReason,
+    );
     return { id: record.id, report: await readJson(fixture.ports.store, jobKeys(TENANT, record.id).report) };
   };
 

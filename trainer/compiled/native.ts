@@ -54,7 +54,8 @@ export interface NativeGraph {
   addGradients(ys: Output[], xs: Output[], dxs?: Output[] | null, prefix?: string): (Output | null)[];
   outputInfo(output: Output): { dtype: DType; shape: number[] | null };
   numOutputs(op: number): number;
-  operationCount(): number;
+  /** The type of every operation in the graph (gradients included), in the order they were added. */
+  operationTypes(): string[];
 }
 
 export interface SessionOptions {
@@ -66,6 +67,8 @@ export interface SessionOptions {
 
 export interface NativeSession {
   run(feeds: [Output, TensorValue][], fetches: Output[], targets: number[]): TensorValue[];
+  /** `run` with TensorFlow's full trace: the fetches, then the serialized RunMetadata (step stats). */
+  trace(feeds: [Output, TensorValue][], fetches: Output[], targets: number[]): [...TensorValue[], Uint8Array];
   /** Frees the session (idempotent); the finaliser does it otherwise. */
   close(): void;
 }

@@ -53,6 +53,12 @@ export function meanLoss(g: GraphBuilder, name: LossName, yTrue: Output, yPred: 
   return g.mean(weights ? g.mul(rows, weights) : rows, [0]);
 }
 
+/** Σ over the rows of the row losses (each times its row weight): a tower's share of the mean. */
+export function sumLoss(g: GraphBuilder, name: LossName, yTrue: Output, yPred: Output, weights?: Output) {
+  const rows = rowLosses(g, name, yTrue, yPred);
+  return g.sum(weights ? g.mul(rows, weights) : rows, [0]);
+}
+
 /** tfjs-layers' L1L2 regulariser: Σ l1·|w| + Σ l2·w². */
 export function penalty(g: GraphBuilder, w: Output, rank: number, l1: number, l2: number): Output {
   const axes = Array.from({ length: rank }, (_, i) => i);

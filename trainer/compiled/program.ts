@@ -28,6 +28,12 @@ export interface ProgramOptions {
   clipping?: JobSpec['training']['gradientClipping'];
   data: ProgramData;
   threads: { intraOp: number; interOp: number };
+  /**
+   * Slices of each batch computed concurrently (on TensorFlow's inter-op threads), their gradients
+   * summed: how a model whose ops are too small to split across threads (a recurrent chain) uses
+   * several cores. @default 1
+   */
+  towers?: number;
   /** TensorFlow's XLA JIT on the step (measured slower here on bench:train's shapes: off by default). */
   xla?: boolean;
 }
@@ -46,12 +52,12 @@ const filled = (shape: number[], value: number): TensorValue =>
 export class CompiledProgram {
   readonly weights: WeightRef[];
   readonly optimizerVariables: OptimizerVariable[];
-  /** Operations in the graph (gradients included). */
-  readonly operationCount: number;
+  /** The type of each operation in the graph (gradients included), as built. */
+  readonly operationTypes: string[];
   /** Whether the model draws dropout masks (each step then takes a seed). */
   readonly hasDropout: boolean;
   readonly #session: NativeSession;
-  readonly #indices: Output;
+  readonly #indices: Output[];
   readonly #seed: Output;
   readonly #train: number;
   readonly #sums: [VariableRef, VariableRef];
@@ -73,18 +79,28 @@ export class CompiledProgram {
       labels: options.data.labels && data(options.data.labels),
       rowWeights: options.data.rowWeights && data(options.data.rowWeights),
     };
-    this.#indices = g.placeholder(DT.int32, [-1]);
+    const towers = Math.max(1, options.towers ?? 1);
+    this.#indices = Array.from({ length: towers }, () => g.placeholder(DT.int32, [-1]));
     this.#seed = g.placeholder(DT.int32, [2]);
-    const batch = (v: VariableRef | undefined) => (v ? g.gatherRows(v, this.#indices) : undefined);
-    this.weights = weightVariables(g, options.model);
-    const step = g.scoped('step', () =>
-      buildStep(g, options.model, this.weights, options.loss, {
+    const inputs = this.#indices.map((indices) => {
+      const batch = (v: VariableRef | undefined) => (v ? g.gatherRows(v, indices) : undefined);
+      return {
         x: batch(sets.x) as Output,
         y: batch(sets.y) as Output,
         ...(sets.labels ? { labels: batch(sets.labels) as Output } : {}),
         ...(sets.rowWeights ? { rowWeights: batch(sets.rowWeights) as Output } : {}),
         seed: this.#seed,
-      }),
+      };
+    });
+    this.weights = weightVariables(g, options.model);
+    const step = g.scoped('step', () =>
+      buildStep(
+        g,
+        options.model,
+        this.weights,
+        options.loss,
+        towers === 1 ? (inputs[0] as (typeof inputs)[0]) : inputs,
+      ),
     );
     this.#lr = g.variable(DT.float32, []);
     const grads = clip(
@@ -104,7 +120,7 @@ export class CompiledProgram {
     this.optimizerVariables = optimizer.variables;
     this.hasDropout = step.masks.size > 0;
     this.#sums = [g.variable(DT.float32, []), g.variable(DT.float32, [])];
-    const size = g.sizeOf(this.#indices, 0);
+    const size = g.addN(this.#indices.map((i) => g.sizeOf(i, 0)));
     const accumulate = [
       g.assignAdd(this.#sums[0], g.mul(step.loss, size)),
       g.assignAdd(this.#sums[1], step.metric),
@@ -127,10 +143,10 @@ export class CompiledProgram {
         this.#reads.set(variable, g.read(variable));
       }
     });
-    this.operationCount = graph.operationCount();
+    this.operationTypes = graph.operationTypes();
     this.#session = new options.addon.Session(graph, {
-      intraOpThreads: options.threads.intraOp,
-      interOpThreads: options.threads.interOp,
+      intraOpThreads: Math.max(1, Math.floor(options.threads.intraOp / towers)),
+      interOpThreads: Math.max(options.threads.interOp, towers),
       xla: options.xla ?? false,
     });
     const initial = new Map<VariableRef, TensorValue>([
@@ -183,16 +199,28 @@ export class CompiledProgram {
     this.load(new Map([[this.#lr, filled([], rate)]]));
   }
 
-  /** One optimizer step on the rows `indices`, dropout drawn from `seed`. */
+  /** One optimizer step on the rows `indices` (split between the towers), dropout drawn from `seed`. */
   step(indices: Int32Array, seed: Int32Array): void {
-    this.#session.run(
-      [
-        [this.#indices, { dtype: DT.int32, shape: [indices.length], data: indices }],
-        [this.#seed, { dtype: DT.int32, shape: [2], data: seed }],
-      ],
-      [],
-      [this.#train],
-    );
+    this.#session.run(this.#stepFeeds(indices, seed), [], [this.#train]);
+  }
+
+  /** `step`, traced: TensorFlow's serialized RunMetadata with per-op timings (step-stats.ts reads it). */
+  traceStep(indices: Int32Array, seed: Int32Array): Uint8Array {
+    return this.#session.trace(this.#stepFeeds(indices, seed), [], [this.#train])[0] as Uint8Array;
+  }
+
+  #stepFeeds(indices: Int32Array, seed: Int32Array): [Output, TensorValue][] {
+    const towers = this.#indices.length;
+    const part = Math.ceil(indices.length / towers);
+    const feeds: [Output, TensorValue][] = this.#indices.map((placeholder, k) => {
+      const rows = indices.subarray(
+        Math.min(indices.length, k * part),
+        Math.min(indices.length, (k + 1) * part),
+      );
+      return [placeholder, { dtype: DT.int32, shape: [rows.length], data: rows }];
+    });
+    feeds.push([this.#seed, { dtype: DT.int32, shape: [2], data: seed }]);
+    return feeds;
   }
 
   /** The sums of loss·rows and of the metric since the last call; resets them. */

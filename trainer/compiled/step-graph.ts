@@ -14,19 +14,21 @@ import type { CustomBackward, ForwardContext, LayerInfo, WeightRef } from './for
 import type { GraphBuilder } from './graph.ts';
 import { builderFor, chainLayers } from './layers.ts';
 import { DT, type Output } from './native.ts';
-import { meanLoss, penalty, sideMetric } from './objective.ts';
+import { meanLoss, penalty, sideMetric, sumLoss } from './objective.ts';
 
 /** A read of a weight and the segment of the backward pass it belongs to. */
 interface TrackedRead {
   weight: WeightRef;
   read: Output;
-  /** How many explicit-backward layers come before it in the forward pass. */
+  /** The tower whose forward pass read it; −1: a penalty (differentiated with the top segments). */
+  tower: number;
+  /** How many explicit-backward layers come before it in its tower's forward pass. */
   segment: number;
 }
 
 export interface StepGraph {
   weights: WeightRef[];
-  /** The model's output (predictions) for the batch. */
+  /** The model's output (predictions) for the batch (the first tower's rows when there are towers). */
   pred: Output;
   /** Data loss + penalties (what is minimised and reported). */
   loss: Output;
@@ -41,6 +43,7 @@ export interface StepGraph {
   masks: Map<string, Output>;
 }
 
+/** One tower's rows: its slice of the batch. */
 export interface StepInputs {
   x: Output;
   y: Output;
@@ -89,41 +92,41 @@ function regularizerOf(layer: LayerObject, suffix: string): { l1: number; l2: nu
 
 const suffixOf = (name: string) => name.slice(name.lastIndexOf('/') + 1);
 
-/** Builds forward, loss, metric and gradients; `extraInputs` are differentiated too (segment 0). */
-export function buildStep(
-  g: GraphBuilder,
-  model: LayersModel,
-  weights: WeightRef[],
-  loss: LossName,
-  inputs: StepInputs,
-  extraInputs: Output[] = [],
-): StepGraph {
-  const reads: TrackedRead[] = [];
-  const custom: CustomBackward[] = [];
+/** The weights of each layer by layer name and weight-name suffix. */
+function weightsByLayer(layers: LayerObject[], weights: WeightRef[]): Map<string, WeightRef> {
   const byLayer = new Map<string, WeightRef>();
-  const chain = chainLayers(model);
-  if ('reason' in chain) throw new Error(chain.reason);
-  const layers = chain.layers as unknown as LayerObject[];
   for (const layer of layers) {
     for (const w of layer.weights) {
       const ref = weights.find((r) => r.name === w.originalName);
       if (ref) byLayer.set(`${layer.name}\u0000${suffixOf(w.originalName)}`, ref);
     }
   }
+  return byLayer;
+}
+
+/** One tower's forward pass; its reads are tracked in `reads`, its explicit-backward layers in `chain`. */
+function forward(
+  g: GraphBuilder,
+  model: LayersModel,
+  layers: LayerObject[],
+  byLayer: Map<string, WeightRef>,
+  tower: { index: number; inputs: StepInputs; reads: TrackedRead[]; chain: CustomBackward[] },
+): { pred: Output; ctx: ForwardContext } {
+  const { reads, chain } = tower;
   const ctx: ForwardContext = {
     g,
-    seed: inputs.seed,
+    seed: tower.index === 0 ? tower.inputs.seed : g.add2(tower.inputs.seed, g.ints([0, 7919 * tower.index])),
     weight: (layer, suffix) => byLayer.get(`${layer}\u0000${suffix}`),
     read: (weight, tracked = true) => {
       const read = g.read(weight.variable);
-      if (tracked) reads.push({ weight, read, segment: custom.length });
+      if (tracked) reads.push({ weight, read, tower: tower.index, segment: chain.length });
       return read;
     },
     updates: [],
     masks: new Map(),
-    custom,
+    custom: chain,
   };
-  let x = inputs.x;
+  let x = tower.inputs.x;
   let inShape = (model.inputs[0]?.shape ?? []).slice(1) as number[];
   layers.forEach((layer, site) => {
     const className = layer.getClassName();
@@ -131,61 +134,152 @@ export function buildStep(
     if (!build) throw new Error(`no builder for ${className}`);
     const outShape = (layer.outputShape as (number | null)[]).slice(1) as number[];
     const info: LayerInfo = { className, name: layer.name, config: layer.getConfig(), outShape, layer };
-    x = g.scoped(`layer${site + 1}`, () => build(ctx, info, x, inShape));
+    x = g.scoped(`tower${tower.index}_layer${site + 1}`, () => build(ctx, info, x, inShape));
     inShape = outShape;
   });
-  const pred = x;
-  const units = inShape.at(-1) ?? 1;
-  const penalties: Output[] = [];
+  return { pred: x, ctx };
+}
+
+/** The penalties of every regularised weight (read once, whatever the number of towers). */
+function penalties(
+  g: GraphBuilder,
+  layers: LayerObject[],
+  byLayer: Map<string, WeightRef>,
+  reads: TrackedRead[],
+) {
+  const terms: Output[] = [];
   for (const layer of layers) {
     for (const w of layer.weights) {
       const r = regularizerOf(layer, suffixOf(w.originalName));
       const ref = byLayer.get(`${layer.name}\u0000${suffixOf(w.originalName)}`);
       if (!r || !ref || (r.l1 === 0 && r.l2 === 0)) continue;
       const read = g.read(ref.variable);
-      reads.push({ weight: ref, read, segment: custom.length });
-      penalties.push(penalty(g, read, ref.variable.shape.length, r.l1, r.l2));
+      reads.push({ weight: ref, read, tower: -1, segment: 0 });
+      terms.push(penalty(g, read, ref.variable.shape.length, r.l1, r.l2));
     }
   }
-  const dataLoss = meanLoss(g, loss, inputs.y, pred, inputs.rowWeights);
-  const total = penalties.length ? g.addN([dataLoss, ...penalties]) : dataLoss;
-  const metric = sideMetric(g, pred, inputs.y, inputs.labels, units);
-  const { grads, inputGrads } = backward(g, total, reads, custom, extraInputs);
-  return { weights, pred, loss: total, metric, grads, inputGrads, updates: ctx.updates, masks: ctx.masks };
+  return terms;
 }
 
-/** The segmented backward pass (see the module comment). */
+/**
+ * Builds forward, loss, metric and gradients; `extraInputs` (of the first tower) are differentiated
+ * too. Several towers (each a slice of the batch, run concurrently by TensorFlow's inter-op threads)
+ * minimise Σ row losses / rows of the whole batch, which is the one-tower mean loss.
+ */
+export function buildStep(
+  g: GraphBuilder,
+  model: LayersModel,
+  weights: WeightRef[],
+  loss: LossName,
+  inputs: StepInputs | StepInputs[],
+  extraInputs: Output[] = [],
+): StepGraph {
+  const towers = Array.isArray(inputs) ? inputs : [inputs];
+  const chainOf = chainLayers(model);
+  if ('reason' in chainOf) throw new Error(chainOf.reason);
+  const layers = chainOf.layers as unknown as LayerObject[];
+  const byLayer = weightsByLayer(layers, weights);
+  const reads: TrackedRead[] = [];
+  const chains = towers.map(() => [] as CustomBackward[]);
+  const built = towers.map((t, index) =>
+    forward(g, model, layers, byLayer, { index, inputs: t, reads, chain: chains[index] as CustomBackward[] }),
+  );
+  const units = (model.outputs[0]?.shape.at(-1) as number | null) ?? 1;
+  const terms = penalties(g, layers, byLayer, reads);
+  let dataLoss: Output;
+  if (towers.length === 1) {
+    dataLoss = meanLoss(g, loss, towers[0]?.y as Output, built[0]?.pred as Output, towers[0]?.rowWeights);
+  } else {
+    const sums = built.map((b, i) => sumLoss(g, loss, towers[i]?.y as Output, b.pred, towers[i]?.rowWeights));
+    const rows = g.addN(towers.map((t) => g.sizeOf(t.y, 0)));
+    dataLoss = g.div(g.addN(sums), rows);
+  }
+  const total = terms.length ? g.addN([dataLoss, ...terms]) : dataLoss;
+  const metric = g.addN(
+    built.map((b, i) => sideMetric(g, b.pred, towers[i]?.y as Output, towers[i]?.labels, units)),
+  );
+  const { grads, inputGrads } = backward(g, total, reads, chains, extraInputs);
+  const masks = new Map(
+    built.flatMap((b, i) => [...b.ctx.masks].map(([k, v]) => [i ? `${k}#${i}` : k, v] as const)),
+  );
+  return {
+    weights,
+    pred: built[0]?.pred as Output,
+    loss: total,
+    metric,
+    grads,
+    inputGrads,
+    updates: built.flatMap((b) => b.ctx.updates),
+    masks,
+  };
+}
+
+/**
+ * The segmented backward pass (see the module comment): the top segments of every tower (and the
+ * penalties) in one differentiation of the loss, then each tower down its chain of explicit-backward
+ * layers.
+ */
 function backward(
   g: GraphBuilder,
   loss: Output,
   reads: TrackedRead[],
-  custom: CustomBackward[],
+  chains: CustomBackward[][],
   extraInputs: Output[],
 ): { grads: StepGraph['grads']; inputGrads: Output[] } {
   const perWeight = new Map<WeightRef, Output[]>();
   const add = (weight: WeightRef, grad: Output) =>
     perWeight.set(weight, [...(perWeight.get(weight) ?? []), grad]);
   let inputGrads: Output[] = [];
-  let ys: Output[] = [loss];
-  let dys: Output[] | null = null;
-  for (let segment = custom.length; segment >= 0; segment--) {
-    const mine = reads.filter((r) => r.segment === segment && r.weight.trainable);
-    const below = segment > 0 ? (custom[segment - 1] as CustomBackward) : undefined;
-    const extra = segment === 0 ? extraInputs : [];
-    const xs = [...mine.map((r) => r.read), ...extra, ...(below ? [below.output] : [])];
-    if (xs.length === 0) continue;
+  const inSegment = (tower: number, segment: number) =>
+    reads.filter((r) => r.weight.trainable && r.tower === tower && r.segment === segment);
+  /** Differentiates `ys` (seeded with `dys`) for the reads of each (tower, segment) and the extra xs. */
+  const differentiate = (
+    ys: Output[],
+    dys: Output[] | null,
+    groups: TrackedRead[],
+    extra: Output[],
+    outputs: Output[],
+  ) => {
+    const xs = [...groups.map((r) => r.read), ...extra, ...outputs];
+    if (xs.length === 0) return { extra: [] as Output[], outputs: [] as Output[] };
     const dxs = g.graph.addGradients(ys, xs, dys);
     const grad = (i: number) => dxs[i] ?? g.zerosLike(xs[i] as Output);
-    mine.forEach((r, i) => {
+    groups.forEach((r, i) => {
       add(r.weight, grad(i));
     });
-    if (segment === 0) inputGrads = extra.map((_, i) => grad(mine.length + i));
-    if (!below) break;
-    const step = below.backward(grad(xs.length - 1));
-    for (const [weight, d] of step.reads) if (weight.trainable) add(weight, d);
-    ys = [below.input];
-    dys = [step.dInput];
-  }
+    const base = groups.length;
+    return {
+      extra: extra.map((_, i) => grad(base + i)),
+      outputs: outputs.map((_, i) => grad(base + extra.length + i)),
+    };
+  };
+  // The top: every tower's reads after its last explicit-backward layer, the penalties, and those layers' outputs.
+  const tops = [...inSegment(-1, 0), ...chains.flatMap((chain, t) => inSegment(t, chain.length))];
+  const firstHasChain = (chains[0]?.length ?? 0) > 0;
+  const lasts = chains.filter((c) => c.length > 0).map((c) => c.at(-1) as CustomBackward);
+  const top = differentiate(
+    [loss],
+    null,
+    tops,
+    firstHasChain ? [] : extraInputs,
+    lasts.map((c) => c.output),
+  );
+  if (!firstHasChain) inputGrads = top.extra;
+  let k = 0;
+  chains.forEach((chain, t) => {
+    if (chain.length === 0) return;
+    let dOutput = top.outputs[k++] as Output;
+    for (let segment = chain.length - 1; segment >= 0; segment--) {
+      const layer = chain[segment] as CustomBackward;
+      const step = layer.backward(dOutput);
+      for (const [weight, d] of step.reads) if (weight.trainable) add(weight, d);
+      const below = segment > 0 ? [(chain[segment - 1] as CustomBackward).output] : [];
+      const extra = segment === 0 && t === 0 ? extraInputs : [];
+      const out = differentiate([layer.input], [step.dInput], inSegment(t, segment), extra, below);
+      if (extra.length) inputGrads = out.extra;
+      dOutput = out.outputs[0] as Output;
+    }
+  });
   const grads: StepGraph['grads'] = [];
   for (const [weight, list] of [...perWeight].sort((a, b) => a[0].index - b[0].index)) {
     grads.push({ weight, grad: g.addN(list) });

@@ -325,55 +325,75 @@ napi_value This(napi_env env, napi_callback_info info, size_t expected, napi_val
   return self;
 }
 
-// One attribute: [name, kind, value].
-void SetAttr(napi_env env, TF_OperationDescription* desc, napi_value attr, const std::string& what) {
+// One attribute, read and validated from [name, kind, value] before any TensorFlow call.
+struct Attr {
+  std::string name;
+  std::string kind;
+  int64_t i = 0;
+  float f = 0;
+  std::string s;                  // string
+  std::vector<int64_t> ints;      // ints, shape
+  std::vector<float> floats;      // floats
+  std::vector<TF_DataType> types;  // types (and `type` as types[0])
+  bool unknown_rank = false;      // shape: null
+  std::unique_ptr<TF_Tensor, TensorDeleter> tensor;
+};
+
+Attr ReadAttr(napi_env env, napi_value attr, const std::string& what) {
   if (Length(env, attr, what) != 3) Fail(env, what + " must be [name, kind, value]");
-  const std::string name = Identifier(env, Element(env, attr, 0), what + " name");
-  const std::string kind = Identifier(env, Element(env, attr, 1), what + " kind");
+  Attr a;
+  a.name = Identifier(env, Element(env, attr, 0), what + " name");
+  a.kind = Identifier(env, Element(env, attr, 1), what + " kind");
   napi_value value = Element(env, attr, 2);
-  const std::string label = what + " (" + name + ")";
-  if (kind == "int") {
-    TF_SetAttrInt(desc, name.c_str(), Integer(env, value, label, -(int64_t{1} << 53), int64_t{1} << 53));
-  } else if (kind == "float") {
-    TF_SetAttrFloat(desc, name.c_str(), static_cast<float>(Number(env, value, label)));
-  } else if (kind == "bool") {
-    TF_SetAttrBool(desc, name.c_str(), Boolean(env, value, label) ? 1 : 0);
-  } else if (kind == "type") {
-    TF_SetAttrType(desc, name.c_str(), DataType(env, value, label));
-  } else if (kind == "string") {
-    const std::string s = Identifier(env, value, label, true);
-    TF_SetAttrString(desc, name.c_str(), s.data(), s.size());
-  } else if (kind == "ints") {
-    const std::vector<int64_t> v = Dims(env, value, label, -(int64_t{1} << 40));
-    TF_SetAttrIntList(desc, name.c_str(), v.data(), static_cast<int>(v.size()));
-  } else if (kind == "floats") {
-    const uint32_t n = Length(env, value, label);
+  const std::string label = what + " (" + a.name + ")";
+  const auto bounded = [&](uint32_t n) {
     if (n > 64) Fail(env, label + " has more than 64 values");
-    std::vector<float> v(n);
-    for (uint32_t i = 0; i < n; i++) v[i] = static_cast<float>(Number(env, Element(env, value, i), label));
-    TF_SetAttrFloatList(desc, name.c_str(), v.data(), static_cast<int>(n));
-  } else if (kind == "types") {
-    const uint32_t n = Length(env, value, label);
-    if (n > 64) Fail(env, label + " has more than 64 values");
-    std::vector<TF_DataType> v(n);
-    for (uint32_t i = 0; i < n; i++) v[i] = DataType(env, Element(env, value, i), label);
-    TF_SetAttrTypeList(desc, name.c_str(), v.data(), static_cast<int>(n));
-  } else if (kind == "shape") {
+    return n;
+  };
+  if (a.kind == "int") {
+    a.i = Integer(env, value, label, -(int64_t{1} << 53), int64_t{1} << 53);
+  } else if (a.kind == "float") {
+    a.f = static_cast<float>(Number(env, value, label));
+  } else if (a.kind == "bool") {
+    a.i = Boolean(env, value, label) ? 1 : 0;
+  } else if (a.kind == "type") {
+    a.types = {DataType(env, value, label)};
+  } else if (a.kind == "string") {
+    a.s = Identifier(env, value, label, true);
+  } else if (a.kind == "ints") {
+    a.ints = Dims(env, value, label, -(int64_t{1} << 40));
+  } else if (a.kind == "floats") {
+    const uint32_t n = bounded(Length(env, value, label));
+    for (uint32_t i = 0; i < n; i++) a.floats.push_back(static_cast<float>(Number(env, Element(env, value, i), label)));
+  } else if (a.kind == "types") {
+    const uint32_t n = bounded(Length(env, value, label));
+    for (uint32_t i = 0; i < n; i++) a.types.push_back(DataType(env, Element(env, value, i), label));
+  } else if (a.kind == "shape") {
     // null: unknown rank; a dimension of -1: unknown size.
-    if (TypeOf(env, value) == napi_null) {
-      TF_SetAttrShape(desc, name.c_str(), nullptr, -1);
-    } else {
-      const std::vector<int64_t> dims = Dims(env, value, label, -1);
-      TF_SetAttrShape(desc, name.c_str(), dims.data(), static_cast<int>(dims.size()));
-    }
-  } else if (kind == "tensor") {
-    std::unique_ptr<TF_Tensor, TensorDeleter> tensor(TensorFromJs(env, value, label));
-    Status status;
-    TF_SetAttrTensor(desc, name.c_str(), tensor.get(), status.get());
-    status.Check(env, label);
+    a.unknown_rank = TypeOf(env, value) == napi_null;
+    if (!a.unknown_rank) a.ints = Dims(env, value, label, -1);
+  } else if (a.kind == "tensor") {
+    a.tensor.reset(TensorFromJs(env, value, label));
   } else {
-    Fail(env, label + ": unknown attribute kind " + kind);
+    Fail(env, label + ": unknown attribute kind " + a.kind);
   }
+  return a;
+}
+
+// Sets a validated attribute; only a tensor attribute can fail (TensorFlow's status says why).
+void ApplyAttr(TF_OperationDescription* desc, const Attr& a, TF_Status* status) {
+  const char* name = a.name.c_str();
+  if (a.kind == "int") TF_SetAttrInt(desc, name, a.i);
+  else if (a.kind == "float") TF_SetAttrFloat(desc, name, a.f);
+  else if (a.kind == "bool") TF_SetAttrBool(desc, name, static_cast<unsigned char>(a.i));
+  else if (a.kind == "type") TF_SetAttrType(desc, name, a.types[0]);
+  else if (a.kind == "string") TF_SetAttrString(desc, name, a.s.data(), a.s.size());
+  else if (a.kind == "ints") TF_SetAttrIntList(desc, name, a.ints.data(), static_cast<int>(a.ints.size()));
+  else if (a.kind == "floats") TF_SetAttrFloatList(desc, name, a.floats.data(), static_cast<int>(a.floats.size()));
+  else if (a.kind == "types") TF_SetAttrTypeList(desc, name, a.types.data(), static_cast<int>(a.types.size()));
+  else if (a.kind == "shape")
+    TF_SetAttrShape(desc, name, a.unknown_rank ? nullptr : a.ints.data(), a.unknown_rank ? -1 : static_cast<int>(a.ints.size()));
+  else if (a.kind == "tensor") TF_SetAttrTensor(desc, name, a.tensor.get(), status);
 }
 
 // addOperation({type, name, inputs, attrs, control, device}) → operation id.
@@ -414,27 +434,27 @@ napi_value AddOperation(napi_env env, napi_callback_info info) {
         TypeOf(env, device) == napi_undefined ? std::string() : Identifier(env, device, name + " device", true);
     napi_value attrs = Property(env, spec, "attrs");
     const uint32_t nattrs = TypeOf(env, attrs) == napi_undefined ? 0 : Length(env, attrs, name + " attrs");
+    std::vector<Attr> parsed;
+    for (uint32_t i = 0; i < nattrs; i++)
+      parsed.push_back(ReadAttr(env, Element(env, attrs, i), name + " attribute " + std::to_string(i)));
 
+    // Nothing below throws before the description is finished (TensorFlow requires that it is).
     TF_OperationDescription* desc = TF_NewOperation(g->graph, type.c_str(), name.c_str());
     Status status;
-    try {
-      for (uint32_t i = 0; i < ninputs; i++) {
-        if (is_list[i])
-          TF_AddInputList(desc, input_lists[i].data(), static_cast<int>(input_lists[i].size()));
-        else
-          TF_AddInput(desc, input_lists[i][0]);
-      }
-      for (TF_Operation* c : controls) TF_AddControlInput(desc, c);
-      if (!device_name.empty()) TF_SetDevice(desc, device_name.c_str());
-      for (uint32_t i = 0; i < nattrs; i++)
-        SetAttr(env, desc, Element(env, attrs, i), name + " attribute " + std::to_string(i));
-    } catch (...) {
-      // Finish it anyway (TensorFlow requires it); an error here is the one already thrown.
-      TF_Operation* op = TF_FinishOperation(desc, status.get());
-      (void)op;
-      throw;
+    for (uint32_t i = 0; i < ninputs; i++) {
+      if (is_list[i])
+        TF_AddInputList(desc, input_lists[i].data(), static_cast<int>(input_lists[i].size()));
+      else
+        TF_AddInput(desc, input_lists[i][0]);
+    }
+    for (TF_Operation* c : controls) TF_AddControlInput(desc, c);
+    if (!device_name.empty()) TF_SetDevice(desc, device_name.c_str());
+    Status attr_status;
+    for (const Attr& a : parsed) {
+      if (TF_GetCode(attr_status.get()) == TF_OK) ApplyAttr(desc, a, attr_status.get());
     }
     TF_Operation* op = TF_FinishOperation(desc, status.get());
+    attr_status.Check(env, "adding " + type + " " + name);
     status.Check(env, "adding " + type + " " + name);
     napi_value id;
     NAPI(napi_create_int32(env, g->Id(op), &id));
@@ -524,16 +544,20 @@ napi_value NumOutputs(napi_env env, napi_callback_info info) {
   });
 }
 
-// operationCount() → how many operations the graph holds (gradients included).
-napi_value OperationCount(napi_env env, napi_callback_info info) {
+// operationTypes() → the type of every operation the graph holds (gradients included), in order.
+napi_value OperationTypes(napi_env env, napi_callback_info info) {
   return Guard(env, [&] {
     Graph* g = GraphOf(env, This(env, info, 0, nullptr));
     size_t pos = 0;
-    int32_t count = 0;
-    while (TF_GraphNextOperation(g->graph, &pos)) count++;
-    napi_value n;
-    NAPI(napi_create_int32(env, count, &n));
-    return n;
+    uint32_t i = 0;
+    napi_value list;
+    NAPI(napi_create_array(env, &list));
+    while (TF_Operation* op = TF_GraphNextOperation(g->graph, &pos)) {
+      napi_value type;
+      NAPI(napi_create_string_utf8(env, TF_OperationOpType(op), NAPI_AUTO_LENGTH, &type));
+      NAPI(napi_set_element(env, list, i++, type));
+    }
+    return list;
   });
 }
 
@@ -666,42 +690,66 @@ napi_value NewSession(napi_env env, napi_callback_info info) {
   });
 }
 
+// The fetched tensors of one run; with `trace`, the serialized RunMetadata (TensorFlow's per-op
+// step stats, FULL_TRACE) is appended as a Uint8Array.
+napi_value RunSession(napi_env env, napi_callback_info info, bool trace) {
+  napi_value args[3];
+  Session* s = SessionOf(env, This(env, info, 3, args));
+  Graph* g = s->graph;
+  const uint32_t nfeeds = Length(env, args[0], "feeds");
+  std::vector<TF_Output> inputs(nfeeds);
+  std::vector<std::unique_ptr<TF_Tensor, TensorDeleter>> owned;
+  std::vector<TF_Tensor*> values(nfeeds);
+  for (uint32_t i = 0; i < nfeeds; i++) {
+    napi_value feed = Element(env, args[0], i);
+    const std::string what = "feed " + std::to_string(i);
+    if (Length(env, feed, what) != 2) Fail(env, what + " must be [output, tensor]");
+    inputs[i] = OutputOf(env, g, Element(env, feed, 0), what);
+    owned.emplace_back(TensorFromJs(env, Element(env, feed, 1), what));
+    values[i] = owned.back().get();
+  }
+  std::vector<TF_Output> fetches = OutputsOf(env, g, args[1], "fetches");
+  const uint32_t ntargets = Length(env, args[2], "targets");
+  std::vector<const TF_Operation*> targets(ntargets);
+  for (uint32_t i = 0; i < ntargets; i++) targets[i] = OpOf(env, g, Element(env, args[2], i), "target");
+  std::vector<TF_Tensor*> outputs(fetches.size(), nullptr);
+  // RunOptions { trace_level = 1: FULL_TRACE (3) }.
+  const char full_trace[] = {0x08, 0x03};
+  TF_Buffer* options = trace ? TF_NewBufferFromString(full_trace, sizeof(full_trace)) : nullptr;
+  TF_Buffer* metadata = trace ? TF_NewBuffer() : nullptr;
+  Status status;
+  TF_SessionRun(s->session, options, inputs.data(), values.data(), static_cast<int>(nfeeds), fetches.data(),
+                outputs.data(), static_cast<int>(fetches.size()), targets.data(), static_cast<int>(ntargets),
+                metadata, status.get());
+  std::vector<std::unique_ptr<TF_Tensor, TensorDeleter>> results;
+  for (TF_Tensor* t : outputs) results.emplace_back(t);
+  std::string meta = metadata ? std::string(static_cast<const char*>(metadata->data), metadata->length) : "";
+  if (options) TF_DeleteBuffer(options);
+  if (metadata) TF_DeleteBuffer(metadata);
+  status.Check(env, "running the graph");
+  napi_value array;
+  NAPI(napi_create_array_with_length(env, results.size() + (trace ? 1 : 0), &array));
+  for (size_t i = 0; i < results.size(); i++)
+    NAPI(napi_set_element(env, array, static_cast<uint32_t>(i), TensorToJs(env, results[i].get())));
+  if (trace) {
+    void* target = nullptr;
+    napi_value buffer, bytes;
+    NAPI(napi_create_arraybuffer(env, meta.size(), &target, &buffer));
+    if (!meta.empty()) std::memcpy(target, meta.data(), meta.size());
+    NAPI(napi_create_typedarray(env, napi_uint8_array, meta.size(), buffer, 0, &bytes));
+    NAPI(napi_set_element(env, array, static_cast<uint32_t>(results.size()), bytes));
+  }
+  return array;
+}
+
 // run(feeds: [[output, tensor], ...], fetches: output[], targets: op[]) → tensors of the fetches.
 napi_value Run(napi_env env, napi_callback_info info) {
-  return Guard(env, [&] {
-    napi_value args[3];
-    Session* s = SessionOf(env, This(env, info, 3, args));
-    Graph* g = s->graph;
-    const uint32_t nfeeds = Length(env, args[0], "feeds");
-    std::vector<TF_Output> inputs(nfeeds);
-    std::vector<std::unique_ptr<TF_Tensor, TensorDeleter>> owned;
-    std::vector<TF_Tensor*> values(nfeeds);
-    for (uint32_t i = 0; i < nfeeds; i++) {
-      napi_value feed = Element(env, args[0], i);
-      const std::string what = "feed " + std::to_string(i);
-      if (Length(env, feed, what) != 2) Fail(env, what + " must be [output, tensor]");
-      inputs[i] = OutputOf(env, g, Element(env, feed, 0), what);
-      owned.emplace_back(TensorFromJs(env, Element(env, feed, 1), what));
-      values[i] = owned.back().get();
-    }
-    std::vector<TF_Output> fetches = OutputsOf(env, g, args[1], "fetches");
-    const uint32_t ntargets = Length(env, args[2], "targets");
-    std::vector<const TF_Operation*> targets(ntargets);
-    for (uint32_t i = 0; i < ntargets; i++) targets[i] = OpOf(env, g, Element(env, args[2], i), "target");
-    std::vector<TF_Tensor*> outputs(fetches.size(), nullptr);
-    Status status;
-    TF_SessionRun(s->session, nullptr, inputs.data(), values.data(), static_cast<int>(nfeeds), fetches.data(),
-                  outputs.data(), static_cast<int>(fetches.size()), targets.data(), static_cast<int>(ntargets),
-                  nullptr, status.get());
-    std::vector<std::unique_ptr<TF_Tensor, TensorDeleter>> results;
-    for (TF_Tensor* t : outputs) results.emplace_back(t);
-    status.Check(env, "running the graph");
-    napi_value array;
-    NAPI(napi_create_array_with_length(env, results.size(), &array));
-    for (size_t i = 0; i < results.size(); i++)
-      NAPI(napi_set_element(env, array, static_cast<uint32_t>(i), TensorToJs(env, results[i].get())));
-    return array;
-  });
+  return Guard(env, [&] { return RunSession(env, info, false); });
+}
+
+// trace(feeds, fetches, targets) → [...tensors of the fetches, RunMetadata bytes (FULL_TRACE)].
+napi_value Trace(napi_env env, napi_callback_info info) {
+  return Guard(env, [&] { return RunSession(env, info, true); });
 }
 
 napi_value CloseSession(napi_env env, napi_callback_info info) {
@@ -731,13 +779,14 @@ napi_value Init(napi_env env, napi_value exports) {
         {"addGradients", nullptr, AddGradients, nullptr, nullptr, nullptr, napi_default, nullptr},
         {"outputInfo", nullptr, OutputInfo, nullptr, nullptr, nullptr, napi_default, nullptr},
         {"numOutputs", nullptr, NumOutputs, nullptr, nullptr, nullptr, napi_default, nullptr},
-        {"operationCount", nullptr, OperationCount, nullptr, nullptr, nullptr, napi_default, nullptr},
+        {"operationTypes", nullptr, OperationTypes, nullptr, nullptr, nullptr, napi_default, nullptr},
     };
     napi_value graph_class;
     NAPI(napi_define_class(env, "Graph", NAPI_AUTO_LENGTH, NewGraph, nullptr,
                            sizeof(graph_methods) / sizeof(graph_methods[0]), graph_methods, &graph_class));
     napi_property_descriptor session_methods[] = {
         {"run", nullptr, Run, nullptr, nullptr, nullptr, napi_default, nullptr},
+        {"trace", nullptr, Trace, nullptr, nullptr, nullptr, napi_default, nullptr},
         {"close", nullptr, CloseSession, nullptr, nullptr, nullptr, napi_default, nullptr},
     };
     napi_value session_class;
