@@ -24,7 +24,8 @@
  * Options: --shapes mlp,cnn,lstm  --systems (default: all; e.g. tf-compiled-2t,keras-1t)
  *          --backends wasm,tensorflow[,cpu]  --windows N (default 5)  --rounds N (default 2)
  *          --steps N (batches per window; default per shape)  --cpu-steps N  --no-anchors
- *          --profile (per-kernel time of a few wasm steps per shape)
+ *          --profile (per-kernel time of a few wasm steps per shape, and per-op time of traced
+ *          compiled steps: TensorFlow's step stats)
  *          --stock (also wasm with tfjs's stock kernels instead of trainer/wasm-fast-kernels.ts)
  */
 import { availableParallelism, loadavg } from 'node:os';
@@ -32,7 +33,10 @@ import { parseArgs } from 'node:util';
 import type { Tensor } from '@tensorflow/tfjs';
 import { resolvedJobSpec } from '../core/jobs/job-spec.ts';
 import { type SelectedBackend, selectBackend, type TF } from '../trainer/backend.ts';
-import { compiledSetup, selectRunner } from '../trainer/compiled/select.ts';
+import { CompiledProgram } from '../trainer/compiled/program.ts';
+import { tensorValue } from '../trainer/compiled/runner.ts';
+import { compiledSetup, selectRunner, towersFor } from '../trainer/compiled/select.ts';
+import { stepStats } from '../trainer/compiled/step-stats.ts';
 import { type SelectRunner, train } from '../trainer/engine.ts';
 import { buildModel, outputFor } from '../trainer/model-builder.ts';
 import { registerFastWasmKernels, restoreStockWasmKernels } from '../trainer/wasm-fast-kernels.ts';
@@ -341,6 +345,53 @@ for (const shape of shapes) {
     console.log(
       `${shape.name.padEnd(5)} ${'best'.padEnd(15)} descent ${bestOurs.system} ${fmt(bestOurs.rate)} / anchor ${bestAnchor.system} ${fmt(bestAnchor.rate)} samples/s = ${(bestOurs.rate / bestAnchor.rate).toFixed(2)}`,
     );
+}
+
+/** Where a compiled step's time goes: TensorFlow's per-op step stats of traced steps, by op type. */
+async function profileCompiled(tf: TF, shape: Shape, threads: number): Promise<void> {
+  if (!compiled?.addon) return;
+  const n = shape.batch * 4;
+  const spec = specFor(shape, 1);
+  const data = dataFor(tf, shape, n);
+  const model = buildModel(tf, spec, shape.inputShape, outputFor(spec, 10));
+  const program = new CompiledProgram({
+    addon: compiled.addon,
+    model,
+    loss: 'categoricalCrossentropy',
+    optimizer: spec.training.optimizer,
+    data: { x: tensorValue(data.x), y: tensorValue(data.y), labels: tensorValue(data.labels) },
+    threads: { intraOp: threads, interOp: 1 },
+    towers: towersFor(model, threads, shape.batch),
+  });
+  try {
+    program.setWeights(model.getWeights().map(tensorValue));
+    const rows = Int32Array.from({ length: shape.batch }, (_, i) => i);
+    const seed = new Int32Array(2);
+    for (let i = 0; i < 10; i++) program.step(rows, seed);
+    const started = performance.now();
+    for (let i = 0; i < 20; i++) program.step(rows, seed);
+    const untraced = (performance.now() - started) / 20;
+    const byOp = new Map<string, number>();
+    for (let i = 0; i < 20; i++) {
+      for (const t of stepStats(program.traceStep(rows, seed)))
+        byOp.set(t.op, (byOp.get(t.op) ?? 0) + t.nanos / 20e6);
+    }
+    const total = [...byOp.values()].reduce((a, b) => a + b, 0);
+    console.log(
+      `\nprofile ${shape.name} compiled, ${threads} thread(s): ${untraced.toFixed(2)} ms a step untraced; in ops (traced) ${total.toFixed(2)} ms; ${program.operationTypes.length} ops in the graph`,
+    );
+    for (const [op, ms] of [...byOp].sort((a, b) => b[1] - a[1]).slice(0, 12))
+      console.log(`  ${ms.toFixed(3).padStart(8)} ms ${((100 * ms) / total).toFixed(1).padStart(5)}%  ${op}`);
+  } finally {
+    program.close();
+    model.dispose();
+    tf.dispose([data.x, data.y, data.labels] as Tensor[]);
+  }
+}
+
+if (opts.profile && native) {
+  await native.tf.setBackend(native.name);
+  for (const shape of shapes) for (const t of THREADS) await profileCompiled(native.tf, shape, t);
 }
 
 if (opts.profile) {
