@@ -266,7 +266,7 @@ struct Graph {
   // Operation ids seen by JavaScript are indexes here; TensorFlow owns the operations.
   std::vector<TF_Operation*> ops;
   std::unordered_map<TF_Operation*, int32_t> ids;
-  int32_t sessions = 0;  // open sessions that use the graph
+  // TensorFlow defers the graph's deletion until the sessions that use it are deleted.
   ~Graph() { TF_DeleteGraph(graph); }
 
   int32_t Id(TF_Operation* op) {
@@ -590,21 +590,15 @@ struct Session {
     TF_CloseSession(session, status.get());
     TF_DeleteSession(session, status.get());
     session = nullptr;
-    if (graph) graph->sessions--;
     if (graph_ref) napi_delete_reference(env, graph_ref);
     graph_ref = nullptr;
   }
 };
 
+// A session collected without close(): closed here, and its hold on the graph object released.
 void FinalizeSession(napi_env env, void* data, void*) {
   Session* s = static_cast<Session*>(data);
-  // The graph's reference may already be gone at environment teardown: only the session is freed.
-  if (s->session) {
-    Status status;
-    TF_CloseSession(s->session, status.get());
-    TF_DeleteSession(s->session, status.get());
-  }
-  (void)env;
+  s->Close(env);
   delete s;
 }
 
@@ -678,7 +672,6 @@ napi_value NewSession(napi_env env, napi_callback_info info) {
     Session* s = new Session();
     s->session = session;
     s->graph = g;
-    g->sessions++;
     napi_status ws = napi_wrap(env, self, s, FinalizeSession, nullptr, nullptr);
     if (ws != napi_ok) {
       s->Close(env);
