@@ -1,54 +1,57 @@
 /**
  * `npm run bench:train [-- OPTIONS]`: training throughput of three shapes through descent's own
  * training path (trainer/model-builder.ts + trainer/engine.ts `train`, the loop every job runs:
- * seeded permutation, gathered batches, Adam, side metrics), on each TensorFlow.js backend this
- * machine has, and the same shapes in PyTorch in the same run when `/usr/bin/python3` (or
- * `$DESCENT_BENCH_PYTHON`) has torch. `tensorflow` is TensorFlow native (`npm run setup:native`),
- * with the trainer's thread settings (every core unless TF_NUM_INTRAOP_THREADS says otherwise).
+ * seeded permutation, gathered batches, Adam, side metrics), on each engine and backend this machine
+ * has, and the same shapes in PyTorch 2 and Keras 3 in the same run (bench/anchors.ts installs them
+ * once into a venv in the cache), at 1 and 2 threads.
  *
  *   mlp   784-256-128-10 (relu), Adam, batch 128
  *   cnn   conv3x3×16 → maxpool 2 → conv3x3×32 → dense 10 on 28×28×1 (relu), Adam, batch 64
  *   lstm  LSTM(64) on 50 steps of 16 features → dense 10, Adam, batch 64
  *
+ * Ours: `wasm-eager` (one thread), `tf-eager-Nt` (tfjs-node op by op, TensorFlow's threads as the
+ * trainer sets them), `tf-compiled-1t` / `-2t` (trainer/compiled/: the whole step as one TensorFlow
+ * graph, the session's intra-op threads). Anchors: `torch-1t/2t`, `keras-1t/2t` (`fit`).
+ *
  * Synthetic data of the right shapes (10 classes). One window = one epoch of `steps` batches; the
- * first is a warm-up, the figure is the median of the others. FLOPs per sample are analytic (a
- * multiply-add = 2; training ≈ 3 × forward), against an fp32 peak of `--peak` GFLOP/s (157: this
- * 2-core Zen 3, 2 × 2.45 GHz × 32 FLOP/cycle). Prints one line per shape and backend ending in
- * `ratio=<ours/PyTorch>` (`ratio=n/a` without PyTorch). Not run by CI.
+ * first is a warm-up, the figure is the median of the others over all rounds (rounds alternate the
+ * anchors and ours, so that a change in the machine's load hits both). FLOPs per sample are analytic
+ * (a multiply-add = 2; training ≈ 3 × forward), against an fp32 peak of `--peak` GFLOP/s (333: this
+ * machine's 2 cores of an AMD EPYC of family 26 (Zen 5) at 2.6 GHz, two 512-bit FMAs per cycle = 64
+ * FLOP/cycle; its boost clock can take a figure past it). Each line ends in `ratio=` (its samples/s over the
+ * best anchor's); per shape a `best` line gives descent's best over the best anchor. Not run by CI.
  *
- * PyTorch runs with `--torch-threads` threads (default 2, the whole machine: `ratio` is against it)
- * and with 1 (`vs 1-thread`: a wasm job uses one core, so this is the per-core comparison); its
- * BLAS library is printed. Rounds alternate PyTorch and ours; medians are over all windows.
- *
- * Options: --shapes mlp,cnn,lstm  --backends wasm,cpu,tensorflow  --windows N (default 5)
- *          --rounds N (default 2)  --steps N (batches per window; default per shape)  --cpu-steps N
- *          --no-torch  --torch-threads N (default 2)
- *          --profile (per-kernel time of a few wasm steps per shape)
- *          --stock (also wasm with tfjs's stock kernels instead of trainer/wasm-fast-kernels.ts: the
- *          before/after of those kernels in the same run; with --profile, profiles both)
+ * Options: --shapes mlp,cnn,lstm  --systems (default: all; e.g. tf-compiled-2t,keras-1t)
+ *          --backends wasm,tensorflow[,cpu]  --windows N (default 5)  --rounds N (default 2)
+ *          --steps N (batches per window; default per shape)  --cpu-steps N  --no-anchors
+ *          --profile (per-kernel time of a few wasm steps per shape, and per-op time of traced
+ *          compiled steps: TensorFlow's step stats)
+ *          --stock (also wasm with tfjs's stock kernels instead of trainer/wasm-fast-kernels.ts)
  */
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Tensor } from '@tensorflow/tfjs';
 import { resolvedJobSpec } from '../core/jobs/job-spec.ts';
 import { type SelectedBackend, selectBackend, type TF } from '../trainer/backend.ts';
-import { train } from '../trainer/engine.ts';
+import { CompiledProgram } from '../trainer/compiled/program.ts';
+import { tensorValue } from '../trainer/compiled/runner.ts';
+import { compiledSetup, selectRunner, towersFor } from '../trainer/compiled/select.ts';
+import { stepStats } from '../trainer/compiled/step-stats.ts';
+import { type SelectRunner, train } from '../trainer/engine.ts';
 import { buildModel, outputFor } from '../trainer/model-builder.ts';
 import { registerFastWasmKernels, restoreStockWasmKernels } from '../trainer/wasm-fast-kernels.ts';
+import { type AnchorPython, anchorPython, runAnchor } from './anchors.ts';
 
 const { values: opts } = parseArgs({
   options: {
     shapes: { type: 'string', default: 'mlp,cnn,lstm' },
-    backends: { type: 'string', default: 'wasm,cpu,tensorflow' },
+    backends: { type: 'string', default: 'wasm,tensorflow' },
+    systems: { type: 'string' },
+    'no-anchors': { type: 'boolean', default: false },
     windows: { type: 'string', default: '5' },
     steps: { type: 'string' },
     'cpu-steps': { type: 'string' },
-    'no-torch': { type: 'boolean', default: false },
-    'torch-threads': { type: 'string', default: '2' },
-    peak: { type: 'string', default: '157' },
+    peak: { type: 'string', default: '333' },
     profile: { type: 'boolean', default: false },
     rounds: { type: 'string', default: '2' },
     stock: { type: 'boolean', default: false },
@@ -141,7 +144,13 @@ function specFor(shape: Shape, epochs: number) {
 }
 
 /** samples/s of each window (the warm-up window excluded), through the engine's `train`. */
-async function measure(tf: TF, shape: Shape, steps: number, count: number): Promise<number[]> {
+async function measure(
+  tf: TF,
+  shape: Shape,
+  steps: number,
+  count: number,
+  select?: SelectRunner,
+): Promise<number[]> {
   const n = shape.batch * steps;
   const spec = specFor(shape, count + 1);
   const data = dataFor(tf, shape, n);
@@ -154,6 +163,7 @@ async function measure(tf: TF, shape: Shape, steps: number, count: number): Prom
         spec,
         model,
         classCount: 10,
+        ...(select ? { selectRunner: select } : {}),
         hooks: {
           onEpoch: () => {
             marks.push(performance.now());
@@ -196,73 +206,30 @@ async function profile(tf: TF, shape: Shape): Promise<void> {
   }
 }
 
-interface TorchResult {
-  windows: number[];
-  torch: string;
-  threads: number;
-  blas: string;
-}
-
-/** The Python with torch: `DESCENT_BENCH_PYTHON` (e.g. a venv's), else the system's. */
-const PYTHON = process.env.DESCENT_BENCH_PYTHON || '/usr/bin/python3';
-const TORCH_SCRIPT = fileURLToPath(new URL('./train_throughput_torch.py', import.meta.url));
-
-async function hasTorch(): Promise<string | undefined> {
-  if (opts['no-torch'] || !existsSync(PYTHON)) return undefined;
-  const out = await runPython(['-c', 'import torch; print(torch.__version__)']).catch(() => undefined);
-  return out?.trim() || undefined;
-}
-
-function runPython(args: string[], env: Record<string, string> = {}): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(PYTHON, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => {
-      out += d;
-    });
-    child.stderr.on('data', (d) => {
-      err += d;
-    });
-    child.on('error', reject);
-    child.on('close', (code) =>
-      code === 0 ? resolve(out) : reject(new Error(`python exited ${code}: ${err}`)),
-    );
-  });
-}
-
-async function torchRun(shape: Shape, steps: number, threads: number): Promise<TorchResult> {
-  const t = String(threads);
-  const out = await runPython(
-    [TORCH_SCRIPT, shape.name, String(shape.batch), String(steps), String(windows), t],
-    // torch.set_num_threads sets OpenMP's threads; OpenBLAS keeps its own pool unless told.
-    { OMP_NUM_THREADS: t, OPENBLAS_NUM_THREADS: t, MKL_NUM_THREADS: t },
-  );
-  return JSON.parse(out.trim().split('\n').at(-1) as string) as TorchResult;
-}
-
 const median = (values: number[]) => {
   const s = [...values].sort((a, b) => a - b);
   const mid = Math.floor(s.length / 2);
   return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
 };
 const fmt = (v: number) => Math.round(v).toLocaleString('en');
+const THREADS = [1, 2] as const;
 
-/** One table line; `reference` is PyTorch with `--torch-threads`, `oneThread` PyTorch on one thread. */
+/** One table line: a system's median samples/s, its spread, GFLOP/s and ratio to the best anchor. */
 function line(
   shape: Shape,
-  backend: string,
+  system: string,
   rates: number[],
-  reference?: number,
-  oneThread?: number,
+  bestAnchor: number | undefined,
+  note = '',
 ): string {
   const rate = median(rates);
   const gflops = (rate * 3 * shape.forwardFlops) / 1e9;
   const spread = `${fmt(Math.min(...rates))}–${fmt(Math.max(...rates))}`;
-  const ratio = reference ? (rate / reference).toFixed(2) : 'n/a';
-  const perThread = oneThread ? (rate / oneThread).toFixed(2) : 'n/a';
-  return `${shape.name.padEnd(5)} ${backend.padEnd(11)} ${fmt(rate).padStart(7)} samples/s (${spread.padEnd(15)}) ${gflops.toFixed(2).padStart(6)} GFLOP/s ${((100 * gflops) / peak).toFixed(1).padStart(5)}% of peak  vs 1-thread ${perThread.padStart(4)}  ratio=${ratio}`;
+  const ratio = bestAnchor ? (rate / bestAnchor).toFixed(2) : 'n/a';
+  return `${shape.name.padEnd(5)} ${system.padEnd(15)} ${fmt(rate).padStart(7)} samples/s (${spread.padEnd(15)}) ${gflops.toFixed(2).padStart(6)} GFLOP/s ${((100 * gflops) / peak).toFixed(1).padStart(5)}% of peak  ratio=${ratio}${note ? `  [${note}]` : ''}`;
 }
+
+const wanted = (system: string) => !opts.systems || (opts.systems as string).split(',').includes(system);
 
 // Backends: each one selected the way a worker selects it; a missing one is reported and skipped.
 const backends: SelectedBackend[] = [];
@@ -273,59 +240,158 @@ for (const name of (opts.backends as string).split(',')) {
     console.log(`backend ${name}: unavailable (${String((error as Error).message).slice(0, 300)})`);
   }
 }
-for (const backend of backends) {
-  // What "tensorflow" means here: the library, its package and its thread pools.
-  if (backend.tensorflow)
-    console.log(
-      `backend tensorflow: TensorFlow ${backend.tensorflow.version} via ${backend.package} on ${backend.device}, ${backend.tensorflow.intraOpThreads} intra-op / ${backend.tensorflow.interOpThreads} inter-op threads (TF_ENABLE_ONEDNN_OPTS=${process.env.TF_ENABLE_ONEDNN_OPTS})`,
-    );
-}
-const torchVersion = await hasTorch();
-const torchThreads = Number(opts['torch-threads']);
+const native = backends.find((b) => b.tensorflow);
+const compiled = native ? compiledSetup(native) : undefined;
+if (native?.tensorflow)
+  console.log(
+    `backend tensorflow: TensorFlow ${native.tensorflow.version} via ${native.package} on ${native.device}, ${native.tensorflow.intraOpThreads} intra-op / ${native.tensorflow.interOpThreads} inter-op threads (TF_ENABLE_ONEDNN_OPTS=${process.env.TF_ENABLE_ONEDNN_OPTS}); compiled engine: ${compiled?.addon ? `graph addon on TensorFlow ${compiled.addon.version()}` : `unavailable (${compiled?.unavailable})`}`,
+  );
+const python: AnchorPython | undefined = opts['no-anchors']
+  ? undefined
+  : await anchorPython((l) => console.log(l));
+if (!opts['no-anchors'])
+  console.log(
+    python
+      ? `anchors: ${python.torch ? `PyTorch ${python.torch}` : 'no PyTorch'}, ${python.keras ? `Keras ${python.keras} on TensorFlow ${python.tensorflow}` : 'no Keras'} (${python.note})`
+      : 'anchors: none (no Python with torch or keras; see bench/anchors.ts)',
+  );
 const rounds = Math.max(1, Number(opts.rounds));
 console.log(
-  `Node ${process.version}, tfjs ${(await import('@tensorflow/tfjs')).version.tfjs}; ${torchVersion ? `PyTorch ${torchVersion} (${torchThreads} threads; and 1)` : 'no PyTorch'}; ${rounds} round(s) of ${windows} windows after a warm-up, median of all; peak ${peak} GFLOP/s; ${availableParallelism()} CPUs, load average ${loadavg()[0]?.toFixed(1)} at start`,
+  `Node ${process.version}, tfjs ${(await import('@tensorflow/tfjs')).version.tfjs}; ${rounds} round(s) of ${windows} windows after a warm-up, median of all; peak ${peak} GFLOP/s; ${availableParallelism()} CPUs, load average ${loadavg()[0]?.toFixed(1)} at start`,
 );
 
-for (const shape of shapes) {
-  const steps = Number(opts.steps ?? shape.steps);
-  const torch: Record<'many' | 'one', number[]> = { many: [], one: [] };
-  let blas = '';
-  const ours = new Map<string, number[]>();
-  const add = (name: string, rates: number[]) => ours.set(name, [...(ours.get(name) ?? []), ...rates]);
-  // Rounds alternate PyTorch and ours, so that a change in the machine's load hits both.
-  for (let round = 0; round < rounds; round++) {
-    if (torchVersion) {
+/** Our systems for a backend: its eager engine, and the compiled one at 1 and 2 threads on TensorFlow. */
+function ours(backend: SelectedBackend): { system: string; select?: SelectRunner }[] {
+  if (!backend.tensorflow) return [{ system: `${backend.name}-eager` }];
+  const list: { system: string; select?: SelectRunner }[] = [
+    { system: `tf-eager-${backend.tensorflow.intraOpThreads}t` },
+  ];
+  if (compiled?.addon) {
+    for (const t of THREADS)
+      list.push({
+        system: `tf-compiled-${t}t`,
+        select: selectRunner({ ...compiled, threads: { intraOp: t, interOp: 1 } }),
+      });
+  }
+  return list;
+}
+
+async function anchorRound(
+  shape: Shape,
+  steps: number,
+  add: (system: string, rates: number[], note: string) => void,
+) {
+  if (!python) return;
+  for (const system of ['torch', 'keras'] as const) {
+    if (!(system === 'torch' ? python.torch : python.keras)) continue;
+    for (const t of THREADS) {
+      const name = `${system}-${t}t`;
+      if (!wanted(name)) continue;
       try {
-        const many = await torchRun(shape, steps, torchThreads);
-        torch.many.push(...many.windows);
-        blas = many.blas;
-        if (torchThreads !== 1) torch.one.push(...(await torchRun(shape, steps, 1)).windows);
+        const r = await runAnchor(python.python, system, shape, steps, windows, t);
+        add(name, r.windows, r.detail);
       } catch (error) {
-        console.log(`${shape.name.padEnd(5)} pytorch     failed: ${(error as Error).message.slice(0, 300)}`);
-      }
-    }
-    for (const backend of backends) {
-      const tf = backend.tf;
-      await tf.setBackend(backend.name);
-      const cpu = backend.name === 'cpu';
-      if (cpu && round > 0) continue; // slow: one round is enough to see it
-      const s = cpu ? Number(opts['cpu-steps'] ?? shape.cpuSteps) : steps;
-      add(backend.name, await measure(tf, shape, s, cpu ? 2 : windows));
-      if (opts.stock && backend.name === 'wasm') {
-        restoreStockWasmKernels(tf);
-        add('wasm-stock', await measure(tf, shape, s, windows));
-        registerFastWasmKernels(tf);
+        console.log(
+          `${shape.name.padEnd(5)} ${name.padEnd(15)} failed: ${(error as Error).message.slice(0, 300)}`,
+        );
       }
     }
   }
-  const reference = torch.many.length ? median(torch.many) : undefined;
-  const oneThread = torchThreads === 1 ? reference : torch.one.length ? median(torch.one) : undefined;
-  if (reference)
-    console.log(`${line(shape, `pytorch-${torchThreads}t`, torch.many, reference, oneThread)}   [${blas}]`);
-  if (oneThread && torchThreads !== 1)
-    console.log(line(shape, 'pytorch-1t', torch.one, reference, oneThread));
-  for (const [name, rates] of ours) console.log(line(shape, name, rates, reference, oneThread));
+}
+
+async function oursRound(
+  shape: Shape,
+  steps: number,
+  round: number,
+  add: (system: string, rates: number[]) => void,
+) {
+  for (const backend of backends) {
+    const tf = backend.tf;
+    await tf.setBackend(backend.name);
+    const cpu = backend.name === 'cpu';
+    if (cpu && round > 0) continue; // slow: one round is enough to see it
+    const s = cpu ? Number(opts['cpu-steps'] ?? shape.cpuSteps) : steps;
+    for (const { system, select } of ours(backend)) {
+      if (!wanted(system)) continue;
+      add(system, await measure(tf, shape, s, cpu ? 2 : windows, select));
+    }
+    if (opts.stock && backend.name === 'wasm' && wanted('wasm-stock')) {
+      restoreStockWasmKernels(tf);
+      add('wasm-stock', await measure(tf, shape, s, windows));
+      registerFastWasmKernels(tf);
+    }
+  }
+}
+
+for (const shape of shapes) {
+  const steps = Number(opts.steps ?? shape.steps);
+  const anchors = new Map<string, { rates: number[]; note: string }>();
+  const mine = new Map<string, number[]>();
+  for (let round = 0; round < rounds; round++) {
+    await anchorRound(shape, steps, (system, rates, note) =>
+      anchors.set(system, { rates: [...(anchors.get(system)?.rates ?? []), ...rates], note }),
+    );
+    await oursRound(shape, steps, round, (system, rates) =>
+      mine.set(system, [...(mine.get(system) ?? []), ...rates]),
+    );
+  }
+  const best = (entries: [string, number[]][]) =>
+    entries.map(([system, rates]) => ({ system, rate: median(rates) })).sort((a, b) => b.rate - a.rate)[0];
+  const bestAnchor = best([...anchors].map(([system, a]) => [system, a.rates]));
+  for (const [system, a] of anchors) console.log(line(shape, system, a.rates, bestAnchor?.rate, a.note));
+  for (const [system, rates] of mine) console.log(line(shape, system, rates, bestAnchor?.rate));
+  const bestOurs = best([...mine]);
+  if (bestOurs && bestAnchor)
+    console.log(
+      `${shape.name.padEnd(5)} ${'best'.padEnd(15)} descent ${bestOurs.system} ${fmt(bestOurs.rate)} / anchor ${bestAnchor.system} ${fmt(bestAnchor.rate)} samples/s = ${(bestOurs.rate / bestAnchor.rate).toFixed(2)}`,
+    );
+}
+
+/** Where a compiled step's time goes: TensorFlow's per-op step stats of traced steps, by op type. */
+async function profileCompiled(tf: TF, shape: Shape, threads: number): Promise<void> {
+  if (!compiled?.addon) return;
+  const n = shape.batch * 4;
+  const spec = specFor(shape, 1);
+  const data = dataFor(tf, shape, n);
+  const model = buildModel(tf, spec, shape.inputShape, outputFor(spec, 10));
+  const program = new CompiledProgram({
+    addon: compiled.addon,
+    model,
+    loss: 'categoricalCrossentropy',
+    optimizer: spec.training.optimizer,
+    data: { x: tensorValue(data.x), y: tensorValue(data.y), labels: tensorValue(data.labels) },
+    threads: { intraOp: threads, interOp: 1 },
+    towers: towersFor(model, threads, shape.batch),
+  });
+  try {
+    program.setWeights(model.getWeights().map(tensorValue));
+    const rows = Int32Array.from({ length: shape.batch }, (_, i) => i);
+    const seed = new Int32Array(2);
+    for (let i = 0; i < 10; i++) program.step(rows, seed);
+    const started = performance.now();
+    for (let i = 0; i < 20; i++) program.step(rows, seed);
+    const untraced = (performance.now() - started) / 20;
+    const byOp = new Map<string, number>();
+    for (let i = 0; i < 20; i++) {
+      for (const t of stepStats(program.traceStep(rows, seed)))
+        byOp.set(t.op, (byOp.get(t.op) ?? 0) + t.nanos / 20e6);
+    }
+    const total = [...byOp.values()].reduce((a, b) => a + b, 0);
+    console.log(
+      `\nprofile ${shape.name} compiled, ${threads} thread(s): ${untraced.toFixed(2)} ms a step untraced; in ops (traced) ${total.toFixed(2)} ms; ${program.operationTypes.length} ops in the graph`,
+    );
+    for (const [op, ms] of [...byOp].sort((a, b) => b[1] - a[1]).slice(0, 12))
+      console.log(`  ${ms.toFixed(3).padStart(8)} ms ${((100 * ms) / total).toFixed(1).padStart(5)}%  ${op}`);
+  } finally {
+    program.close();
+    model.dispose();
+    tf.dispose([data.x, data.y, data.labels] as Tensor[]);
+  }
+}
+
+if (opts.profile && native) {
+  await native.tf.setBackend(native.name);
+  for (const shape of shapes) for (const t of THREADS) await profileCompiled(native.tf, shape, t);
 }
 
 if (opts.profile) {

@@ -12,7 +12,7 @@
  * Environment: DESCENT_TF_WHEEL (a wheel file to use instead of `pip download`), DESCENT_CACHE_DIR
  * (default ~/.cache/descent: wheels, the extracted library, staged packages, built addons).
  *
- * The last line is `native: ready (TensorFlow 2.21.0, N threads)` or `native: not ready: <why>`.
+ * The last line is `native: ready (TensorFlow 2.21.0, N threads, compiled engine)` or `native: not ready: <why>`.
  * Exit codes: 0 ready; 1 not ready (a step failed: the line says which and why); 2 bad arguments.
  */
 
@@ -37,7 +37,7 @@ try {
 
 const started = performance.now();
 try {
-  const { probe } = await setupNative({
+  const { probe, graphAddon } = await setupNative({
     projectRoot: fileURLToPath(new URL('..', import.meta.url)),
     gpu: values.gpu ?? false,
     systemCuda: values['system-cuda'] ?? false,
@@ -48,7 +48,9 @@ try {
   });
   const gpuNote = values.gpu ? `, ${probe.device === 'gpu' ? 'on the GPU' : 'no GPU visible here'}` : '';
   say(`${probe.package} set up in ${((performance.now() - started) / 1000).toFixed(1)} s`);
-  say(`ready (TensorFlow ${probe.version}, ${probe.threads} threads${gpuNote})`);
+  if (graphAddon !== probe.version)
+    throw new SetupError(`the graph addon runs TensorFlow ${graphAddon} but tfjs-node ${probe.version}`);
+  say(`ready (TensorFlow ${probe.version}, ${probe.threads} threads${gpuNote}, compiled engine)`);
 } catch (error) {
   say(`not ready: ${error instanceof SetupError ? error.message : (error as Error).stack}`);
   process.exit(1);

@@ -1,5 +1,6 @@
 /**
- * Checkpoints: the model's weights, the optimizer's state and the training state (epoch, history,
+ * Checkpoints: the model's weights, the optimizer's state (in the form of the engine that trained,
+ * which the run resumes on) and the training state (epoch, history,
  * RNG, schedule, early stopping) saved under `checkpoints/`, so a redelivered job resumes where the
  * last one stopped. Files are written first, then the `latest.json` pointer by compare-and-swap: a
  * crash mid-write leaves the previous checkpoint intact, and an attempt that lost the job to another
@@ -12,9 +13,9 @@ import { FencedError } from '../core/jobs/lifecycle.ts';
 import type { ObjectStore } from '../core/platform/ports.ts';
 import { VersionedDocuments } from '../core/platform/versioned-document.ts';
 import type { TF } from './backend.ts';
-import type { EpochContext } from './engine.ts';
+import type { EngineName, EpochContext } from './engine.ts';
 import { faultPoint } from './faults.ts';
-import { captureOptimizer, type OptimizerState } from './optimizer-state.ts';
+import type { OptimizerState } from './optimizer-state.ts';
 
 const weightSpec = z.object({ name: z.string(), shape: z.array(z.int()), dtype: z.string() });
 type WeightSpec = z.infer<typeof weightSpec>;
@@ -57,6 +58,11 @@ export const checkpointPointer = z.object({
   }),
   /** Optimizer state that is not a tensor (Adam's running β powers, Adamax's iteration). */
   optimizerScalars: z.record(z.string(), z.number()),
+  /**
+   * The engine that wrote it: its optimizer state is in that engine's form, and the run resumes on
+   * it. Absent in checkpoints from before the compiled engine: eager.
+   */
+  engine: z.enum(['eager', 'compiled']).optional(),
 });
 export type CheckpointPointer = z.infer<typeof checkpointPointer>;
 
@@ -66,6 +72,7 @@ export interface LoadedCheckpoint {
   optimizer: OptimizerState;
   /** The best epoch's weights, kept for early stopping's `restoreBestWeights`. */
   bestWeights?: Tensor[];
+  engine: EngineName;
 }
 
 const toArrayBuffer = (bytes: Uint8Array) =>
@@ -130,12 +137,13 @@ export class Checkpoints {
       ...(best && pointer.specs.best
         ? { bestWeights: decode(best.body, pointer.specs.best).map((w) => w.tensor) }
         : {}),
+      engine: pointer.engine ?? 'eager',
     };
   }
 
   async save(
     tf: TF,
-    { model, optimizer, state, bestWeights }: EpochContext,
+    { model, engine, captureOptimizer, state, bestWeights }: EpochContext,
     phase: number | 'final',
     folds: Record<string, unknown>[],
   ): Promise<z.input<typeof checkpointPointer>> {
@@ -144,8 +152,13 @@ export class Checkpoints {
       tf.io.encodeWeights(tensors.map((tensor, i) => ({ name: `w${i}`, tensor })));
     const modelWeights = await encode(model.getWeights());
     const best = bestWeights ? await encode(bestWeights) : undefined;
-    const optimizerState = await captureOptimizer(optimizer);
-    const optimizerWeights = await tf.io.encodeWeights(optimizerState.tensors);
+    const optimizerState = await captureOptimizer();
+    let optimizerWeights: Awaited<ReturnType<typeof tf.io.encodeWeights>>;
+    try {
+      optimizerWeights = await tf.io.encodeWeights(optimizerState.tensors);
+    } finally {
+      if (optimizerState.owned) tf.dispose(optimizerState.tensors.map((t) => t.tensor));
+    }
     const stem = `${phase === 'final' ? 'final' : `fold${phase}`}-e${state.epoch}-a${this.#attempt}`;
     const files = {
       weights: `${stem}.weights.bin`,
@@ -173,6 +186,7 @@ export class Checkpoints {
         ...(best ? { best: best.specs as WeightSpec[] } : {}),
       },
       optimizerScalars: optimizerState.scalars,
+      engine,
     };
     let previous = this.#etag ? (await this.#pointers.read(this.pointerKey))?.value : undefined;
     this.#etag = await this.#pointers.overwrite(this.pointerKey, pointer, this.#etag, async () => {

@@ -1,16 +1,21 @@
 /**
- * The training loop: seeded initialisation, shuffling and dropout (the same spec, data, seed and
- * backend give bitwise the same weights), per-step gradient clipping, learning-rate schedules,
- * early stopping, the loss threshold, class weights, and divergence detection. State that a resume
- * needs (epoch, history, RNG, schedule, early stopping) is kept in one `TrainState`.
+ * The training loop: seeded initialisation, shuffling and dropout (the same spec, data, seed,
+ * backend and engine give bitwise the same weights), learning-rate schedules, early stopping, the
+ * loss threshold, class weights, and divergence detection. State that a resume needs (epoch,
+ * history, RNG, schedule, early stopping) is kept in one `TrainState`.
+ *
+ * The steps of an epoch run on an engine (`EpochRunner`): eager (trainer/eager-runner.ts, op by op
+ * through TensorFlow.js, the reference) or compiled (trainer/compiled/, the whole step as one
+ * TensorFlow graph). Everything between epochs — validation, schedules, stopping rules, the hooks
+ * that checkpoint and report — is the same for both.
  */
-import type { LayersModel, Optimizer, Scalar, Tensor, Variable } from '@tensorflow/tfjs';
+import type { LayersModel, Tensor, Variable } from '@tensorflow/tfjs';
 
 /** A named tensor, as optimizers save their state. */
 export type NamedTensor = { name: string; tensor: Tensor };
 
 import type { EpochMetrics } from '../core/jobs/job-record.ts';
-import type { JobSpec, LossName, OptimizerSpec } from '../core/jobs/job-spec.ts';
+import type { JobSpec, LossName } from '../core/jobs/job-spec.ts';
 import { UnrecoverableError } from '../core/platform/errors.ts';
 import { seededRng, shuffleInPlace } from '../core/platform/random.ts';
 import { divergence } from '../core/training/diagnostics.ts';
@@ -23,19 +28,26 @@ import {
   thresholdReached,
 } from '../core/training/training-rules.ts';
 import type { TF } from './backend.ts';
-import { defaultLoss, meanLoss } from './losses.ts';
+import { EagerRunner, withRandom } from './eager-runner.ts';
+import { defaultLoss, meanLoss, sideMetric } from './losses.ts';
 import { classifyComputeError, computing } from './numeric-checks.ts';
-import { type OptimizerState, restoreOptimizer } from './optimizer-state.ts';
-import { adadelta, rmsprop } from './optimizers.ts';
+import type { OptimizerState } from './optimizer-state.ts';
 import {
   type PerExampleMethod,
+  PRIVATE_TRAINING_ENGINE,
   type PrivateOutcome,
   type PrivateState,
   PrivateTraining,
 } from './private-step.ts';
 
+export { buildOptimizer, withRandom } from './eager-runner.ts';
+export { sideMetric } from './losses.ts';
+
 /** `privacyBudget`: a private run whose noise multiplier was given stopped before exceeding its target ε. */
 export type StopReason = 'epochs' | 'lossThreshold' | 'earlyStopping' | 'cancelled' | 'privacyBudget';
+
+/** How the steps of a run execute: op by op through tfjs, or as one compiled TensorFlow graph. */
+export type EngineName = 'eager' | 'compiled';
 
 /** Inputs and targets of a set of rows. */
 export interface DataSet {
@@ -68,13 +80,19 @@ export interface TrainOutcome {
   bestEpoch?: number;
   trainingSeconds: number;
   samplesPerSecond: number;
+  /** The engine that ran the steps, and why that one. */
+  engine: EngineName;
+  engineReason: string;
   /** Private training: the plan, the steps taken and what a step cost. */
   privacy?: PrivateOutcome;
 }
 
 export interface EpochContext {
+  /** Holds the weights at the end of the epoch (whichever engine trains). */
   model: LayersModel;
-  optimizer: Optimizer;
+  engine: EngineName;
+  /** The optimizer's whole state, in the engine's own form (a checkpoint resumes on the same engine). */
+  captureOptimizer: () => Promise<OptimizerState>;
   state: TrainState;
   /** The best epoch's weights so far (early stopping with `restoreBestWeights`). */
   bestWeights?: Tensor[];
@@ -92,6 +110,58 @@ export interface TrainHooks<Context = EpochContext> {
   interrupt?: () => Promise<boolean>;
 }
 
+/** The loss and side-metric sums over an epoch's rows; `interrupted`: stopped inside the epoch. */
+export interface EpochSums {
+  loss: number;
+  metric: number;
+  interrupted?: boolean;
+}
+
+/** Lets timers and I/O run (at most every half second); `true` when the epoch must stop now. */
+export type Pause = () => Promise<boolean>;
+
+/** Runs the steps of epochs on one engine; owns the optimizer state. */
+export interface EpochRunner {
+  readonly engine: EngineName;
+  setLearningRate(rate: number): void;
+  /**
+   * One pass over the rows in `order`, a step per batch (`epoch` names it in errors); `pause` lets
+   * timers and I/O run, and stops the epoch (`interrupted`) when it says so.
+   */
+  runEpoch(
+    order: Int32Array,
+    rng: ReturnType<typeof seededRng>,
+    pause: Pause,
+    epoch: number,
+  ): Promise<EpochSums>;
+  /** Makes the model hold the weights trained so far. */
+  syncModel(): void;
+  captureOptimizer(): Promise<OptimizerState>;
+  restoreOptimizer(state: OptimizerState): Promise<void>;
+  dispose(): void;
+}
+
+/** What an engine needs to run a model's steps. */
+export interface RunnerRequest {
+  spec: JobSpec;
+  model: LayersModel;
+  loss: LossName;
+  trainSet: DataSet;
+  batchSize: number;
+  classCount: number | undefined;
+  /** The engine of the checkpoint this run resumes: it must be the same. */
+  resumeEngine?: EngineName;
+}
+
+/** Chooses the engine of a run and says why. Throws when a resumed run's engine cannot run here. */
+export type SelectRunner = (tf: TF, request: RunnerRequest) => { runner: EpochRunner; reason: string };
+
+/** Eager only: the default, and every backend's fallback. */
+export const eagerOnly: SelectRunner = (tf, request) => ({
+  runner: new EagerRunner(tf, request),
+  reason: 'the eager engine was asked for',
+});
+
 export interface TrainOptions {
   spec: JobSpec;
   model: LayersModel;
@@ -99,54 +169,15 @@ export interface TrainOptions {
   classCount?: number;
   hooks?: TrainHooks;
   /** Continue a run from a checkpoint: weights are already in `model`. */
-  resume?: { state: TrainState; optimizer: OptimizerState; bestWeights?: Tensor[] };
+  resume?: { state: TrainState; optimizer: OptimizerState; bestWeights?: Tensor[]; engine?: EngineName };
+  /** Which engine runs the steps. @default eagerOnly */
+  selectRunner?: SelectRunner;
   /** Rows per validation slice (the resource estimate's evaluation slice). @default 2048 */
   evalSliceRows?: number;
   /** Private training: the key of its sampling and noise stream (default: fresh random bytes). */
   privacyKey?: Uint8Array;
   /** Private training: force a per-example gradient method (benchmarks, tests). */
   perExample?: PerExampleMethod;
-}
-
-export function buildOptimizer(tf: TF, o: OptimizerSpec): Optimizer {
-  switch (o.type) {
-    case 'gd':
-    case 'sgd':
-      return tf.train.sgd(o.learningRate);
-    case 'momentum':
-      return tf.train.momentum(o.learningRate, o.momentum, o.useNesterov);
-    case 'adam':
-      return tf.train.adam(o.learningRate, o.beta1, o.beta2, o.epsilon);
-    case 'adamax':
-      return tf.train.adamax(o.learningRate, o.beta1, o.beta2, o.epsilon);
-    case 'rmsprop':
-      return rmsprop(tf, o.learningRate, o.rho, o.momentum, o.epsilon, o.centered);
-    case 'adagrad':
-      return tf.train.adagrad(o.learningRate, o.initialAccumulatorValue);
-    case 'adadelta':
-      return adadelta(tf, o.learningRate, o.rho, o.epsilon);
-  }
-}
-
-/** SGD and momentum cache the rate in a tensor (`setLearningRate`); the others read the field each step. */
-function setLearningRate(optimizer: Optimizer, rate: number): void {
-  const o = optimizer as Optimizer & { learningRate: number; setLearningRate?: (r: number) => void };
-  if (o.setLearningRate) o.setLearningRate(rate);
-  else o.learningRate = rate;
-}
-
-/**
- * Runs `fn` with `Math.random` drawn from the job's generator: tfjs seeds each unseeded dropout mask
- * from `Math.random()`, so this makes dropout reproducible. Only synchronous code runs inside.
- */
-export function withRandom<T>(rng: () => number, fn: () => T): T {
-  const original = Math.random;
-  Math.random = rng;
-  try {
-    return fn();
-  } finally {
-    Math.random = original;
-  }
 }
 
 /**
@@ -187,121 +218,67 @@ export async function evaluateSet(
 
 const scalarOf = (t: Tensor | undefined): number => (t ? (t.dataSync()[0] as number) : 0);
 
-/** Sum over the batch of correct predictions (classification) or absolute errors (regression). */
-export function sideMetric(
-  tf: TF,
-  pred: Tensor,
-  y: Tensor,
-  labels: Tensor | undefined,
-  classCount?: number,
-): Tensor {
-  if (classCount && labels) {
-    const predicted =
-      pred.shape[1] === 1 ? tf.cast(tf.greater(pred.reshape([-1]), 0.5), 'int32') : tf.argMax(pred, -1);
-    return tf.sum(tf.cast(tf.equal(predicted, tf.cast(labels, 'int32')), 'float32'));
-  }
-  return tf.sum(tf.abs(tf.sub(y, pred)));
-}
-
-function clip(
-  tf: TF,
-  grads: Record<string, Tensor>,
-  spec: JobSpec['training']['gradientClipping'],
-): Record<string, Tensor> {
-  if (!spec) return grads;
-  const names = Object.keys(grads);
-  if (spec.clipValue !== undefined) {
-    const v = spec.clipValue;
-    return Object.fromEntries(names.map((n) => [n, tf.clipByValue(grads[n] as Tensor, -v, v)]));
-  }
-  const norm = tf.sqrt(tf.addN(names.map((n) => tf.sum(tf.square(grads[n] as Tensor)))));
-  const scale = tf.minimum(1, tf.div(spec.clipNorm as number, tf.maximum(norm, 1e-12)));
-  return Object.fromEntries(names.map((n) => [n, tf.mul(grads[n] as Tensor, scale)]));
-}
-
-/** What one training step needs, the same for every batch of a run. */
-interface StepContext {
-  /** The epoch being trained (for messages). */
-  epoch: number;
-  /** Asked at every yield: `true` stops the epoch early. */
-  interrupt: (() => Promise<boolean>) | undefined;
-  model: LayersModel;
-  optimizer: Optimizer;
-  loss: LossName;
-  trainSet: DataSet;
-  batchSize: number;
-  classCount: number | undefined;
-  clipping: JobSpec['training']['gradientClipping'];
-  variables: () => Variable[];
-}
-
 /**
- * One pass over the training rows in `order`, one optimizer step per batch; returns the sums over
- * the rows of the loss and of the side metric (accuracy counts or absolute errors).
+ * Starts the run's engine, with the optimizer state of the checkpoint it resumes. Private training
+ * runs on the eager engine: its per-example gradients are computed with tfjs.
  */
-async function runEpoch(
-  tf: TF,
-  step: StepContext,
-  order: Int32Array,
-  rng: ReturnType<typeof seededRng>,
-  yieldState: { last: number },
-): Promise<{ loss: number; metric: number; interrupted?: boolean }> {
-  const { model, optimizer, loss, trainSet, batchSize, classCount } = step;
-  const n = order.length;
-  const perm = tf.tensor1d(order, 'int32');
-  let lossSum: Tensor = tf.scalar(0);
-  let metricSum: Tensor = tf.scalar(0);
-  const vars = step.variables();
-  for (let start = 0; start < n; start += batchSize) {
-    // tfjs kernels run synchronously: give timers and I/O (the heartbeat, a stop signal) a turn
-    // every half second, or a long epoch would let the message's visibility run out.
-    if (performance.now() - yieldState.last > 500) {
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      yieldState.last = performance.now();
-      if (await step.interrupt?.()) {
-        tf.dispose([perm, lossSum, metricSum]);
-        return { loss: Number.NaN, metric: Number.NaN, interrupted: true };
-      }
+async function startRunner(tf: TF, options: TrainOptions, request: RunnerRequest) {
+  const resume = options.resume;
+  const chosen = options.spec.training.privacy
+    ? { runner: new EagerRunner(tf, request), reason: PRIVATE_TRAINING_ENGINE.engineReason }
+    : (options.selectRunner ?? eagerOnly)(tf, {
+        ...request,
+        ...(resume ? { resumeEngine: resume.engine ?? 'eager' } : {}),
+      });
+  if (resume) {
+    try {
+      await chosen.runner.restoreOptimizer(resume.optimizer);
+    } finally {
+      tf.dispose(resume.optimizer.tensors.map((w) => w.tensor));
     }
-    const size = Math.min(batchSize, n - start);
-    const where = () => `training step ${Math.floor(start / batchSize) + 1} of epoch ${step.epoch}`;
-    const [batchLoss, batchMetric] = computing(where, () =>
-      withRandom(rng, () =>
-        tf.tidy(() => {
-          const whole = batchSize === n;
-          const idx = whole ? undefined : perm.slice(start, size);
-          const pick = (t: Tensor | undefined) => (t && idx ? tf.gather(t, idx) : t);
-          const xb = pick(trainSet.x) as Tensor;
-          const yb = pick(trainSet.y) as Tensor;
-          const wb = pick(trainSet.weights);
-          const lb = pick(trainSet.labels);
-          let side: Tensor | undefined;
-          const { value, grads } = tf.variableGrads(() => {
-            const pred = model.apply(xb, { training: true }) as Tensor;
-            side = tf.keep(sideMetric(tf, pred, yb, lb, classCount));
-            const dataLoss = meanLoss(tf, loss, yb, pred, wb);
-            const penalties = model.calculateLosses();
-            return (penalties.length ? tf.addN([dataLoss, ...penalties]) : dataLoss) as Scalar;
-          }, vars);
-          optimizer.applyGradients(clip(tf, grads, step.clipping));
-          return [tf.mul(value, size), side as Tensor];
-        }),
-      ),
-    ) as [Tensor, Tensor];
-    const nextLoss = tf.add(lossSum, batchLoss);
-    const nextMetric = tf.add(metricSum, batchMetric);
-    tf.dispose([lossSum, metricSum, batchLoss, batchMetric]);
-    lossSum = nextLoss;
-    metricSum = nextMetric;
   }
-  perm.dispose();
-  try {
-    return { loss: (await lossSum.data())[0] as number, metric: (await metricSum.data())[0] as number };
-  } catch (error) {
-    throw classifyComputeError(error, `the end of epoch ${step.epoch}`);
-  } finally {
-    tf.dispose([lossSum, metricSum]);
+  return chosen;
+}
+
+/** Yields to timers and I/O (the heartbeat, a stop signal) at most every half second, then asks `interrupt`. */
+function pauser(interrupt: TrainHooks['interrupt']): Pause {
+  let last = performance.now();
+  return async () => {
+    if (performance.now() - last <= 500) return false;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    last = performance.now();
+    return (await interrupt?.()) ?? false;
+  };
+}
+
+/** Early stopping's bookkeeping: the best epoch's weights, kept when `restoreBestWeights`. */
+interface Best {
+  weights?: Tensor[];
+  epoch?: number;
+}
+
+/** Whether this epoch ends training by a rule (keeping the best weights on the way). */
+function ruleStop(
+  tf: TF,
+  spec: JobSpec,
+  model: LayersModel,
+  metrics: EpochMetrics,
+  stopping: EarlyStopping | undefined,
+  best: Best,
+): StopReason | undefined {
+  const training = spec.training;
+  let stop: StopReason | undefined;
+  if (stopping) {
+    const verdict = stopping.observe(metrics);
+    if (verdict.improved && training.earlyStopping?.restoreBestWeights) {
+      tf.dispose(best.weights ?? []);
+      best.weights = model.getWeights().map((w) => w.clone());
+      best.epoch = metrics.epoch;
+    }
+    if (verdict.stop) stop = 'earlyStopping';
   }
+  if (thresholdReached(training.lossThreshold, metrics)) stop = 'lossThreshold';
+  return stop;
 }
 
 export async function train(
@@ -313,11 +290,9 @@ export async function train(
   const { spec, model, classCount, hooks = {} } = options;
   const training = spec.training;
   const loss = defaultLoss(spec);
-  const optimizer = buildOptimizer(tf, training.optimizer);
   const n = trainSet.x.shape[0] as number;
   const batchSize = training.batchSize === 'full' ? n : Math.min(training.batchSize, n);
   const metricName = classCount ? 'accuracy' : 'mae';
-
   const resumed = options.resume?.state;
   const rng = seededRng(resumed?.rngState ?? training.seed);
   const schedule = new LearningRateSchedule(
@@ -329,61 +304,59 @@ export async function train(
   const stopping = training.earlyStopping
     ? new EarlyStopping(training.earlyStopping, resumed?.earlyStopping)
     : undefined;
-  if (options.resume) {
-    await restoreOptimizer(tf, optimizer, options.resume.optimizer);
-    tf.dispose(options.resume.optimizer.tensors.map((w) => w.tensor));
-  }
-  const history: EpochMetrics[] = [...(resumed?.history ?? [])];
-  const order = Int32Array.from({ length: n }, (_, i) => i);
-  const variables = () => model.trainableWeights.map((w) => w.read() as Variable);
-  let stoppedBy: StopReason = 'epochs';
-  let bestWeights: Tensor[] | undefined = options.resume?.bestWeights;
-  let bestEpoch: number | undefined = bestWeights ? resumed?.earlyStopping?.bestEpoch : undefined;
-  const started = performance.now();
-  const yieldState = { last: started };
-  const step: StepContext = {
-    epoch: 0,
-    interrupt: hooks.interrupt,
+  const { runner, reason } = await startRunner(tf, options, {
+    spec,
     model,
-    optimizer,
     loss,
     trainSet,
     batchSize,
     classCount,
-    clipping: training.gradientClipping,
-    variables,
-  };
+  });
+  const history: EpochMetrics[] = [...(resumed?.history ?? [])];
+  const order = Int32Array.from({ length: n }, (_, i) => i);
+  let stoppedBy: StopReason = 'epochs';
+  const best: Best = options.resume?.bestWeights
+    ? {
+        weights: options.resume.bestWeights,
+        ...(resumed?.earlyStopping ? { epoch: resumed.earlyStopping.bestEpoch } : {}),
+      }
+    : {};
+  const started = performance.now();
+  const pause = pauser(hooks.interrupt);
   let samples = 0;
   let privately: PrivateTraining | undefined;
-
   try {
-    privately = privateTraining(tf, options, step, trainSet);
+    privately = privateTraining(tf, options, runner, trainSet, classCount);
     for (let epoch = (resumed?.epoch ?? 0) + 1; epoch <= training.epochs; epoch++) {
       if (privately?.exhausted(epoch)) {
         stoppedBy = 'privacyBudget';
         break;
       }
       const rate = schedule.rateFor(epoch);
-      setLearningRate(optimizer, rate);
+      runner.setLearningRate(rate);
       // Full batch: every step sees every row, so no shuffling; else a seeded permutation per epoch.
+      // Private training samples its own batches (Poisson sampling).
       if (batchSize < n && !privately) {
         // From the identity each epoch, so the order depends only on the RNG state (which a checkpoint keeps).
         for (let i = 0; i < n; i++) order[i] = i;
         shuffleInPlace(order, rng);
       }
-      step.epoch = epoch;
-      const epochSums = privately
-        ? await privately.runEpoch(rng, yieldState)
-        : { ...(await runEpoch(tf, step, order, rng, yieldState)), rows: n };
-      if ('interrupted' in epochSums && epochSums.interrupted) {
+      const sums = privately
+        ? await privately.runEpoch(rng, pause)
+        : { ...(await epochOn(runner, order, rng, pause, epoch)), rows: n };
+      if (sums.interrupted) {
         stoppedBy = 'cancelled';
         break;
       }
-      const epochLoss = epochSums.loss / Math.max(1, epochSums.rows);
-      const epochMetric = epochSums.metric / Math.max(1, epochSums.rows);
-      samples += epochSums.rows;
-
-      const metrics: EpochMetrics = { epoch, loss: epochLoss, [metricName]: epochMetric, learningRate: rate };
+      runner.syncModel();
+      samples += sums.rows;
+      const rows = Math.max(1, sums.rows);
+      const metrics: EpochMetrics = {
+        epoch,
+        loss: sums.loss / rows,
+        [metricName]: sums.metric / rows,
+        learningRate: rate,
+      };
       if (validationSet) {
         const v = await evaluateSet(tf, model, loss, validationSet, classCount, options.evalSliceRows);
         metrics.valLoss = v.loss;
@@ -392,21 +365,10 @@ export async function train(
       history.push(metrics);
       const diverged = divergence(history, rate);
       if (diverged) throw new UnrecoverableError('DIVERGED', diverged);
-
       const reduced = schedule.observe(metrics);
       if (reduced !== undefined)
         hooks.onInfo?.(`Learning rate reduced to ${reduced} at epoch ${epoch} (no improvement on plateau).`);
-      let stop: StopReason | undefined;
-      if (stopping) {
-        const verdict = stopping.observe(metrics);
-        if (verdict.improved && training.earlyStopping?.restoreBestWeights) {
-          tf.dispose(bestWeights ?? []);
-          bestWeights = model.getWeights().map((w) => w.clone());
-          bestEpoch = epoch;
-        }
-        if (verdict.stop) stop = 'earlyStopping';
-      }
-      if (thresholdReached(training.lossThreshold, metrics)) stop = 'lossThreshold';
+      const stop = ruleStop(tf, spec, model, metrics, stopping, best);
       const state: TrainState = {
         epoch,
         history,
@@ -415,14 +377,14 @@ export async function train(
         ...(stopping ? { earlyStopping: stopping.state } : {}),
         ...(privately ? { privacy: privately.state() } : {}),
       };
-      if (
-        (await hooks.onEpoch?.(metrics, {
-          model,
-          optimizer,
-          state,
-          ...(bestWeights ? { bestWeights } : {}),
-        })) === 'stop'
-      ) {
+      const context: EpochContext = {
+        model,
+        engine: runner.engine,
+        captureOptimizer: () => runner.captureOptimizer(),
+        state,
+        ...(best.weights ? { bestWeights: best.weights } : {}),
+      };
+      if ((await hooks.onEpoch?.(metrics, context)) === 'stop') {
         stoppedBy = 'cancelled';
         break;
       }
@@ -431,45 +393,65 @@ export async function train(
         break;
       }
     }
-    if (bestWeights && stoppedBy === 'earlyStopping') model.setWeights(bestWeights);
-    else bestEpoch = undefined;
+    if (best.weights && stoppedBy === 'earlyStopping') model.setWeights(best.weights);
+    else best.epoch = undefined;
   } catch (error) {
     model.dispose();
     throw error;
   } finally {
-    tf.dispose(bestWeights ?? []);
-    optimizer.dispose();
+    tf.dispose(best.weights ?? []);
+    runner.dispose();
   }
   const trainingSeconds = (performance.now() - started) / 1000;
   return {
     model,
     history,
     stoppedBy,
-    ...(bestEpoch !== undefined ? { bestEpoch } : {}),
+    ...(best.epoch !== undefined ? { bestEpoch: best.epoch } : {}),
     trainingSeconds,
     samplesPerSecond: trainingSeconds > 0 ? samples / trainingSeconds : 0,
+    engine: runner.engine,
+    engineReason: reason,
     ...(privately ? { privacy: privately.outcome() } : {}),
   };
+}
+
+/** One epoch on `runner`; a TensorFlow error in it is classified (see trainer/numeric-checks.ts). */
+async function epochOn(
+  runner: EpochRunner,
+  order: Int32Array,
+  rng: ReturnType<typeof seededRng>,
+  pause: Pause,
+  epoch: number,
+): Promise<EpochSums> {
+  try {
+    return await runner.runEpoch(order, rng, pause, epoch);
+  } catch (error) {
+    throw classifyComputeError(error, `epoch ${epoch}`);
+  }
 }
 
 /** The DP-SGD stepper of a job with `training.privacy` (trainer/private-step.ts), or `undefined`. */
 function privateTraining(
   tf: TF,
   options: TrainOptions,
-  step: StepContext,
+  runner: EpochRunner,
   trainSet: DataSet,
+  classCount: number | undefined,
 ): PrivateTraining | undefined {
   const { privacy, batchSize, epochs } = options.spec.training;
   if (!privacy) return undefined;
+  if (!(runner instanceof EagerRunner)) throw new Error('private training runs on the eager engine');
+  const { model } = options;
   const resumed = options.resume?.state.privacy;
   return new PrivateTraining(tf, {
-    model: step.model,
-    optimizer: step.optimizer,
-    loss: step.loss,
+    model,
+    optimizer: runner.optimizer,
+    loss: defaultLoss(options.spec),
     trainSet,
     plan: planPrivacy(privacy, trainSet.x.shape[0] as number, batchSize, epochs),
-    variables: step.variables,
-    sideMetric: (pred, y, labels) => sideMetric(tf, pred, y, labels, step.classCount),
+    variables: () => model.trainableWeights.map((w) => w.read() as Variable),
+    sideMetric: (pred, y, labels) => sideMetric(tf, pred, y, labels, classCount),
     withRandom,
     ...(resumed ? { resume: resumed } : {}),
     ...(options.privacyKey ? { key: options.privacyKey } : {}),

@@ -19,7 +19,15 @@ import {
   walkModel,
 } from '../core/training/resources.ts';
 import type { TF } from './backend.ts';
-import { type DataSet, type TrainHooks, type TrainOutcome, type TrainState, train } from './engine.ts';
+import {
+  type DataSet,
+  type EngineName,
+  type SelectRunner,
+  type TrainHooks,
+  type TrainOutcome,
+  type TrainState,
+  train,
+} from './engine.ts';
 import { defaultLoss } from './losses.ts';
 import { buildModel, outputFor } from './model-builder.ts';
 import { checkEmbeddingIds, checkFinite } from './numeric-checks.ts';
@@ -148,12 +156,20 @@ export interface FitOptions {
   hooks?: TrainHooks;
   /** Makes the model: a fresh one from the spec, or one derived from a base model. */
   makeModel?: (inputShape: number[]) => LayersModel | Promise<LayersModel>;
-  resume?: { state: TrainState; optimizer: OptimizerState; weights: Tensor[]; bestWeights?: Tensor[] };
+  resume?: {
+    state: TrainState;
+    optimizer: OptimizerState;
+    weights: Tensor[];
+    bestWeights?: Tensor[];
+    engine?: EngineName;
+  };
   /** What a job may use; without it, nothing is checked. */
   memory?: MemoryBudget;
   pace?: Pace;
   /** Private training: the key of its sampling and noise stream (tests; default fresh random bytes). */
   privacyKey?: Uint8Array;
+  /** Which engine runs the steps (trainer/compiled/select.ts). @default eager */
+  selectRunner?: SelectRunner;
 }
 
 /**
@@ -277,12 +293,14 @@ export async function fit(
         ...(data.classes ? { classCount: data.classes.length } : {}),
         ...(options.hooks ? { hooks: options.hooks } : {}),
         ...(options.privacyKey ? { privacyKey: options.privacyKey } : {}),
+        ...(options.selectRunner ? { selectRunner: options.selectRunner } : {}),
         ...(options.resume
           ? {
               resume: {
                 state: options.resume.state,
                 optimizer: options.resume.optimizer,
                 ...(options.resume.bestWeights ? { bestWeights: options.resume.bestWeights } : {}),
+                ...(options.resume.engine ? { engine: options.resume.engine } : {}),
               },
             }
           : {}),

@@ -1,7 +1,8 @@
 /**
- * Every kernel, gradient function and layer method the project supplies to TensorFlow.js, with
- * the gradient-check cases that exercise it (ids of test/helpers/gradcheck/cases.ts: a small model
- * or op with seeded random shapes, checked against float64 finite differences on every backend).
+ * Every kernel, gradient function and layer method the project supplies to TensorFlow.js, and every
+ * training path it supplies besides tfjs (the compiled engine), with the gradient-check cases that
+ * exercise it (ids of test/helpers/gradcheck/cases.ts: a small model or op with seeded random
+ * shapes, checked against float64 finite differences on every backend).
  *
  * test/gradients/kernel-registry.test.ts starts the backends as the trainer does and diffs what is
  * registered before and after: a kernel, gradient or layer method the project changes without an
@@ -10,13 +11,17 @@
  * and, if no existing case runs it, a case.
  */
 
-export type SuppliedKind = 'kernel' | 'gradient' | 'layer';
+/** `path`: a whole training path outside tfjs's kernels, checked by the harness as a pseudo-backend. */
+export type SuppliedKind = 'kernel' | 'gradient' | 'layer' | 'path';
 
 export interface SuppliedKernel {
   kind: SuppliedKind;
-  /** The tfjs kernel name; for `gradient`, the forward kernel whose gradient is replaced; for `layer`, the tfjs-layers class. */
+  /**
+   * The tfjs kernel name; for `gradient`, the forward kernel whose gradient is replaced; for `layer`,
+   * the tfjs-layers class; for `path`, the harness's pseudo-backend name.
+   */
   name: string;
-  /** Backends it is registered for (`kernel`); gradients and layer methods apply to every backend. */
+  /** Backends it is registered for (`kernel`) or runs on (`path`); gradients and layer methods apply to every backend. */
   backends: readonly string[];
   /** Where it is defined. */
   module: string;
@@ -32,7 +37,58 @@ const conv = ['conv2d/valid', 'conv2d/strides 2, same', 'conv1d/same', 'conv1d/s
 const dense = ['dense/activation tanh', 'dense/on a sequence (rank 3)', 'lstm/returnSequences'];
 const embedding = ['embedding/ids to vectors', 'embedding/then gru'];
 
+/** One case per builder, activation, option and loss of the compiled step (it runs every model case too). */
+const compiledStep = [
+  ...['linear', 'relu', 'relu6', 'elu', 'selu', 'sigmoid', 'hardSigmoid', 'tanh', 'softmax'].map(
+    (a) => `dense/activation ${a}`,
+  ),
+  ...['softplus', 'softsign', 'swish', 'mish'].map((a) => `dense/activation ${a}`),
+  'dense/no bias',
+  'dense/regularizers',
+  'dense/on a sequence (rank 3)',
+  'dropout/rate 0.5 between dense layers',
+  'batchNormalization/training mode, rank 2',
+  'batchNormalization/after conv2d (rank 4)',
+  'conv1d/same',
+  'conv1d/strides 2, valid',
+  'conv1d/dilation 2, same',
+  'conv2d/strides 2, same',
+  'conv2d/dilation 2, same, relu (unfused)',
+  'conv2d/dilation [2, 1], same, linear',
+  'maxPooling1d/same, pool 3, strides 2',
+  'averagePooling1d/same, pool 2, strides 1',
+  'maxPooling2d/same, pool [3, 2], strides [2, 1]',
+  'averagePooling2d/same, pool 3, strides 2',
+  'flatten/rank 3 to 2',
+  'reshape/to a sequence, then lstm',
+  'lstm/last output',
+  'lstm/returnSequences',
+  'lstm/activation relu, recurrentActivation hardSigmoid',
+  'lstm/input dropout 0.3, fixed mask',
+  'lstm/no bias',
+  'lstm/regularizers',
+  'gru/returnSequences',
+  'gru/input dropout 0.3, fixed mask',
+  'gru/regularizers',
+  'embedding/regularizer',
+  'embedding/then gru',
+  'loss/meanAbsoluteError',
+  'loss/huber',
+  'loss/binaryCrossentropy, class weights',
+  'loss/categoricalCrossentropy, class weights',
+  'loss/meanSquaredError, row weights',
+];
+
 export const SUPPLIED_KERNELS: readonly SuppliedKernel[] = [
+  {
+    kind: 'path',
+    name: 'compiled',
+    backends: ['tensorflow'],
+    module: 'trainer/compiled/',
+    backs:
+      'the compiled training step: forward, loss, penalties and gradients (TF_AddGradients, the fused LSTM backward) as one TensorFlow graph; its optimizers go through the optimizer check',
+    checkedBy: compiledStep,
+  },
   {
     kind: 'kernel',
     name: 'Conv2DBackpropFilter',

@@ -1,4 +1,4 @@
-/** Loss functions by name, as weighted means over a batch (weights: per-row class weights). */
+/** Loss functions by name, as weighted means over a batch (weights: per-row class weights), and the side metric. */
 import type { Scalar, Tensor } from '@tensorflow/tfjs';
 import type { JobSpec, LossName } from '../core/jobs/job-spec.ts';
 import type { TF } from './backend.ts';
@@ -36,4 +36,20 @@ export function rowLosses(tf: TF, name: LossName, yTrue: Tensor, yPred: Tensor):
 export function meanLoss(tf: TF, name: LossName, yTrue: Tensor, yPred: Tensor, weights?: Tensor): Scalar {
   const rows = rowLosses(tf, name, yTrue, yPred);
   return (weights ? tf.mean(tf.mul(rows, weights)) : tf.mean(rows)) as Scalar;
+}
+
+/** Sum over the batch of correct predictions (classification) or absolute errors (regression). */
+export function sideMetric(
+  tf: TF,
+  pred: Tensor,
+  y: Tensor,
+  labels: Tensor | undefined,
+  classCount?: number,
+): Tensor {
+  if (classCount && labels) {
+    const predicted =
+      pred.shape[1] === 1 ? tf.cast(tf.greater(pred.reshape([-1]), 0.5), 'int32') : tf.argMax(pred, -1);
+    return tf.sum(tf.cast(tf.equal(predicted, tf.cast(labels, 'int32')), 'float32'));
+  }
+  return tf.sum(tf.abs(tf.sub(y, pred)));
 }

@@ -11,6 +11,8 @@ import type { NamedTensor } from './engine.ts';
 export interface OptimizerState {
   tensors: NamedTensor[];
   scalars: Record<string, number>;
+  /** The tensors were made for this capture (the compiled engine's): dispose them after use. */
+  owned?: boolean;
 }
 
 type Slot = { originalName: string; variable: Variable };

@@ -20,7 +20,7 @@ import { UnrecoverableError } from '../core/platform/errors.ts';
 import type { Rng } from '../core/platform/random.ts';
 import { batchCoupledLayer, type PrivacyPlan } from '../core/training/privacy.ts';
 import type { TF } from './backend.ts';
-import type { DataSet } from './engine.ts';
+import type { DataSet, Pause } from './engine.ts';
 import { KeyedRandom, type KeyedRandomState } from './keyed-random.ts';
 import { meanLoss, rowLosses } from './losses.ts';
 
@@ -178,8 +178,8 @@ export class PrivateTraining {
   /** One epoch of `stepsPerEpoch` private steps; sums of the loss and side metric over the sampled rows. */
   async runEpoch(
     rng: Rng,
-    yieldState: { last: number },
-  ): Promise<{ loss: number; metric: number; rows: number }> {
+    pause: Pause,
+  ): Promise<{ loss: number; metric: number; rows: number; interrupted?: boolean }> {
     const tf = this.#tf;
     this.#reference ??= this.#measureReference();
     let sums: Sums = { loss: tf.scalar(0), metric: tf.scalar(0) };
@@ -187,11 +187,13 @@ export class PrivateTraining {
     const started = performance.now();
     let paused = 0;
     for (let s = 0; s < this.plan.stepsPerEpoch; s++) {
-      if (performance.now() - yieldState.last > 500) {
-        const before = performance.now();
-        await new Promise<void>((resolve) => setImmediate(resolve));
-        yieldState.last = performance.now();
-        paused += yieldState.last - before;
+      const before = performance.now();
+      const stop = await pause();
+      paused += performance.now() - before;
+      if (stop) {
+        // Stopped inside the epoch (cancel, maximum runtime): its steps are counted, its sums dropped.
+        tf.dispose([sums.loss, sums.metric]);
+        return { loss: Number.NaN, metric: Number.NaN, rows, interrupted: true };
       }
       const sample = this.#random.poissonSample(this.#rows, this.plan.sampleRate);
       rows += sample.length;

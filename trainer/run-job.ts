@@ -29,6 +29,7 @@ import pkg from '../package.json' with { type: 'json' };
 import type { TF } from './backend.ts';
 import { deriveModel, loadBaseModel } from './base-model.ts';
 import { Checkpoints, type LoadedCheckpoint } from './checkpoint.ts';
+import { type CompiledSetup, selectRunner } from './compiled/select.ts';
 import type { EpochContext } from './engine.ts';
 import { evaluateDelivered, scoreFold } from './evaluate-model.ts';
 import { faultPoint } from './faults.ts';
@@ -45,7 +46,6 @@ import { type JobData, loadJobData } from './job-data.ts';
 import { defaultLoss } from './losses.ts';
 import { hasConvolutions, outputFor } from './model-builder.ts';
 import { checkFiniteWeights } from './numeric-checks.ts';
-import { PRIVATE_TRAINING_ENGINE } from './private-step.ts';
 import { publishArtifacts } from './publish.ts';
 import { runPredictions } from './run-predictions.ts';
 import { type Phase, PhaseStopped, TrainingSession } from './training-session.ts';
@@ -59,6 +59,8 @@ export interface TrainerDeps {
   readonly backend: string;
   /** `gpu` or `cpu`: what the backend computes on. */
   readonly device?: string;
+  /** What the compiled engine has on this worker (trainer/compiled/select.ts); absent: eager only. */
+  readonly compiled?: CompiledSetup;
   readonly now: () => Date;
   readonly log: Logger;
   /** How often progress and metrics are written while training (ms). */
@@ -263,16 +265,18 @@ class JobRun {
       : undefined;
     let resume: FitOptions['resume'];
     if (this.#resume && this.#resume.pointer.phase === phase) {
-      const { pointer, weights, optimizer, bestWeights } = this.#resume;
+      const { pointer, weights, optimizer, bestWeights, engine } = this.#resume;
       this.#resume = undefined;
       if (phase === 'final') this.#session.history.push(...pointer.state.history);
-      resume = { state: pointer.state, weights, optimizer, ...(bestWeights ? { bestWeights } : {}) };
+      resume = { state: pointer.state, weights, optimizer, engine, ...(bestWeights ? { bestWeights } : {}) };
     }
+    const compiled = this.#deps.compiled;
     return fit(tf, spec, data, {
       ...rows,
       hooks,
       memory: this.#memory,
       pace: this.#pace,
+      ...(compiled ? { selectRunner: selectRunner(compiled) } : {}),
       ...(makeModel ? { makeModel } : {}),
       ...(resume ? { resume } : {}),
     });
@@ -309,6 +313,8 @@ class JobRun {
       peakTensorBytes: this.#peakTensorBytes,
       backend: this.#deps.backend,
       device: this.#deps.device ?? 'cpu',
+      engine: final.outcome.engine,
+      engineReason: final.outcome.engineReason,
       hourlyPriceUsd: this.#deps.hourlyPriceUsd ?? 0,
       ...(this.#deps.instanceType ? { instanceType: this.#deps.instanceType } : {}),
       rows: {
@@ -317,9 +323,7 @@ class JobRun {
         test: data.testRows.length,
       },
       parameters: final.outcome.model.countParams(),
-      ...(privateRun
-        ? { ...PRIVATE_TRAINING_ENGINE, privateTraining: { ...privateRun.cost, steps: privateRun.steps } }
-        : {}),
+      ...(privateRun ? { privateTraining: { ...privateRun.cost, steps: privateRun.steps } } : {}),
     });
     const lineage = {
       datasetSha256: input.sha256,

@@ -14,6 +14,7 @@ import type { JobQueue, ObjectStore } from '../core/platform/ports.ts';
 import type { RuntimeConfig } from '../core/platform/runtime-config.ts';
 import { createServices, type Services } from '../core/services.ts';
 import { describeBackend, type SelectedBackend, selectBackend } from './backend.ts';
+import { compiledSetup } from './compiled/select.ts';
 import { type JobOutcome, runJob } from './run-job.ts';
 import { Worker } from './worker.ts';
 
@@ -46,6 +47,11 @@ export async function prepareTrainer(options: TrainerOptions): Promise<PreparedT
   const backend = await selectBackend(config.backend);
   const { device } = backend;
   log.info('backend selected', describeBackend(backend));
+  const compiled = compiledSetup(backend, config.engine);
+  log.info('training engine', {
+    engine: compiled.addon ? 'compiled where the model allows, else eager' : 'eager',
+    ...(compiled.unavailable ? { reason: compiled.unavailable } : {}),
+  });
   const services = createServices(store, options.queue, { limits: config.limits, log });
   services.lifecycle.subscribe(jobEndMetrics(options.metrics));
   if (options.events) services.lifecycle.subscribe(jobStateEvents(options.events));
@@ -63,6 +69,7 @@ export async function prepareTrainer(options: TrainerOptions): Promise<PreparedT
           tf: backend.tf,
           backend: backend.name,
           device,
+          compiled,
           now: services.now,
           log,
           hourlyPriceUsd,

@@ -88,13 +88,14 @@ export const jobRecord = z.object({
       device: z.string(),
       /** The trainer's instance type, when it could tell (AWS: by its GPU model and vCPU count). */
       instanceType: z.string(),
+      /** `compiled` (each step one TensorFlow graph) or `eager` (op by op through TensorFlow.js). */
+      engine: z.string(),
+      /** Why that engine ran (why not compiled, when eager). */
+      engineReason: z.string(),
       estimatedCostUsd: z.number(),
       hourlyPriceUsd: z.number(),
       rows: z.object({ training: z.int(), validation: z.int(), test: z.int() }),
       parameters: z.int(),
-      /** The training path when something chose it (`eager`), and why (`private training`). */
-      engine: z.string(),
-      engineReason: z.string(),
       /** Private training: per-example gradient method, steps, and seconds per step against an ordinary step. */
       privateTraining: z.object({
         perExampleGradients: z.string(),

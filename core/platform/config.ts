@@ -22,6 +22,8 @@ export const ENV = {
   maxAttempts: 'DESCENT_MAX_ATTEMPTS',
   /** Force a backend (`tensorflow-gpu`, `tensorflow`, `wasm`, `cpu`) instead of choosing the best: strict, the trainer exits at boot when it cannot start. */
   backend: 'DESCENT_BACKEND',
+  /** Trainer: `auto` (default: training steps run compiled as one TensorFlow graph wherever they can) or `eager` (never compiled). */
+  engine: 'DESCENT_ENGINE',
   /** Log level: debug, info, warn, error. */
   logLevel: 'DESCENT_LOG_LEVEL',
   /** Trainer: seconds a received job stays invisible between heartbeats (the queue's visibility timeout). */

@@ -8,6 +8,10 @@ import { type Limits, limitsFromEnv } from './limits.ts';
 
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 
+/** `DESCENT_ENGINE`: `auto` (compiled training steps wherever they can run) or `eager` (never compiled). */
+export const ENGINE_PREFERENCES = ['auto', 'eager'] as const;
+export type EnginePreference = (typeof ENGINE_PREFERENCES)[number];
+
 export interface RuntimeConfig {
   readonly limits: Limits;
   /** Deliveries of a job's message before it is dead-lettered (`MAX_ATTEMPTS`). */
@@ -16,6 +20,8 @@ export interface RuntimeConfig {
   readonly visibilityTimeoutSeconds: number | undefined;
   /** A backend to insist on (checked when the trainer selects it); `undefined`: the best that starts. */
   readonly backend: string | undefined;
+  /** Whether a trainer may run training steps compiled (`DESCENT_ENGINE`). */
+  readonly engine: EnginePreference;
   /** The price of an hour of a trainer, for cost estimates. */
   readonly hourlyPriceUsd: number;
   readonly logLevel: (typeof LOG_LEVELS)[number] | undefined;
@@ -33,6 +39,7 @@ export function loadRuntimeConfig(env: NodeJS.ProcessEnv = process.env): Runtime
         ? undefined
         : intEnv(ENV.visibilityTimeoutSeconds, 0, { min: 1, max: 43_200 }, env),
     backend: env[ENV.backend] || undefined,
+    engine: oneOfEnv(ENV.engine, ENGINE_PREFERENCES, env) ?? 'auto',
     hourlyPriceUsd: numberEnv(ENV.hourlyPriceUsd, 0, { min: 0, max: 1_000_000 }, env),
     logLevel: oneOfEnv(ENV.logLevel, LOG_LEVELS, env),
     tenants: (env[ENV.tenants] ?? '').split(',').filter(Boolean),

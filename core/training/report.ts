@@ -45,13 +45,13 @@ export interface Resources {
   device: string;
   /** The instance type the price is for, when the trainer could tell it. */
   instanceType?: string;
+  /** `compiled` or `eager`: how the training steps ran. */
+  engine: string;
+  engineReason: string;
   hourlyPriceUsd: number;
   estimatedCostUsd: number;
   rows: { training: number; validation: number; test: number };
   parameters: number;
-  /** The training path (`eager`: the tfjs loop) when something chose it, and why. */
-  engine?: string;
-  engineReason?: string;
   /** Private training: steps taken and what a step cost against an ordinary one. */
   privateTraining?: PrivateTrainingCost;
 }
@@ -77,11 +77,11 @@ export function resourcesOf(input: {
   backend: string;
   device: string;
   instanceType?: string;
+  engine: string;
+  engineReason: string;
   hourlyPriceUsd: number;
   rows: Resources['rows'];
   parameters: number;
-  engine?: string;
-  engineReason?: string;
   privateTraining?: PrivateTrainingCost;
 }): Resources {
   const { createdAt, startedAt, finishedAt, hourlyPriceUsd, ...rest } = input;

@@ -9,7 +9,9 @@
  *   4. package  the npm package's files and dependencies at package-lock.json's versions
  *   5. link     node_modules/<package>/deps → the extracted folder (where its binding.gyp looks)
  *   6. addon    node-gyp against this Node's headers (no download), once per wheel; cached
- *   7. probe    again, in a fresh process: the result is the last line
+ *   7. probe    again, in a fresh process
+ *   8. graph    descent's own graph addon (the compiled engine, trainer/compiled/native/), built
+ *               against the same extracted TensorFlow and probed (graph-addon.ts)
  *
  * Every step keeps its result in the cache (`$DESCENT_CACHE_DIR`, default ~/.cache/descent), so a
  * second run, or a run after `npm ci` dropped the package, takes seconds.
@@ -20,6 +22,7 @@ import { createRequire } from 'node:module';
 import { availableParallelism, homedir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { ensureGraphAddon, tensorflowDirOf } from './graph-addon.ts';
 import { ensurePackageFiles } from './package-files.ts';
 import {
   bindingIncludes,
@@ -70,6 +73,8 @@ export interface SetupResult {
   readonly probe: ProbeResult;
   /** Whether the first probe already succeeded. */
   readonly alreadyWorked: boolean;
+  /** TensorFlow's version as the graph addon (the compiled engine) reports it. */
+  readonly graphAddon: string;
 }
 
 /** A failure of a step, with what to do about it. */
@@ -315,6 +320,48 @@ async function linkDeps(packageDir: string, dir: string): Promise<void> {
 
 /** Runs the steps; never exits the process. Throws `SetupError` with the reason when a step fails. */
 export async function setupNative(options: SetupOptions): Promise<SetupResult> {
+  const result = await setupPackage(options);
+  const [gyp, nodedir] = [await nodeGyp(), await nodeHeaders(options.projectRoot)];
+  try {
+    const graphAddon = await ensureGraphAddon(
+      {
+        projectRoot: options.projectRoot,
+        cacheDir: options.cacheDir,
+        ...(options.rebuild ? { rebuild: true } : {}),
+        say: options.say,
+        nodeGyp: async (dir) => {
+          await checkToolchain();
+          const gypRun = await run(
+            process.execPath,
+            [
+              gyp,
+              'rebuild',
+              `--nodedir=${nodedir}`,
+              `--devdir=${join(options.cacheDir, 'node-gyp')}`,
+              `--jobs=${availableParallelism()}`,
+            ],
+            { cwd: dir },
+          );
+          if (gypRun.code !== 0)
+            throw new SetupError(
+              `node-gyp failed for the graph addon (exit ${gypRun.code}):\n${tail(gypRun.output)}`,
+            );
+        },
+        node: async (code) =>
+          (await run(process.execPath, ['--input-type=module', '-e', code], { cwd: options.projectRoot }))
+            .output,
+      },
+      await tensorflowDirOf(join(options.projectRoot, 'node_modules', packageFor(options.gpu))),
+    );
+    return { ...result, graphAddon };
+  } catch (error) {
+    if (error instanceof SetupError) throw error;
+    throw new SetupError((error as Error).message);
+  }
+}
+
+/** Steps 1–7: the tfjs-node package and its addon. */
+async function setupPackage(options: SetupOptions): Promise<Omit<SetupResult, 'graphAddon'>> {
   const { projectRoot, say } = options;
   const name = packageFor(options.gpu);
 

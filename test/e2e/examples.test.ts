@@ -1,6 +1,7 @@
 /**
  * Every example in examples/ trains to the result the README promises, with the real trainer on
- * each training backend of this machine (the fine-tuning pair runs its base job first).
+ * each training backend of this machine (the fine-tuning pair runs its base job first): eager on
+ * wasm, compiled on tensorflow (the engine a worker picks there).
  */
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
@@ -32,6 +33,12 @@ function exampleTests(backend: SelectedBackend): void {
     assert.equal(await fixture.run(record.id), 'done');
     const done = await fixture.record(record.id);
     assert.equal(done.status, 'SUCCEEDED', JSON.stringify(done.error));
+    // On TensorFlow native every example, fine-tuning included, trains on the compiled engine.
+    assert.equal(
+      done.resources?.engine,
+      backend.name === 'tensorflow' ? 'compiled' : 'eager',
+      done.resources?.engineReason,
+    );
     return { id: record.id, report: await readJson(fixture.ports.store, jobKeys(TENANT, record.id).report) };
   };
 

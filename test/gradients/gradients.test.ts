@@ -1,6 +1,7 @@
 /**
  * The gradient check (issue 17): every layer type and option of the job spec, every loss, and the
- * ops behind the kernels the project supplies, on every backend the machine has. See
+ * ops behind the kernels the project supplies, on every backend the machine has, and every model
+ * case through the compiled engine's step graph (issue 13). See
  * test/helpers/gradcheck/ for how, and `npm run gradcheck` for the table.
  */
 import assert from 'node:assert/strict';
@@ -22,11 +23,15 @@ describe('gradient check: tfjs analytic gradients against float64 finite differe
     names = backends.filter((b) => b.available).map((b) => b.name);
   });
 
+  const optional: Record<string, string> = {
+    tensorflow: ' when tfjs-node loads',
+    compiled: ' (the compiled engine) when its graph addon loads',
+  };
   for (const name of BACKEND_NAMES) {
-    it(`checks the ${name} backend${name === 'tensorflow' ? ' when tfjs-node loads' : ''}`, (t) => {
+    it(`checks the ${name} backend${optional[name] ?? ''}`, (t) => {
       const b = backends.find((x) => x.name === name);
       if (b?.available) return;
-      if (name === 'tensorflow') t.skip(`tensorflow not available: ${b?.reason}`);
+      if (optional[name]) t.skip(`${name} not available: ${b?.reason}`);
       else assert.fail(`${name} did not start: ${b?.reason}`);
     });
   }

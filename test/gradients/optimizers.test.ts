@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import type { TF } from '../../trainer/backend.ts';
-import { availableBackends } from '../helpers/available-backends.ts';
+import { availableBackends, tfjsBackendOf } from '../helpers/available-backends.ts';
 import { OPTIMIZER_CASES, runOptimizerCase } from '../helpers/gradcheck/optimizers.ts';
 
 describe('optimizer updates match the reference for a few steps', () => {
@@ -17,7 +17,7 @@ describe('optimizer updates match the reference for a few steps', () => {
   for (const c of OPTIMIZER_CASES) {
     it(c.id, async () => {
       for (const backend of names) {
-        assert.ok(await tf.setBackend(backend));
+        assert.ok(await tf.setBackend(tfjsBackendOf(backend)));
         const r = runOptimizerCase(tf, c, backend);
         assert.ok(
           r.pass,

@@ -3,7 +3,7 @@
  * machine has and prints the results as markdown tables (case × backend → max relative error).
  * Exits 1 when anything fails. GRADCHECK_SEED=n draws other shapes and values.
  */
-import { availableBackends } from '../helpers/available-backends.ts';
+import { availableBackends, tfjsBackendOf } from '../helpers/available-backends.ts';
 import { GRADIENT_CASES } from '../helpers/gradcheck/cases.ts';
 import { type CaseResult, describe, runCase } from '../helpers/gradcheck/harness.ts';
 import { OPTIMIZER_CASES, type OptimizerResult, runOptimizerCase } from '../helpers/gradcheck/optimizers.ts';
@@ -18,7 +18,7 @@ const cases: CaseResult[] = [];
 for (const c of GRADIENT_CASES) cases.push(await runCase(tf, c, names, seed));
 const optimizers: OptimizerResult[] = [];
 for (const backend of names) {
-  await tf.setBackend(backend);
+  await tf.setBackend(tfjsBackendOf(backend));
   for (const c of OPTIMIZER_CASES) optimizers.push(runOptimizerCase(tf, c, backend));
 }
 const seconds = (performance.now() - started) / 1000;

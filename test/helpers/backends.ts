@@ -6,6 +6,8 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
 import { type SelectedBackend, selectBackend, type TF } from '../../trainer/backend.ts';
+import { type CompiledSetup, compiledSetup, selectRunner } from '../../trainer/compiled/select.ts';
+import type { EngineName, SelectRunner } from '../../trainer/engine.ts';
 import { TFJS_NODE, TFJS_NODE_GPU } from '../../trainer/native-tensorflow.ts';
 
 export type Shape4 = [number, number, number, number];
@@ -98,4 +100,40 @@ export function nativeInstalled(): boolean {
 export async function use(backend: SelectedBackend): Promise<TF> {
   assert.ok(await backend.tf.setBackend(backend.name), `setBackend(${backend.name})`);
   return backend.tf;
+}
+
+/** A backend and the engine its training steps run on (tests of the training loop run on each). */
+export interface TrainingEngine {
+  /** `wasm`, `tensorflow` (eager), `tensorflow compiled`. */
+  label: string;
+  backend: SelectedBackend;
+  engine: EngineName;
+  /** The run's engine choice, as a worker makes it (undefined: eager). */
+  select?: SelectRunner;
+  /** The compiled engine's setup on this backend (runJob deps). */
+  compiled?: CompiledSetup;
+}
+
+/**
+ * The training engines of this machine: eager on each of `trainingBackends()`, and compiled on
+ * `tensorflow`, whose graph addon the same `npm run setup:native` builds (installed but not
+ * loading fails the tests rather than skipping them).
+ */
+export async function trainingEngines(): Promise<TrainingEngine[]> {
+  const engines: TrainingEngine[] = [];
+  for (const backend of await trainingBackends()) {
+    engines.push({ label: backend.name, backend, engine: 'eager' });
+    if (backend.name !== 'tensorflow') continue;
+    const compiled = compiledSetup(backend);
+    if (!compiled.addon)
+      throw new Error(`tensorflow is installed but the compiled engine is not: ${compiled.unavailable}`);
+    engines.push({
+      label: 'tensorflow compiled',
+      backend,
+      engine: 'compiled',
+      select: selectRunner(compiled),
+      compiled,
+    });
+  }
+  return engines;
 }

@@ -1,13 +1,16 @@
 /**
  * The one trainer fixture: real local ports in a temporary folder, the composed services (with the
- * job lifecycle and its sweep subscriber), and the deps `runJob` takes on a chosen backend.
+ * job lifecycle and its sweep subscriber), and the deps `runJob` takes on a chosen backend, with
+ * the compiled engine where the backend has it (as a worker starts: trainer/startup.ts).
  */
 import type { JobRecord } from '../../core/jobs/job-record.ts';
 import { submitJob } from '../../core/jobs/job-service.ts';
 import type { JobStore } from '../../core/jobs/job-store.ts';
 import { createLogger } from '../../core/platform/log.ts';
+import type { EnginePreference } from '../../core/platform/runtime-config.ts';
 import { createServices, type ServiceOverrides, type Services } from '../../core/services.ts';
 import { type SelectedBackend, selectBackend } from '../../trainer/backend.ts';
+import { compiledSetup } from '../../trainer/compiled/select.ts';
 import { type JobOutcome, runJob, type TrainerDeps } from '../../trainer/run-job.ts';
 import { use } from './backends.ts';
 import { type LocalPorts, localPorts, putDataset } from './local-ports.ts';
@@ -35,6 +38,11 @@ export async function trainerFixture(
   options: {
     /** A backend started already (one of `trainingBackends()`), or the name of one to start. @default 'wasm' */
     backend?: string | SelectedBackend;
+    /**
+     * `DESCENT_ENGINE` of the worker: `auto` trains compiled where it can (on tensorflow), as a
+     * worker does by default. @default 'auto'
+     */
+    engine?: EnginePreference;
     deps?: Partial<TrainerDeps>;
     services?: ServiceOverrides;
     ports?: Parameters<typeof localPorts>[0];
@@ -50,6 +58,7 @@ export async function trainerFixture(
     tf: await use(backend),
     backend: backend.name,
     device: backend.device,
+    compiled: compiledSetup(backend, options.engine ?? 'auto'),
     now: services.now,
     log: quiet,
     progressIntervalMs: 0,

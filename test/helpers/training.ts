@@ -4,7 +4,7 @@ import type { Table } from '../../core/datasets/tabular.ts';
 import type { JobSpec } from '../../core/jobs/job-spec.ts';
 import { prepareData } from '../../core/training/dataset-prep.ts';
 import type { TF } from '../../trainer/backend.ts';
-import type { TrainHooks } from '../../trainer/engine.ts';
+import type { SelectRunner, TrainHooks } from '../../trainer/engine.ts';
 import { disposeSet, type FitResult, fit } from '../../trainer/fit.ts';
 
 export async function trainOn(
@@ -12,12 +12,14 @@ export async function trainOn(
   table: Table,
   spec: JobSpec,
   hooks?: TrainHooks,
+  selectRunner?: SelectRunner,
 ): Promise<FitResult & { dispose(): void }> {
   const data = prepareData(table, spec);
   const result = await fit(tf, spec, data, {
     trainRows: data.trainRows,
     validationRows: data.validationRows,
     ...(hooks ? { hooks } : {}),
+    ...(selectRunner ? { selectRunner } : {}),
   });
   return {
     ...result,

@@ -2,12 +2,14 @@ import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import type { Tensor } from '@tensorflow/tfjs';
 import type { Table } from '../../core/datasets/tabular.ts';
+import type { JobSpec } from '../../core/jobs/job-spec.ts';
 import { UnrecoverableError } from '../../core/platform/errors.ts';
-import type { SelectedBackend, TF } from '../../trainer/backend.ts';
-import { trainingBackends, use } from '../helpers/backends.ts';
+import type { TF } from '../../trainer/backend.ts';
+import type { TrainHooks } from '../../trainer/engine.ts';
+import { type TrainingEngine, trainingEngines, use } from '../helpers/backends.ts';
 import { specOf } from '../helpers/specs.ts';
 import { blobs, lcg, tableOf } from '../helpers/tables.ts';
-import { firstLoss, lastLoss, trainOn } from '../helpers/training.ts';
+import { firstLoss, lastLoss, trainOn as trainWith } from '../helpers/training.ts';
 
 const none = { validation: { type: 'none' } };
 const DATASET = '01M8JH2TQYPMBNJ50HMGRP3N6M';
@@ -25,17 +27,31 @@ async function linear(n = 40): Promise<Table> {
   );
 }
 
-// Every case on each training backend of this machine (wasm; tensorflow after `npm run setup:native`).
-for (const backend of await trainingBackends()) {
-  describe(`training engine on ${backend.name}`, () => engineTests(backend));
+// Every case on each training engine of this machine: eager on wasm; after `npm run setup:native`,
+// eager and compiled on tensorflow.
+for (const engine of await trainingEngines()) {
+  describe(`training engine on ${engine.label}`, () => engineTests(engine));
 }
 
-function engineTests(backend: SelectedBackend): void {
+function engineTests(engine: TrainingEngine): void {
   let tf: TF;
   let table: Table;
+  const trainOn = (t: TF, data: Table, spec: JobSpec, hooks?: TrainHooks) =>
+    trainWith(t, data, spec, hooks, engine.select);
   before(async () => {
-    tf = await use(backend);
+    tf = await use(engine.backend);
     table = await blobs(60);
+  });
+
+  it(`runs its steps on the ${engine.engine} engine, and says why`, async () => {
+    const r = await trainOn(
+      tf,
+      table,
+      specOf({ model: { layers: [{ type: 'dense', units: 4 }] }, training: { epochs: 1 } }),
+    );
+    assert.equal(r.outcome.engine, engine.engine);
+    assert.ok(r.outcome.engineReason.length > 10, r.outcome.engineReason);
+    r.dispose();
   });
 
   it('is bitwise reproducible for the same spec, data, seed and backend, dropout included', async () => {
@@ -361,10 +377,15 @@ function engineTests(backend: SelectedBackend): void {
     let ticks = 0;
     const timer = setInterval(() => ticks++, 20);
     try {
+      // A compiled step takes microseconds: it gets more of them, and more work per step.
+      const compiled = engine.engine === 'compiled';
       const r = await trainOn(
         tf,
-        await blobs(3000),
-        specOf({ training: { epochs: 1, batchSize: 1, validation: { type: 'none' } } }),
+        await blobs(compiled ? 12_000 : 3000),
+        specOf({
+          ...(compiled ? { model: { layers: [{ type: 'dense', units: 256 }] } } : {}),
+          training: { epochs: 1, batchSize: 1, validation: { type: 'none' } },
+        }),
       );
       assert.ok(
         r.outcome.trainingSeconds > 0.6,

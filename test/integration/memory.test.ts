@@ -5,6 +5,9 @@
  * behind once disposed, and keep the live JS heap and the rest of the RSS (read after a forced GC)
  * within small bounds. "The rest": RSS less the JS heap's physical size, since V8 grows its young
  * generation by ~64 MiB once, a few hundred epochs into a busy run, and keeps it (not a leak).
+ * On the compiled engine the same bounds hold for TensorFlow's own memory (its graph, session,
+ * variables and kernels' buffers live in that rest of the RSS), and tfjs's tensors stay flat
+ * although the model's weights are copied into them after every epoch.
  */
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
@@ -12,8 +15,10 @@ import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { Table } from '../../core/datasets/tabular.ts';
 import type { JobSpec } from '../../core/jobs/job-spec.ts';
-import { selectBackend, type TF } from '../../trainer/backend.ts';
-import type { TrainHooks } from '../../trainer/engine.ts';
+import type { TF } from '../../trainer/backend.ts';
+import type { SelectRunner, TrainHooks } from '../../trainer/engine.ts';
+import { type TrainingEngine, trainingEngines, use } from '../helpers/backends.ts';
+import { sequences } from '../helpers/engine-cases.ts';
 import { specOf } from '../helpers/specs.ts';
 import { blobs, lcg, tableOf } from '../helpers/tables.ts';
 import { trainOn } from '../helpers/training.ts';
@@ -33,8 +38,10 @@ interface Sample {
 }
 
 /** Trains and samples memory after every epoch; returns the samples (the model is disposed). */
-async function sampled(tf: TF, table: Table, spec: JobSpec): Promise<Sample[]> {
-  const wasmHeap = () => (tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8.byteLength;
+async function sampled(tf: TF, table: Table, spec: JobSpec, select?: SelectRunner): Promise<Sample[]> {
+  // 0 off wasm: TensorFlow's own memory is in the RSS (the compiled engine's graph, session, data).
+  const wasmHeap = () =>
+    (tf.backend() as unknown as { wasm?: { HEAPU8: Uint8Array } }).wasm?.HEAPU8.byteLength ?? 0;
   const samples: Sample[] = [];
   const hooks: TrainHooks = {
     onEpoch: (metrics) => {
@@ -54,7 +61,8 @@ async function sampled(tf: TF, table: Table, spec: JobSpec): Promise<Sample[]> {
     },
   };
   const before = tf.memory();
-  const result = await trainOn(tf, table, spec, hooks);
+  const result = await trainOn(tf, table, spec, hooks, select);
+  if (select) assert.equal(result.outcome.engine, 'compiled', result.outcome.engineReason);
   assert.equal(result.outcome.history.length, spec.training.epochs);
   result.dispose();
   const after = tf.memory();
@@ -85,10 +93,14 @@ function assertFlat(samples: Sample[], label: string): void {
 /** Allowed growth from epoch 50 on (observed: < 1 MiB of JS heap, 1–4 MiB of the rest). */
 const BOUND_MIB = { jsHeap: 4, rssOutsideJsHeap: 16 };
 
+const engines = await trainingEngines();
+const wasm = engines.find((e) => e.label === 'wasm') as TrainingEngine;
+const compiled = engines.find((e) => e.engine === 'compiled');
+
 describe('memory over a long training', () => {
   let tf: TF;
   before(async () => {
-    tf = (await selectBackend('wasm')).tf;
+    tf = await use(wasm.backend);
   });
 
   it('an MLP over 400 tiny epochs: tensors, bytes and wasm heap flat, JS heap and RSS bounded', async () => {
@@ -135,5 +147,46 @@ describe('memory over a long training', () => {
       training: { epochs: 200, batchSize: 8, validation: { type: 'holdout', fraction: 0.25 } },
     });
     assertFlat(await sampled(tf, table, spec), 'cnn');
+  });
+});
+
+describe('memory over a long training on the compiled engine', {
+  skip: compiled ? false : 'no tensorflow backend here: run `npm run setup:native`',
+}, () => {
+  let tf: TF;
+  before(async () => {
+    tf = await use((compiled as TrainingEngine).backend);
+  });
+
+  it("an MLP with dropout over 400 epochs: tfjs tensors flat, JS heap and RSS (TensorFlow's memory) bounded", async () => {
+    const spec = specOf({
+      model: {
+        layers: [
+          { type: 'dense', units: 16 },
+          { type: 'dropout', rate: 0.2 },
+          { type: 'dense', units: 8 },
+        ],
+      },
+      training: {
+        epochs: 400,
+        batchSize: 16,
+        optimizer: { type: 'adam', learningRate: 0.01 },
+        gradientClipping: { clipNorm: 1 },
+        classWeights: 'balanced',
+        validation: { type: 'holdout', fraction: 0.25 },
+        earlyStopping: { patience: 1000 },
+      },
+    });
+    assertFlat(await sampled(tf, await blobs(64), spec, compiled?.select), 'compiled mlp');
+  });
+
+  it('an LSTM (the fused op and its explicit backward) over 300 epochs: the same', async () => {
+    const table = await sequences(32, 6);
+    const spec = specOf({
+      dataset: { id: '01M8JH2TQYPMBNJ50HMGRP3N6M', label: 'label', features: [{ name: 's', shape: [6, 1] }] },
+      model: { layers: [{ type: 'lstm', units: 8 }, { type: 'batchNormalization' }] },
+      training: { epochs: 300, batchSize: 8, validation: { type: 'holdout', fraction: 0.25 } },
+    });
+    assertFlat(await sampled(tf, table, spec, compiled?.select), 'compiled lstm');
   });
 });

@@ -90,6 +90,12 @@ function deliverableTests(backend: SelectedBackend): void {
     assert.ok(Math.abs((res.estimatedCostUsd ?? 0) - (3.6 * (res.trainingSeconds ?? 0)) / 3600) < 1e-9);
     assert.equal(res.backend, backend.name);
     assert.equal(res.device, backend.device);
+    // A worker on TensorFlow native trains compiled; elsewhere eager, and says why.
+    assert.equal(res.engine, backend.name === 'tensorflow' ? 'compiled' : 'eager');
+    assert.match(
+      String(res.engineReason),
+      backend.name === 'tensorflow' ? /one TensorFlow graph/ : /backend is wasm/,
+    );
   });
 
   it('saves the fitted preprocessing with the model', async () => {

@@ -148,6 +148,12 @@ function runJobTests(backend: SelectedBackend): void {
       paused.checkpoint && paused.checkpoint.epoch >= 4 && paused.checkpoint.epoch < 12,
       JSON.stringify(paused.checkpoint),
     );
+    // The checkpoint names its engine (its optimizer state is in that engine's form); the resume runs on it.
+    const engine = backend.name === 'tensorflow' ? 'compiled' : 'eager';
+    const pointer = await fixture.ports.store.get(
+      `tenants/${TENANT}/jobs/${interrupted}/checkpoints/latest.json`,
+    );
+    assert.equal(JSON.parse(new TextDecoder().decode(pointer?.body)).engine, engine);
     assert.equal(await fixture.run(interrupted), 'done');
 
     const done = (await jobs.get(TENANT, interrupted)).record;
@@ -159,6 +165,7 @@ function runJobTests(backend: SelectedBackend): void {
       'no gap, no duplicate',
     );
     assert.deepEqual(await weightsOf(interrupted), await weightsOf(straight), 'bitwise the same weights');
+    assert.equal(done.resources?.engine, engine);
     const events = await jobs.events(TENANT, interrupted);
     assert.ok(events.some((e) => /Resuming from the checkpoint at epoch/.test(e.message)));
     assert.equal(

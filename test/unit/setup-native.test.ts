@@ -251,7 +251,10 @@ describe('npm run setup:native', () => {
     const run = setup([]);
     assert.equal(run.status, 0, run.stdout + run.stderr);
     assert.match(run.stdout, /already loads and runs an op: nothing to do/);
-    assert.match(lastLine(run.stdout) ?? '', /^native: ready \(TensorFlow \d+\.\d+\.\d+, \d+ threads\)$/);
+    assert.match(
+      lastLine(run.stdout) ?? '',
+      /^native: ready \(TensorFlow \d+\.\d+\.\d+, \d+ threads, compiled engine\)$/,
+    );
   });
 
   it('when a step fails: the last line says why, exit 1; bad arguments exit 2', () => {

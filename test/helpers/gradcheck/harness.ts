@@ -6,14 +6,21 @@
  * with float64 central finite differences of the plain-JS reference (reference.ts), evaluated on
  * the very same float32 values. The forward pass is compared too, so that the reference is known
  * to be the function tfjs computes. Tolerances: finite-differences.ts.
+ *
+ * `compiled` runs like a backend: the same model and weights through the compiled engine's step
+ * graph (trainer/compiled/probe.ts). It draws its own dropout masks, so a case with dropout gets a
+ * reference computed with them.
  */
 import type { Tensor, Variable } from '@tensorflow/tfjs';
 import type { z } from 'zod';
 import { type HiddenLayer, hiddenLayer, type LossName } from '../../../core/jobs/job-spec.ts';
 import { seededRng } from '../../../core/platform/random.ts';
 import type { TF } from '../../../trainer/backend.ts';
+import { DT, loadGraphAddon, type TensorValue } from '../../../trainer/compiled/native.ts';
+import { gradientProbe } from '../../../trainer/compiled/probe.ts';
 import { meanLoss as tfMeanLoss } from '../../../trainer/losses.ts';
 import { buildModel } from '../../../trainer/model-builder.ts';
+import { tfjsBackendOf } from '../available-backends.ts';
 import { specOf } from '../specs.ts';
 import {
   centralDifferences,
@@ -298,19 +305,70 @@ async function runModelCase(
   let reference: { pred: Arr; estimates: Map<string, Estimate>; masks: Map<string, Arr> } | undefined;
   const results: BackendResult[] = [];
   for (const backend of backends) {
-    if (!(await tf.setBackend(backend))) throw new Error(`backend ${backend} did not start`);
+    if (!(await tf.setBackend(tfjsBackendOf(backend)))) throw new Error(`backend ${backend} did not start`);
     let observed: ReturnType<typeof observeModel>;
     try {
-      observed = observeModel(tf, p, values, p.d);
+      observed =
+        backend === 'compiled' ? observeCompiled(tf, p, values, p.d, seed) : observeModel(tf, p, values, p.d);
     } catch (error) {
       results.push(failed(backend, error));
       continue;
     }
     values ??= observed.values;
+    // The compiled path draws its own dropout masks (stateless, seeded): it gets a reference with them.
+    if (backend === 'compiled' && observed.masks.size > 0) {
+      results.push(judge(backend, observed, differentiate(p, observed)));
+      continue;
+    }
     reference ??= differentiate(p, observed);
     results.push(judge(backend, observed, reference));
   }
   return results;
+}
+
+/**
+ * The compiled engine's predictions and gradients (trainer/compiled/probe.ts): the same model and
+ * weights, its step graph instead of tfjs's ops, its own dropout masks.
+ */
+function observeCompiled(
+  tf: TF,
+  p: Prepared,
+  values: Map<string, Float32Array> | undefined,
+  d: Draw,
+  seed: number,
+): Observed & { values: Map<string, Float32Array> } {
+  const { addon, error } = loadGraphAddon();
+  if (!addon) throw new Error(error);
+  const spec = specOf({ task: 'regression', model: { layers: p.layers } });
+  const model = buildModel(tf, spec, p.inputShape, p.output);
+  try {
+    const weights = model.weights.map((w) => ({
+      name: w.originalName,
+      shape: w.shape as number[],
+      trainable: w.trainable,
+    }));
+    const chosen = values ?? new Map(weights.map((w) => [w.name, weightValues(d, w.name, w.shape)]));
+    const f32 = (shape: number[], data: Float32Array): TensorValue => ({ dtype: DT.float32, shape, data });
+    const embedding = p.layers[0]?.type === 'embedding';
+    const out = gradientProbe(addon, model, {
+      weights: weights.map((w) => f32(w.shape, chosen.get(w.name) as Float32Array)),
+      x: f32([p.rows, ...p.inputShape], p.x),
+      y: f32([p.rows, p.output.units], p.y),
+      ...(p.rowWeights ? { rowWeights: f32([p.rows], p.rowWeights) } : {}),
+      loss: p.loss,
+      seed: [seed & 0x7fffffff, 17],
+      inputGradient: !embedding,
+    });
+    const grads = new Map<string, Float32Array>();
+    if (out.input) grads.set('input', out.input.data as Float32Array);
+    for (const [name, g] of out.grads) grads.set(name, g.data as Float32Array);
+    const masks = new Map<string, Arr>(
+      [...out.masks].map(([name, m]) => [name, arr(m.shape, m.data as Float32Array)]),
+    );
+    return { pred: out.pred.data as Float32Array, grads, masks, weights, values: chosen };
+  } finally {
+    model.dispose();
+  }
 }
 
 /** The reference forward pass and finite differences, on the values the first backend ran. */
@@ -373,7 +431,8 @@ function failed(backend: string, error: unknown): BackendResult {
 }
 
 async function runOpCase(tf: TF, c: OpCase, all: string[], seed: number): Promise<BackendResult[]> {
-  const backends = all.filter((b) => !c.notOn?.backends.includes(b));
+  // A tfjs op on its own has no compiled counterpart: the compiled path runs whole steps.
+  const backends = all.filter((b) => !c.notOn?.backends.includes(b) && b !== 'compiled');
   const d = draw(seed);
   const shapes = c.shapes(d);
   const inputs = shapes.map((s) =>

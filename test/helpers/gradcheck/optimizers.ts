@@ -24,6 +24,8 @@ import type { Variable } from '@tensorflow/tfjs';
 import type { z } from 'zod';
 import { type OptimizerSpec, optimizer } from '../../../core/jobs/job-spec.ts';
 import type { TF } from '../../../trainer/backend.ts';
+import { DT, loadGraphAddon } from '../../../trainer/compiled/native.ts';
+import { optimizerProbe } from '../../../trainer/compiled/probe.ts';
 import { buildOptimizer } from '../../../trainer/engine.ts';
 import { EPS32, TOLERANCE } from './finite-differences.ts';
 import { draw, seedOf } from './harness.ts';
@@ -160,8 +162,9 @@ export interface OptimizerResult {
 }
 
 /**
- * Runs a case on the current backend. `make` builds the optimizer (default: the trainer's
- * buildOptimizer), so that a test can run a stock tfjs optimizer through the same check.
+ * Runs a case on the current backend (`compiled`: through the compiled engine's update ops). `make`
+ * builds the tfjs optimizer (default: the trainer's buildOptimizer), so that a test can run a stock
+ * tfjs optimizer through the same check.
  */
 export function runOptimizerCase(
   tf: TF,
@@ -192,25 +195,10 @@ export function runOptimizerCase(
       referenceStep(spec, ref[k] as Float64Array, Float64Array.from(g), states[k] as State, t + 1);
     });
   });
-  // tfjs.
-  const o = make(spec);
-  const vars = w0.map((w, k) =>
-    tf.variable(tf.tensor(w, shapes[k]), true, `optimizer_check_${++variables}_${k}`),
-  );
-  let got: Float32Array[];
-  try {
-    for (const step of grads) {
-      const named = tf.tidy(() =>
-        Object.fromEntries(step.map((g, k) => [(vars[k] as Variable).name, tf.tensor(g, shapes[k])])),
-      );
-      o.applyGradients(named);
-      tf.dispose(Object.values(named));
-    }
-    got = vars.map((v) => v.dataSync() as Float32Array);
-  } finally {
-    o.dispose();
-    tf.dispose(vars);
-  }
+  const got =
+    backend === 'compiled'
+      ? compiledWeights(spec, w0, shapes, grads)
+      : tfjsWeights(tf, make(spec), w0, shapes, grads);
   let moved = 0;
   let weight = 0;
   let diff = 0;
@@ -226,4 +214,53 @@ export function runOptimizerCase(
   });
   const allowed = TOLERANCE * moved + steps * EPS32 * weight;
   return { id: c.id, backend, error: diff / Math.max(moved, 1e-30), pass: !nan && diff <= allowed, nan };
+}
+
+/** The weights after tfjs's optimizer `o` applied each step's gradients. */
+function tfjsWeights(
+  tf: TF,
+  o: ReturnType<typeof buildOptimizer>,
+  w0: Float32Array[],
+  shapes: number[][],
+  grads: Float32Array[][],
+): Float32Array[] {
+  const vars = w0.map((w, k) =>
+    tf.variable(tf.tensor(w, shapes[k]), true, `optimizer_check_${++variables}_${k}`),
+  );
+  try {
+    for (const step of grads) {
+      const named = tf.tidy(() =>
+        Object.fromEntries(step.map((g, k) => [(vars[k] as Variable).name, tf.tensor(g, shapes[k])])),
+      );
+      o.applyGradients(named);
+      tf.dispose(Object.values(named));
+    }
+    return vars.map((v) => v.dataSync() as Float32Array);
+  } finally {
+    o.dispose();
+    tf.dispose(vars);
+  }
+}
+
+/** The same through the compiled engine's update ops (trainer/compiled/optimizers.ts). */
+function compiledWeights(
+  spec: OptimizerSpec,
+  w0: Float32Array[],
+  shapes: number[][],
+  grads: Float32Array[][],
+): Float32Array[] {
+  const { addon, error } = loadGraphAddon();
+  if (!addon) throw new Error(error);
+  const value = (data: Float32Array, k: number) => ({
+    dtype: DT.float32,
+    shape: shapes[k] as number[],
+    data,
+  });
+  const out = optimizerProbe(
+    addon,
+    spec,
+    w0.map(value),
+    grads.map((step) => step.map(value)),
+  );
+  return out.map((t) => t.data as Float32Array);
 }

@@ -1,0 +1,127 @@
+/**
+ * What every layer builder of the compiled path shares: the forward context of one training step
+ * (weights as graph variables, the step's dropout seed, state updates, layers with an explicit
+ * backward pass), and tfjs-layers' activation functions and dropout as graph ops.
+ */
+import type { GraphBuilder, VariableRef } from './graph.ts';
+import type { Output } from './native.ts';
+
+/** A model weight as a graph variable. */
+export interface WeightRef {
+  /** Index in `model.weights` (the order of getWeights / setWeights). */
+  index: number;
+  name: string;
+  variable: VariableRef;
+  trainable: boolean;
+}
+
+/** A layer whose backward pass is built explicitly (TensorFlow has no C++ gradient for its op). */
+export interface CustomBackward {
+  /** What the layer's op consumed and produced. */
+  input: Output;
+  output: Output;
+  /** Gradients of its input and of its forward weight reads, given the gradient of `output`. */
+  backward(dOutput: Output): { dInput: Output; reads: [WeightRef, Output][] };
+}
+
+/** What the forward pass of one step builds besides its output. */
+export interface ForwardContext {
+  g: GraphBuilder;
+  /** int32 [2]: this step's dropout seed (fed per step). */
+  seed: Output;
+  /** The weights of each layer, by layer name and tfjs weight name suffix (`kernel`, `bias`, …). */
+  weight(layer: string, suffix: string): WeightRef | undefined;
+  /**
+   * Reads a weight for the forward pass (one read per call: gradients are taken per read). A layer
+   * with an explicit backward pass reads untracked: its backward returns those reads' gradients.
+   */
+  read(weight: WeightRef, tracked?: boolean): Output;
+  /** State updates the step runs (batch-norm moving statistics). */
+  updates: number[];
+  /** Dropout multipliers by layer name (the gradient check reads them). */
+  masks: Map<string, Output>;
+  /** Layers with an explicit backward pass, in forward order. */
+  custom: CustomBackward[];
+}
+
+export interface LayerInfo {
+  className: string;
+  name: string;
+  config: Record<string, unknown>;
+  /** Output shape without the batch axis. */
+  outShape: number[];
+  layer: unknown;
+}
+
+export type Build = (ctx: ForwardContext, info: LayerInfo, x: Output, inShape: number[]) => Output;
+
+export const ACTIVATIONS = new Set([
+  'linear',
+  'relu',
+  'relu6',
+  'elu',
+  'selu',
+  'sigmoid',
+  'hardSigmoid',
+  'tanh',
+  'softmax',
+  'softplus',
+  'softsign',
+  'swish',
+  'mish',
+]);
+
+/** tfjs-layers' activation functions (tfjs-layers/src/activations.ts). */
+export function activate(g: GraphBuilder, name: string, x: Output): Output {
+  switch (name) {
+    case 'linear':
+      return x;
+    case 'relu':
+      return g.relu(x);
+    case 'relu6':
+      return g.minimum(g.scalar(6), g.relu(x));
+    case 'elu':
+      return g.elu(x);
+    case 'selu':
+      return g.selu(x);
+    case 'sigmoid':
+      return g.sigmoid(x);
+    case 'hardSigmoid':
+      return g.clip(g.add2(g.scalar(0.5), g.mul(g.scalar(0.2), x)), g.scalar(0), g.scalar(1));
+    case 'tanh':
+      return g.tanh(x);
+    case 'softmax':
+      return g.softmax(x);
+    case 'softplus':
+      return g.softplus(x);
+    case 'softsign':
+      return g.softsign(x);
+    case 'swish':
+      return g.mul(g.sigmoid(x), x);
+    case 'mish':
+      return g.mul(x, g.tanh(g.softplus(x)));
+    default:
+      throw new Error(`activation ${name} is not supported by the compiled path`);
+  }
+}
+
+/** Weight `suffix` of the layer, which must exist. */
+export function need(ctx: ForwardContext, info: LayerInfo, suffix: string): WeightRef {
+  const w = ctx.weight(info.name, suffix);
+  if (!w) throw new Error(`${info.name} has no weight ${suffix}`);
+  return w;
+}
+
+export function withBias(ctx: ForwardContext, info: LayerInfo, y: Output): Output {
+  if (info.config.useBias === false) return y;
+  return ctx.g.biasAdd(y, ctx.read(need(ctx, info, 'bias')));
+}
+
+/** tfjs-core's dropout multiplier: floor(u + keep) / keep, u uniform in [0, 1) per element of `like`. */
+export function dropoutMask(ctx: ForwardContext, site: number, like: Output, rate: number): Output {
+  const { g } = ctx;
+  const seed = g.add2(ctx.seed, g.ints([site, 0]));
+  const u = g.statelessUniform(g.shapeOf(like), seed);
+  const keep = 1 - rate;
+  return g.div(g.op('Floor', [g.add2(u, g.scalar(keep))]), g.scalar(keep));
+}

@@ -1,0 +1,121 @@
+/**
+ * Which engine trains a run, decided per run and recorded with the reason: the compiled engine
+ * whenever the backend is TensorFlow native, the graph addon is built and the model compiles; the
+ * eager engine otherwise (and always when the worker is told `DESCENT_ENGINE=eager`). A run resuming
+ * a checkpoint stays on the checkpoint's engine, whose optimizer state it holds.
+ */
+import type { LayersModel } from '@tensorflow/tfjs';
+import type { EnginePreference } from '../../core/platform/runtime-config.ts';
+import type { TF } from '../backend.ts';
+import { EagerRunner } from '../eager-runner.ts';
+import type { EngineName, RunnerRequest, SelectRunner } from '../engine.ts';
+import { unsupportedModel } from './layers.ts';
+import { type GraphAddon, loadGraphAddon } from './native.ts';
+import { CompiledProgram } from './program.ts';
+import { CompiledRunner, tensorValue } from './runner.ts';
+
+/** What a worker can offer the compiled engine, settled at start. */
+export interface CompiledSetup {
+  preference: EnginePreference;
+  /** The addon, or why there is none here (the reason eager runs). */
+  addon?: GraphAddon;
+  unavailable?: string;
+  /** TensorFlow's thread pools (the worker's settings for TensorFlow native). */
+  threads: { intraOp: number; interOp: number };
+}
+
+/** The compiled engine's setup for a worker on `backend` (the addon loads only on TensorFlow native). */
+export function compiledSetup(
+  backend: { name: string; tensorflow?: { intraOpThreads: number; interOpThreads: number } },
+  preference: EnginePreference = 'auto',
+): CompiledSetup {
+  const threads = {
+    intraOp: backend.tensorflow?.intraOpThreads ?? 1,
+    interOp: backend.tensorflow?.interOpThreads ?? 1,
+  };
+  if (preference === 'eager') return { preference, unavailable: 'DESCENT_ENGINE=eager', threads };
+  if (backend.name !== 'tensorflow')
+    return {
+      preference,
+      unavailable: `the backend is ${backend.name}; the compiled engine runs on TensorFlow native (npm run setup:native)`,
+      threads,
+    };
+  const loaded = loadGraphAddon();
+  return loaded.addon
+    ? { preference, addon: loaded.addon, threads }
+    : { preference, unavailable: loaded.error ?? 'the graph addon did not load', threads };
+}
+
+const COMPILED_REASON =
+  'the whole step (forward, loss, gradients, optimizer update) runs as one TensorFlow graph';
+
+/** Chooses compiled when it can; see the module comment. */
+export function selectRunner(setup: CompiledSetup): SelectRunner {
+  return (tf, request) => {
+    if (request.resumeEngine === 'eager')
+      return { runner: new EagerRunner(tf, request), reason: 'it resumes a checkpoint of the eager engine' };
+    const why = setup.unavailable ?? unsupportedModel(request.model);
+    if (why === undefined && setup.addon) {
+      try {
+        return { runner: compiledRunner(tf, setup.addon, setup, request), reason: COMPILED_REASON };
+      } catch (error) {
+        return fallback(tf, request, `the step graph could not be built: ${(error as Error).message}`);
+      }
+    }
+    return fallback(tf, request, why ?? 'the graph addon did not load');
+  };
+}
+
+/** Eager, unless the run resumes a compiled checkpoint (then it must wait for a worker that compiles). */
+function fallback(tf: TF, request: RunnerRequest, why: string) {
+  if (request.resumeEngine === ('compiled' satisfies EngineName)) {
+    throw new Error(
+      `its checkpoint was written by the compiled engine, which cannot run on this worker (${why}); another attempt will resume it`,
+    );
+  }
+  return { runner: new EagerRunner(tf, request), reason: why };
+}
+
+/**
+ * How many slices of each batch run concurrently: one per thread for a model with a recurrent layer
+ * (its time steps are a serial chain of products too small to split across threads: on bench:train's
+ * LSTM two towers of 32 rows ran 1.4–1.7× as fast as one of 64 on two free cores), with at least 32
+ * rows each; one otherwise (dense and convolutional products use the threads themselves), and always
+ * one with batch normalization (whose statistics are the whole batch's).
+ */
+export function towersFor(model: LayersModel, threads: number, batchSize: number): number {
+  const classes = model.layers.map((l) => l.getClassName());
+  if (!classes.some((c) => c === 'LSTM' || c === 'GRU') || classes.includes('BatchNormalization')) return 1;
+  return Math.max(1, Math.min(threads, Math.floor(batchSize / 32)));
+}
+
+function compiledRunner(
+  tf: TF,
+  addon: GraphAddon,
+  setup: CompiledSetup,
+  request: RunnerRequest,
+): CompiledRunner {
+  const { model, trainSet } = request;
+  const program = new CompiledProgram({
+    addon,
+    model,
+    loss: request.loss,
+    optimizer: request.spec.training.optimizer,
+    clipping: request.spec.training.gradientClipping,
+    data: {
+      x: tensorValue(trainSet.x),
+      y: tensorValue(trainSet.y),
+      ...(trainSet.labels ? { labels: tensorValue(trainSet.labels) } : {}),
+      ...(trainSet.weights ? { rowWeights: tensorValue(trainSet.weights) } : {}),
+    },
+    threads: setup.threads,
+    towers: towersFor(model, setup.threads.intraOp, request.batchSize),
+  });
+  try {
+    program.setWeights(model.getWeights().map(tensorValue));
+  } catch (error) {
+    program.close();
+    throw error;
+  }
+  return new CompiledRunner(tf, program, model, request.batchSize, program.hasDropout);
+}
