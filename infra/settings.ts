@@ -80,6 +80,21 @@ export interface DescentSettings {
    */
   readonly jobMemoryBytes: number;
   /**
+   * `descent:maxColumns`: the most columns a dataset may have (CSV header fields, JSON Lines keys).
+   * @default 10000
+   */
+  readonly maxColumns: number;
+  /**
+   * `descent:maxLineBytes`: the longest line (CSV record, JSON Lines line) a dataset may have, in bytes.
+   * @default 4194304 (4 MiB)
+   */
+  readonly maxLineBytes: number;
+  /**
+   * `descent:maxRows`: the most data rows a job may read.
+   * @default 5000000
+   */
+  readonly maxRows: number;
+  /**
    * `descent:maxRuntimeSeconds`: the most `resources.maxRuntimeSeconds` a job may ask for.
    * @default 604800 (7 days)
    */
@@ -145,6 +160,9 @@ export const DEFAULT_SETTINGS: DescentSettings = {
   quotaDatasetBytes: DEFAULT_LIMITS.maxDatasetBytes,
   quotaEpochRows: DEFAULT_LIMITS.maxEpochRows,
   jobMemoryBytes: 6 * 1024 ** 3,
+  maxColumns: DEFAULT_LIMITS.maxColumns,
+  maxLineBytes: DEFAULT_LIMITS.maxLineBytes,
+  maxRows: DEFAULT_LIMITS.maxRows,
   maxRuntimeSeconds: DEFAULT_LIMITS.maxRuntimeSeconds,
   defaultMaxRuntimeSeconds: DEFAULT_LIMITS.defaultMaxRuntimeSeconds,
   urlExpirySeconds: DEFAULT_LIMITS.uploadUrlSeconds,
@@ -315,6 +333,9 @@ export function readSettings(node: Node): DescentSettings {
       64 * 1024 ** 2,
       Number.MAX_SAFE_INTEGER,
     ),
+    maxColumns: readInt('maxColumns', get('maxColumns'), d.maxColumns, 1, 1_000_000),
+    maxLineBytes: readInt('maxLineBytes', get('maxLineBytes'), d.maxLineBytes, 1024, 1024 ** 3),
+    maxRows: readInt('maxRows', get('maxRows'), d.maxRows, 1, Number.MAX_SAFE_INTEGER),
     maxRuntimeSeconds: readInt(
       'maxRuntimeSeconds',
       get('maxRuntimeSeconds'),

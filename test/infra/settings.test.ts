@@ -33,7 +33,11 @@ describe('readSettings', () => {
       'descent:tenants': '["acme","globex"]',
       'descent:alarmEmail': 'ops@example.com',
       'descent:logRetentionDays': '90',
+      'descent:maxRows': '20000000',
+      'descent:maxLineBytes': '16777216',
     });
+    assert.equal(settings.maxRows, 20_000_000);
+    assert.equal(settings.maxLineBytes, 16 * 1024 ** 2);
     assert.equal(settings.maxWorkers, 8);
     assert.equal(settings.spot, true);
     assert.deepEqual(settings.instanceTypes, ['g6.xlarge', 'g5.2xlarge']);
@@ -54,6 +58,7 @@ describe('readSettings', () => {
       ['descent:logRetentionDays', 31, /descent:logRetentionDays must be one of 1, 3, 5/],
       ['descent:alarmEmail', 'ops', /descent:alarmEmail must be an email address/],
       ['descent:natGateways', 3, /descent:natGateways must be an integer from 1 to 2/],
+      ['descent:maxColumns', '0', /descent:maxColumns must be an integer from 1/],
       [
         'descent:instanceTypes',
         ['p9.huge'],
