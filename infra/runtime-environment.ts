@@ -12,6 +12,7 @@ export function runtimeEnvironment(settings: DescentSettings): Record<string, st
     [ENV.quotaActiveJobs]: String(settings.quotaActiveJobs),
     [ENV.quotaDatasetBytes]: String(settings.quotaDatasetBytes),
     [ENV.quotaEpochRows]: String(settings.quotaEpochRows),
+    [ENV.quotaStorageBytes]: String(settings.quotaStorageBytes),
     [ENV.jobMemoryBytes]: String(settings.jobMemoryBytes),
     [ENV.maxColumns]: String(settings.maxColumns),
     [ENV.maxLineBytes]: String(settings.maxLineBytes),

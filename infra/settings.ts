@@ -74,6 +74,12 @@ export interface DescentSettings {
    */
   readonly quotaEpochRows: number;
   /**
+   * `descent:quotaStorageBytes`: bytes of datasets one tenant may keep (uploaded, or held for an upload
+   * still to come), checked when a dataset is created.
+   * @default 10737418240 (10 GiB)
+   */
+  readonly quotaStorageBytes: number;
+  /**
    * `descent:jobMemoryBytes`: the memory one job may need by its resource estimate (model, optimizer,
    * activations, data), checked at submit and again by the trainer (at most its container's memory).
    * @default 6442450944 (6 GiB: the trainer container reserves 8 GiB)
@@ -159,6 +165,7 @@ export const DEFAULT_SETTINGS: DescentSettings = {
   quotaActiveJobs: DEFAULT_LIMITS.maxActiveJobs,
   quotaDatasetBytes: DEFAULT_LIMITS.maxDatasetBytes,
   quotaEpochRows: DEFAULT_LIMITS.maxEpochRows,
+  quotaStorageBytes: DEFAULT_LIMITS.maxStorageBytes,
   jobMemoryBytes: 6 * 1024 ** 3,
   maxColumns: DEFAULT_LIMITS.maxColumns,
   maxLineBytes: DEFAULT_LIMITS.maxLineBytes,
@@ -323,6 +330,13 @@ export function readSettings(node: Node): DescentSettings {
       'quotaEpochRows',
       get('quotaEpochRows'),
       d.quotaEpochRows,
+      1,
+      Number.MAX_SAFE_INTEGER,
+    ),
+    quotaStorageBytes: readInt(
+      'quotaStorageBytes',
+      get('quotaStorageBytes'),
+      d.quotaStorageBytes,
       1,
       Number.MAX_SAFE_INTEGER,
     ),

@@ -21,27 +21,52 @@ import { type DatasetMeta, findDatasetMeta } from './dataset-service.ts';
 
 const notFound = (id: string) => new NotFoundError(`No dataset ${id} in this account.`, 'DATASET_NOT_FOUND');
 
-/** Bytes of every dataset object of a tenant (data, uploaded models, descriptions). */
-export async function storageUsed(s: Pick<Services, 'store'>, tenant: string): Promise<number> {
+/**
+ * A tenant's storage: the bytes of every dataset object (data, uploaded models, descriptions), and
+ * the bytes reserved by datasets created but not uploaded yet whose upload URLs are still valid (each
+ * may still receive the largest upload), so that creating many datasets before uploading any cannot
+ * get around the quota.
+ */
+export async function storageUsed(
+  s: Pick<Services, 'store' | 'limits' | 'now'>,
+  tenant: string,
+): Promise<{ bytes: number; reservedBytes: number }> {
   let bytes = 0;
+  const folders = new Map<string, { created?: Date; uploaded: boolean }>();
+  const prefix = datasetsPrefix(tenant);
   let cursor: string | undefined;
   do {
-    const page = await s.store.list(datasetsPrefix(tenant), cursor ? { cursor } : {});
-    for (const o of page.objects) bytes += o.size;
+    const page = await s.store.list(prefix, cursor ? { cursor } : {});
+    for (const o of page.objects) {
+      bytes += o.size;
+      const [folder = '', file = ''] = o.key.slice(prefix.length).split('/');
+      const entry = folders.get(folder) ?? { uploaded: false };
+      if (file === 'dataset.json') entry.created = o.lastModified;
+      else entry.uploaded = true;
+      folders.set(folder, entry);
+    }
     cursor = page.nextCursor;
   } while (cursor);
-  return bytes;
+  const validSince = s.now().getTime() - s.limits.uploadUrlSeconds * 1000;
+  let pending = 0;
+  for (const f of folders.values())
+    if (!f.uploaded && f.created && f.created.getTime() > validSince) pending++;
+  return { bytes, reservedBytes: pending * s.limits.maxDatasetBytes };
 }
 
-/** Refuses a new dataset once the tenant's datasets fill its storage quota. */
+/** Refuses a new dataset once the tenant's datasets, uploaded or still to come, fill its storage quota. */
 export async function checkStorageQuota(s: Services, tenant: string): Promise<void> {
-  const used = await storageUsed(s, tenant);
-  if (used >= s.limits.maxStorageBytes) {
+  const { bytes, reservedBytes } = await storageUsed(s, tenant);
+  const quota = s.limits.maxStorageBytes;
+  if (bytes + reservedBytes >= quota) {
+    const pending = reservedBytes
+      ? ` (${bytes} uploaded, and ${reservedBytes} held for datasets created in the last ${s.limits.uploadUrlSeconds} s whose data has not arrived: each may still receive ${s.limits.maxDatasetBytes})`
+      : '';
     throw new ApiError(
       413,
       'STORAGE_QUOTA_EXCEEDED',
-      `This account's datasets take ${used} bytes, its storage quota is ${s.limits.maxStorageBytes}; delete datasets it no longer needs (DELETE /datasets/{id}, or descent datasets delete ID).`,
-      { usedBytes: used, quotaBytes: s.limits.maxStorageBytes },
+      `This account's datasets take ${bytes + reservedBytes} bytes${pending}, its storage quota is ${quota}; delete datasets it no longer needs (DELETE /datasets/{id}, or descent datasets delete ID)${reservedBytes ? ', or upload the data of those created' : ''}.`,
+      { usedBytes: bytes, reservedBytes, quotaBytes: quota },
     );
   }
 }

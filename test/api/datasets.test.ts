@@ -82,6 +82,34 @@ describe('datasets as a resource, dry runs, and refusals of the prediction route
     });
   });
 
+  it('holds the largest upload for each dataset created but not uploaded, until its URL expires', async () => {
+    const limits = { ...DEFAULT_LIMITS, maxStorageBytes: 25_000, maxDatasetBytes: 10_000 };
+    const small = createServices(ports.store, ports.queue, { log: quiet, limits });
+    const create = (services: Services) => createDataset(services, 'held', { name: 'd.csv', format: 'csv' });
+    const a = await create(small);
+    const b = await create(small);
+    await create(small);
+    // Three datasets still to upload hold 30,000 bytes: a fourth is refused before any byte arrives.
+    await assert.rejects(create(small), (e: any) => {
+      assert.equal(e.code, 'STORAGE_QUOTA_EXCEEDED');
+      assert.equal(e.details.reservedBytes, 30_000);
+      assert.match(e.message, /held for datasets created .* whose data has not arrived/);
+      return true;
+    });
+    // Their data arrives (small): only the third still holds its share.
+    await ports.store.put(datasetKeys('held', a.datasetId).data, CSV);
+    await ports.store.put(datasetKeys('held', b.datasetId).data, CSV);
+    await create(small);
+    // Once the upload URLs have expired, nothing is held any more.
+    const later = createServices(ports.store, ports.queue, {
+      log: quiet,
+      limits,
+      now: () => new Date(Date.now() + (limits.uploadUrlSeconds + 60) * 1000),
+    });
+    await create(later);
+    await create(later);
+  });
+
   it('validates a spec in a dry run before its data exists, storing nothing', async () => {
     const before = (await s.lifecycle.jobs.listIds(T, { limit: 100 })).ids.length;
     const ok = await validateJob(s, T, { task: 'regression', dataset: { id: '<datasetId>', label: 'y' } });
