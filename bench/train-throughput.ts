@@ -11,7 +11,9 @@
  *
  * Ours: `wasm-eager` (one thread), `tf-eager-Nt` (tfjs-node op by op, TensorFlow's threads as the
  * trainer sets them), `tf-compiled-1t` / `-2t` (trainer/compiled/: the whole step as one TensorFlow
- * graph, the session's intra-op threads). Anchors: `torch-1t/2t`, `keras-1t/2t` (`fit`).
+ * graph, the session's intra-op threads; a fused LSTM on descent's own kernel), and on request
+ * `tf-compiled-block-1t` / `-2t` (the same with TensorFlow's `BlockLSTMV2`, the kernel used on a GPU).
+ * Anchors: `torch-1t/2t`, `keras-1t/2t` (`fit`).
  *
  * Synthetic data of the right shapes (10 classes). One window = one epoch of `steps` batches; the
  * first is a warm-up, the figure is the median of the others over all rounds (rounds alternate the
@@ -272,6 +274,17 @@ function ours(backend: SelectedBackend): { system: string; select?: SelectRunner
         system: `tf-compiled-${t}t`,
         select: selectRunner({ ...compiled, threads: { intraOp: t, interOp: 1 } }),
       });
+    // On request only: the compiled engine with TensorFlow's BlockLSTMV2 (its kernel on a GPU).
+    if (opts.systems?.includes('tf-compiled-block'))
+      for (const t of THREADS)
+        list.push({
+          system: `tf-compiled-block-${t}t`,
+          select: selectRunner({
+            ...compiled,
+            threads: { intraOp: t, interOp: 1 },
+            lstmKernel: 'tensorflow',
+          }),
+        });
   }
   return list;
 }

@@ -4,11 +4,11 @@
  * same extracted TensorFlow as tfjs-node's addon, so that both load one libtensorflow.
  *
  *   link    trainer/compiled/native/deps → the extracted folder (binding.gyp and the rpath look there)
- *   addon   node-gyp against this Node's headers, once per source, wheel and N-API version; cached
+ *   addon   node-gyp against this Node's headers, once per set of sources (addonSources) and wheel; cached
  *   probe   a fresh process loads it (through the trainer's loader) and runs a tiny graph
  */
 import { createHash } from 'node:crypto';
-import { copyFile, mkdir, readFile, realpath, rename, rm, symlink } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, realpath, rename, rm, symlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { exists } from './wheel.ts';
@@ -35,10 +35,19 @@ export async function tensorflowDirOf(packageDir: string): Promise<string> {
   return realpath(deps);
 }
 
-/** A key of what the addon is built from: its sources, and the TensorFlow folder it links. */
+/** The files the addon is built from: binding.gyp and every C++ source, header and include. */
+export async function addonSources(dir: string): Promise<string[]> {
+  const files = (await readdir(dir)).filter((f) => f === 'binding.gyp' || /\.(cc|h|inc)$/.test(f));
+  return files.sort();
+}
+
+/** A key of what the addon is built from: its sources (names and contents), and the TensorFlow folder it links. */
 async function buildKey(dir: string, tensorflowDir: string): Promise<string> {
   const hash = createHash('sha256');
-  for (const file of ['graph.cc', 'binding.gyp']) hash.update(await readFile(join(dir, file)));
+  for (const file of await addonSources(dir)) {
+    hash.update(`${file}\u0000`);
+    hash.update(await readFile(join(dir, file)));
+  }
   return `${basename(tensorflowDir)}+${hash.digest('hex').slice(0, 12)}`;
 }
 

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { build, type Metafile } from 'esbuild';
 import { routes } from '../../core/api/routes.ts';
+import { addonSources } from '../../scripts/native/graph-addon.ts';
 
 const root = new URL('../../', import.meta.url);
 const handlers = [
@@ -117,5 +118,30 @@ describe('Trainer image build context', () => {
         folder,
       );
     }
+  });
+
+  it("copies every source of the graph addon into the stage that builds it (setup:native's list)", async () => {
+    const dir = 'trainer/compiled/native';
+    const sources = await addonSources(new URL(dir, root).pathname);
+    assert.ok(
+      sources.includes('graph.cc') && sources.includes('binding.gyp') && sources.length > 2,
+      String(sources),
+    );
+    // The build stage: the one that runs setup:native.
+    const stage = readFileSync(new URL('trainer/Dockerfile', root), 'utf8')
+      .split(/^FROM /m)
+      .find((text) => text.includes('RUN npm run setup:native'));
+    assert.ok(stage, 'no stage of trainer/Dockerfile runs setup:native');
+    const copied = stage
+      .split('\n')
+      .filter((line) => line.startsWith('COPY ') && !line.includes('--from'))
+      .flatMap((line) => line.split(/\s+/).slice(1, -1));
+    const missing = sources.filter(
+      (file) =>
+        !copied.some(
+          (c) => c === `${dir}/${file}` || `${dir}/${file}`.startsWith(`${c.replace(/\/$/, '')}/`),
+        ),
+    );
+    assert.deepEqual(missing, [], 'COPY these into trainer/Dockerfile');
   });
 });

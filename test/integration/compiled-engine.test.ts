@@ -23,8 +23,10 @@ import { after, before, describe, it } from 'node:test';
 import type { Table } from '../../core/datasets/tabular.ts';
 import type { JobSpec } from '../../core/jobs/job-spec.ts';
 import type { TF } from '../../trainer/backend.ts';
-import { DT } from '../../trainer/compiled/native.ts';
+import type { LstmKernel } from '../../trainer/compiled/forward-context.ts';
+import { DT, type TensorValue } from '../../trainer/compiled/native.ts';
 import { gradientProbe } from '../../trainer/compiled/probe.ts';
+import { CompiledProgram } from '../../trainer/compiled/program.ts';
 import { type CompiledSetup, compiledSetup, selectRunner, towersFor } from '../../trainer/compiled/select.ts';
 import { buildModel } from '../../trainer/model-builder.ts';
 import { runJob, type TrainerDeps } from '../../trainer/run-job.ts';
@@ -95,6 +97,12 @@ const BLOBS = `a,b,label\n${Array.from({ length: 120 }, (_, i) => {
   return `${c * 2 - 1 + jitter(1)},${c * 2 - 1 + jitter(2)},${c ? 'pos' : 'neg'}`;
 }).join('\n')}\n`;
 
+const f32 = (shape: number[]): TensorValue => ({
+  dtype: DT.float32,
+  shape,
+  data: new Float32Array(shape.reduce((a, b) => a * b, 1)),
+});
+
 const skip = compiled ? false : 'no tensorflow backend here: run `npm run setup:native`';
 
 describe('the compiled engine trains the same model as the eager engine on tensorflow', { skip }, () => {
@@ -116,6 +124,54 @@ describe('the compiled engine trains the same model as the eager engine on tenso
       }
     });
   }
+});
+
+describe("the compiled engine's fused LSTM on TensorFlow's BlockLSTMV2 (the GPU's kernel), checked on the CPU", {
+  skip,
+}, () => {
+  for (const c of LAYER_CASES.filter((k) => k.name.startsWith('lstm (fused'))) {
+    it(c.name, async () => {
+      const setup = (compiled as TrainingEngine).compiled as CompiledSetup;
+      const block: TrainingEngine = {
+        ...(compiled as TrainingEngine),
+        select: selectRunner({ ...setup, lstmKernel: 'tensorflow' }),
+      };
+      const table = await c.table();
+      const a = await trained(eager as TrainingEngine, table, c.spec);
+      const b = await trained(block, table, c.spec);
+      assert.deepEqual([a.engine, b.engine], ['eager', 'compiled']);
+      assertAgree(a, b, c.spec);
+    });
+  }
+
+  it("puts descent's op or BlockLSTMV2 in the graph as the setup says", async () => {
+    const { addon } = (compiled as TrainingEngine).compiled ?? {};
+    assert.ok(addon);
+    const tf = await use((compiled as TrainingEngine).backend);
+    const spec = specOf({ model: { layers: [{ type: 'lstm', units: 4 }] } });
+    const model = buildModel(tf, spec, [5, 3], { units: 2, activation: 'softmax' });
+    const ops = (lstmKernel: LstmKernel) => {
+      const program = new CompiledProgram({
+        addon,
+        model,
+        loss: 'categoricalCrossentropy',
+        optimizer: { type: 'sgd', learningRate: 0.01 },
+        data: { x: f32([4, 5, 3]), y: f32([4, 2]) },
+        threads: { intraOp: 1, interOp: 1 },
+        lstmKernel,
+      });
+      program.close();
+      return new Set(program.operationTypes);
+    };
+    try {
+      const descent = ops('descent');
+      assert.ok(descent.has('DescentLstm') && descent.has('DescentLstmGrad') && !descent.has('BlockLSTMV2'));
+      const block = ops('tensorflow');
+      assert.ok(block.has('BlockLSTMV2') && block.has('BlockLSTMGradV2') && !block.has('DescentLstm'));
+    } finally {
+      model.dispose();
+    }
+  });
 });
 
 describe('the compiled engine: reproducibility and dropout', { skip }, () => {

@@ -48,7 +48,11 @@ describe('choosing the engine', () => {
   });
 
   it('a run resuming an eager checkpoint stays eager', () => {
-    const setup: CompiledSetup = { preference: 'auto', threads: { intraOp: 1, interOp: 1 } };
+    const setup: CompiledSetup = {
+      preference: 'auto',
+      threads: { intraOp: 1, interOp: 1 },
+      lstmKernel: 'descent',
+    };
     const { runner, reason } = selectRunner(setup)(tf, { ...request, resumeEngine: 'eager' });
     assert.equal(runner.engine, 'eager');
     assert.match(reason, /resumes a checkpoint of the eager engine/);
@@ -61,6 +65,11 @@ describe('choosing the engine', () => {
       () => selectRunner(setup)(tf, { ...request, resumeEngine: 'compiled' }),
       /checkpoint was written by the compiled engine, which cannot run on this worker \(the backend is wasm.*another attempt will resume it/,
     );
+  });
+
+  it("runs fused LSTMs on descent's kernel on a CPU and on TensorFlow's BlockLSTMV2 on a GPU", () => {
+    assert.equal(compiledSetup({ name: 'tensorflow', device: 'cpu' }).lstmKernel, 'descent');
+    assert.equal(compiledSetup({ name: 'tensorflow', device: 'gpu' }).lstmKernel, 'tensorflow');
   });
 
   it('DESCENT_ENGINE is read once at start: auto by default, eager, or a clear error', () => {

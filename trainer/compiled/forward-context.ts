@@ -42,7 +42,15 @@ export interface ForwardContext {
   masks: Map<string, Output>;
   /** Layers with an explicit backward pass, in forward order. */
   custom: CustomBackward[];
+  /** Which kernel runs a fused LSTM (see recurrent.ts). */
+  lstmKernel: LstmKernel;
 }
+
+/**
+ * The fused LSTM's kernel: `descent`, the graph addon's own CPU op (native/lstm_kernel.h), or
+ * `tensorflow`, TensorFlow's `BlockLSTMV2`, which also has a GPU kernel (the choice on a GPU).
+ */
+export type LstmKernel = 'descent' | 'tensorflow';
 
 export interface LayerInfo {
   className: string;

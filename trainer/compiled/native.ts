@@ -78,6 +78,8 @@ export interface GraphAddon {
   Session: new (graph: NativeGraph, options: SessionOptions) => NativeSession;
   /** `TF_Version()` of the library the addon loaded. */
   version(): string;
+  /** The instruction set of the addon's fused LSTM kernel on this CPU: avx512, avx2 or portable. */
+  lstmIsa: string;
 }
 
 /** Where setup:native builds the addon (node-gyp's output folder beside its sources). */

@@ -6,7 +6,7 @@
  */
 import type { LayersModel } from '@tensorflow/tfjs';
 import type { JobSpec, LossName, OptimizerSpec } from '../../core/jobs/job-spec.ts';
-import type { WeightRef } from './forward-context.ts';
+import type { LstmKernel, WeightRef } from './forward-context.ts';
 import { GraphBuilder, type VariableRef } from './graph.ts';
 import { DT, type GraphAddon, type NativeSession, type Output, type TensorValue } from './native.ts';
 import { buildOptimizer, type OptimizerVariable } from './optimizers.ts';
@@ -36,6 +36,8 @@ export interface ProgramOptions {
   towers?: number;
   /** TensorFlow's XLA JIT on the step (measured slower here on bench:train's shapes: off by default). */
   xla?: boolean;
+  /** The fused LSTM's kernel (forward-context.ts). @default 'descent' */
+  lstmKernel?: LstmKernel;
 }
 
 /** A variable and the placeholder + assign op that loads a value into it. */
@@ -100,6 +102,8 @@ export class CompiledProgram {
         this.weights,
         options.loss,
         towers === 1 ? (inputs[0] as (typeof inputs)[0]) : inputs,
+        [],
+        options.lstmKernel,
       ),
     );
     this.#lr = g.variable(DT.float32, []);

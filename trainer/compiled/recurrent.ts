@@ -4,11 +4,16 @@
  * of the model's input. Input dropout draws one mask per batch, shared by every time step, as the
  * tfjs cells do.
  *
- * An LSTM with the default tanh / sigmoid activations runs as one `BlockLSTMV2` op over the whole
- * sequence (TensorFlow's fused CPU/GPU kernel) with `BlockLSTMGradV2` as its explicit backward pass:
- * TensorFlow has no C++ gradient for it, and unrolled it is ~12 ops per time step forward and ~30
- * backward. Other LSTMs and GRUs are unrolled, with the input projection of every time step done as
- * one matrix product before the recurrence.
+ * An LSTM with the default tanh / sigmoid activations runs as one `DescentLstm` op over the whole
+ * sequence (the graph addon's own CPU kernel, native/lstm_kernel.h: the input projection of every
+ * step as one matrix product, then per step only h·Wh and the cell; backward, per step only
+ * dz·Whᵀ and the weights' gradients as single products over all steps) with `DescentLstmGrad` as
+ * its explicit backward pass. Unrolled it would be ~12 ops per time step forward and ~30 backward.
+ * On a GPU (`ctx.lstmKernel === 'tensorflow'`) it runs as TensorFlow's `BlockLSTMV2`, which has a
+ * GPU kernel (descent's op has only a CPU one), with `BlockLSTMGradV2` as its backward pass; on
+ * the CPU that kernel is slower (its products in Eigen, one step at a time). Other LSTMs and GRUs
+ * are unrolled, with the input projection of every time step done as one matrix product before the
+ * recurrence.
  */
 import {
   activate,
@@ -84,7 +89,10 @@ function droppedInput(ctx: ForwardContext, info: LayerInfo, site: number, x: Out
   return g.mul(x, g.expandDims(mask, 1));
 }
 
-/** The whole-sequence fused LSTM, with its explicit backward pass registered in `ctx.custom`. */
+/**
+ * The whole-sequence fused LSTM as TensorFlow's `BlockLSTMV2` (CPU and GPU kernels), with
+ * `BlockLSTMGradV2` as its explicit backward pass registered in `ctx.custom`.
+ */
 function blockLstm(ctx: ForwardContext, cell: Cell, x: Output): Output {
   const { g } = ctx;
   const { units: u, steps } = cell;
@@ -158,6 +166,40 @@ function blockLstm(ctx: ForwardContext, cell: Cell, x: Output): Output {
   return g.squeeze(g.slice(h, [steps - 1, 0, 0], [1, -1, -1]), [0]);
 }
 
+/**
+ * The whole-sequence fused LSTM (descent's own op, native/lstm_op.cc), with its explicit backward
+ * pass registered in `ctx.custom`. It reads the batch-major input and the weights in tfjs's layouts
+ * as they are, and gives the layer's output directly (every step's h, or the last).
+ */
+function fusedLstmOp(ctx: ForwardContext, cell: Cell, x: Output): Output {
+  const { g } = ctx;
+  const kernel = ctx.read(cell.kernel, false);
+  const recurrentKernel = ctx.read(cell.recurrent, false);
+  const biasRead = cell.bias ? ctx.read(cell.bias, false) : undefined;
+  const bias = biasRead ?? g.floats(new Float32Array(4 * cell.units));
+  const type = cell.returnSequences ? 'DescentLstmSequence' : 'DescentLstm';
+  const [y, workspace] = g.ops(type, [x, kernel, recurrentKernel, bias], [], 2) as [Output, Output];
+  ctx.custom.push({
+    input: x,
+    output: y,
+    backward: (dy) => {
+      const [dx, dKernel, dRecurrent, dBias] = g.ops(
+        'DescentLstmGrad',
+        [x, kernel, recurrentKernel, workspace, dy],
+        [],
+        4,
+      ) as [Output, Output, Output, Output];
+      const reads: [WeightRef, Output][] = [
+        [cell.kernel, dKernel],
+        [cell.recurrent, dRecurrent],
+      ];
+      if (cell.bias) reads.push([cell.bias, dBias]);
+      return { dInput: dx, reads };
+    },
+  });
+  return y;
+}
+
 /** x·kernel + bias for every time step at once, as `steps` tensors of [batch, gates·units]. */
 function projectInputs(ctx: ForwardContext, cell: Cell, x: Output, gates: number): Output[] {
   const { g } = ctx;
@@ -212,7 +254,7 @@ function unrolledGru(ctx: ForwardContext, cell: Cell, x: Output): Output[] {
   return outputs;
 }
 
-/** Whether an LSTM runs as the fused whole-sequence op (its activations are BlockLSTM's). */
+/** Whether an LSTM runs as the fused whole-sequence op (its activations are the op's: tanh, sigmoid). */
 export const fusedLstm = (info: { className: string; config: Record<string, unknown> }): boolean =>
   info.className === 'LSTM' &&
   info.config.activation === 'tanh' &&
@@ -223,7 +265,8 @@ export const recurrent =
   (ctx, info, x, inShape) => {
     const cell = cellOf(ctx, info, inShape);
     const input = droppedInput(ctx, info, site, x);
-    if (fusedLstm(info)) return blockLstm(ctx, cell, input);
+    if (fusedLstm(info))
+      return ctx.lstmKernel === 'tensorflow' ? blockLstm(ctx, cell, input) : fusedLstmOp(ctx, cell, input);
     const outputs =
       info.className === 'LSTM' ? unrolledLstm(ctx, cell, input) : unrolledGru(ctx, cell, input);
     return cell.returnSequences ? ctx.g.stack(outputs, 1) : (outputs.at(-1) as Output);

@@ -9,6 +9,7 @@ import type { EnginePreference } from '../../core/platform/runtime-config.ts';
 import type { TF } from '../backend.ts';
 import { EagerRunner } from '../eager-runner.ts';
 import type { EngineName, RunnerRequest, SelectRunner } from '../engine.ts';
+import type { LstmKernel } from './forward-context.ts';
 import { unsupportedModel } from './layers.ts';
 import { type GraphAddon, loadGraphAddon } from './native.ts';
 import { CompiledProgram } from './program.ts';
@@ -22,28 +23,40 @@ export interface CompiledSetup {
   unavailable?: string;
   /** TensorFlow's thread pools (the worker's settings for TensorFlow native). */
   threads: { intraOp: number; interOp: number };
+  /**
+   * The fused LSTM's kernel: descent's own on a CPU (1.6× TensorFlow's `BlockLSTMV2` here),
+   * `BlockLSTMV2` on a GPU, where it has a kernel and descent's op has none.
+   */
+  lstmKernel: LstmKernel;
 }
 
 /** The compiled engine's setup for a worker on `backend` (the addon loads only on TensorFlow native). */
 export function compiledSetup(
-  backend: { name: string; tensorflow?: { intraOpThreads: number; interOpThreads: number } },
+  backend: {
+    name: string;
+    device?: 'cpu' | 'gpu';
+    tensorflow?: { intraOpThreads: number; interOpThreads: number };
+  },
   preference: EnginePreference = 'auto',
 ): CompiledSetup {
-  const threads = {
-    intraOp: backend.tensorflow?.intraOpThreads ?? 1,
-    interOp: backend.tensorflow?.interOpThreads ?? 1,
+  const base = {
+    preference,
+    threads: {
+      intraOp: backend.tensorflow?.intraOpThreads ?? 1,
+      interOp: backend.tensorflow?.interOpThreads ?? 1,
+    },
+    lstmKernel: backend.device === 'gpu' ? ('tensorflow' as const) : ('descent' as const),
   };
-  if (preference === 'eager') return { preference, unavailable: 'DESCENT_ENGINE=eager', threads };
+  if (preference === 'eager') return { ...base, unavailable: 'DESCENT_ENGINE=eager' };
   if (backend.name !== 'tensorflow')
     return {
-      preference,
+      ...base,
       unavailable: `the backend is ${backend.name}; the compiled engine runs on TensorFlow native (npm run setup:native)`,
-      threads,
     };
   const loaded = loadGraphAddon();
   return loaded.addon
-    ? { preference, addon: loaded.addon, threads }
-    : { preference, unavailable: loaded.error ?? 'the graph addon did not load', threads };
+    ? { ...base, addon: loaded.addon }
+    : { ...base, unavailable: loaded.error ?? 'the graph addon did not load' };
 }
 
 const COMPILED_REASON =
@@ -110,6 +123,7 @@ function compiledRunner(
     },
     threads: setup.threads,
     towers: towersFor(model, setup.threads.intraOp, request.batchSize),
+    lstmKernel: setup.lstmKernel,
   });
   try {
     program.setWeights(model.getWeights().map(tensorValue));

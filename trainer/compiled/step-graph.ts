@@ -10,7 +10,7 @@
  */
 import type { LayersModel } from '@tensorflow/tfjs';
 import type { LossName } from '../../core/jobs/job-spec.ts';
-import type { CustomBackward, ForwardContext, LayerInfo, WeightRef } from './forward-context.ts';
+import type { CustomBackward, ForwardContext, LayerInfo, LstmKernel, WeightRef } from './forward-context.ts';
 import type { GraphBuilder } from './graph.ts';
 import { builderFor, chainLayers } from './layers.ts';
 import { DT, type Output } from './native.ts';
@@ -111,6 +111,7 @@ function forward(
   layers: LayerObject[],
   byLayer: Map<string, WeightRef>,
   tower: { index: number; inputs: StepInputs; reads: TrackedRead[]; chain: CustomBackward[] },
+  lstmKernel: LstmKernel,
 ): { pred: Output; ctx: ForwardContext } {
   const { reads, chain } = tower;
   const ctx: ForwardContext = {
@@ -125,6 +126,7 @@ function forward(
     updates: [],
     masks: new Map(),
     custom: chain,
+    lstmKernel,
   };
   let x = tower.inputs.x;
   let inShape = (model.inputs[0]?.shape ?? []).slice(1) as number[];
@@ -164,7 +166,8 @@ function penalties(
 /**
  * Builds forward, loss, metric and gradients; `extraInputs` (of the first tower) are differentiated
  * too. Several towers (each a slice of the batch, run concurrently by TensorFlow's inter-op threads)
- * minimise Σ row losses / rows of the whole batch, which is the one-tower mean loss.
+ * minimise Σ row losses / rows of the whole batch, which is the one-tower mean loss. A fused LSTM
+ * runs on `lstmKernel` (default descent's own).
  */
 export function buildStep(
   g: GraphBuilder,
@@ -173,6 +176,7 @@ export function buildStep(
   loss: LossName,
   inputs: StepInputs | StepInputs[],
   extraInputs: Output[] = [],
+  lstmKernel: LstmKernel = 'descent',
 ): StepGraph {
   const towers = Array.isArray(inputs) ? inputs : [inputs];
   const chainOf = chainLayers(model);
@@ -182,7 +186,14 @@ export function buildStep(
   const reads: TrackedRead[] = [];
   const chains = towers.map(() => [] as CustomBackward[]);
   const built = towers.map((t, index) =>
-    forward(g, model, layers, byLayer, { index, inputs: t, reads, chain: chains[index] as CustomBackward[] }),
+    forward(
+      g,
+      model,
+      layers,
+      byLayer,
+      { index, inputs: t, reads, chain: chains[index] as CustomBackward[] },
+      lstmKernel,
+    ),
   );
   const units = (model.outputs[0]?.shape.at(-1) as number | null) ?? 1;
   const terms = penalties(g, layers, byLayer, reads);

@@ -18,6 +18,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "lstm_kernel.h"
+#include "lstm_op.h"
 #include "tensorflow/c/c_api.h"
 
 namespace {
@@ -767,6 +769,9 @@ napi_value Version(napi_env env, napi_callback_info) {
 
 napi_value Init(napi_env env, napi_value exports) {
   return Guard(env, [&] {
+    // The fused LSTM's ops (lstm_op.cc) must be known to TensorFlow before a graph uses them.
+    const std::string refused = descent::RegisterLstmOps();
+    if (!refused.empty()) Fail(env, "TensorFlow refused descent's LSTM ops: " + refused, "DESCENT_TF_STATUS");
     napi_property_descriptor graph_methods[] = {
         {"addOperation", nullptr, AddOperation, nullptr, nullptr, nullptr, napi_default, nullptr},
         {"addGradients", nullptr, AddGradients, nullptr, nullptr, nullptr, napi_default, nullptr},
@@ -790,6 +795,9 @@ napi_value Init(napi_env env, napi_value exports) {
     NAPI(napi_set_named_property(env, exports, "Graph", graph_class));
     NAPI(napi_set_named_property(env, exports, "Session", session_class));
     NAPI(napi_set_named_property(env, exports, "version", version));
+    napi_value isa;
+    NAPI(napi_create_string_utf8(env, descent::LstmIsa(), NAPI_AUTO_LENGTH, &isa));
+    NAPI(napi_set_named_property(env, exports, "lstmIsa", isa));
     return exports;
   });
 }
