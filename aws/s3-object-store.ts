@@ -1,4 +1,6 @@
 /** `ObjectStore` on S3: conditional writes map to `PreconditionFailedError`, big bodies go multipart. */
+
+import { Readable } from 'node:stream';
 import {
   DeleteObjectCommand,
   GetObjectCommand,
@@ -9,7 +11,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import { PreconditionFailedError } from '../core/platform/errors.ts';
+import { PayloadTooLargeError, PreconditionFailedError } from '../core/platform/errors.ts';
 import type {
   GetOptions,
   ListOptions,
@@ -18,6 +20,7 @@ import type {
   ObjectStore,
   PresignOptions,
   PutOptions,
+  PutStreamOptions,
   StoredObject,
 } from '../core/platform/ports.ts';
 
@@ -98,6 +101,47 @@ export class S3ObjectStore implements ObjectStore {
         throw new PreconditionFailedError(key);
       }
       throw error;
+    }
+  }
+
+  /**
+   * A multipart upload fed as the body arrives (lib-storage's `Upload`: parts of 5 MiB, a few in
+   * flight; a body under one part is a single PUT). Should the body throw or pass `maxBytes`, no
+   * object is made and the caller gets the body's error: the upload is aborted where the role may
+   * (`s3:AbortMultipartUpload`; descent's roles are not granted it, and the bucket's lifecycle rule
+   * expires the parts of an unfinished upload), and a refused abort does not hide the body's error.
+   */
+  async putStream(
+    key: string,
+    body: AsyncIterable<Uint8Array>,
+    options: PutStreamOptions,
+  ): Promise<{ etag: string; size: number }> {
+    let size = 0;
+    let failed: { error: unknown } | undefined;
+    const counted = async function* () {
+      try {
+        for await (const chunk of body) {
+          size += chunk.byteLength;
+          if (size > options.maxBytes)
+            throw new PayloadTooLargeError(`Writes are limited to ${options.maxBytes} bytes.`);
+          yield chunk;
+        }
+      } catch (error) {
+        failed = { error };
+        throw error;
+      }
+    };
+    const params = {
+      Bucket: this.#bucket,
+      Key: key,
+      Body: Readable.from(counted(), { objectMode: false }),
+      ...(options.contentType === undefined ? {} : { ContentType: options.contentType }),
+    };
+    try {
+      const result = await new Upload({ client: this.#client, params, leavePartsOnError: false }).done();
+      return { etag: result.ETag ?? (await this.#etagAfterWrite(key)), size };
+    } catch (error) {
+      throw failed ? failed.error : error;
     }
   }
 

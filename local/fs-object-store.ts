@@ -37,6 +37,7 @@ import type {
   ObjectStore,
   PresignOptions,
   PutOptions,
+  PutStreamOptions,
   StoredObject,
 } from '../core/platform/ports.ts';
 
@@ -252,7 +253,7 @@ export class FsObjectStore implements ObjectStore {
   async putStream(
     key: string,
     body: AsyncIterable<Uint8Array>,
-    options: { contentType?: string; maxBytes: number },
+    options: PutStreamOptions,
   ): Promise<{ etag: string; size: number }> {
     assertKey(key);
     try {

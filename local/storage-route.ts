@@ -35,15 +35,6 @@ export async function readBody(request: IncomingMessage, maxBytes: number): Prom
   return Buffer.concat(chunks);
 }
 
-/** A store that can take a body as a stream (`FsObjectStore`); others are written from a buffer. */
-type StreamingStore = ObjectStore & {
-  putStream?: (
-    key: string,
-    body: AsyncIterable<Uint8Array>,
-    options: { contentType?: string; maxBytes: number },
-  ) => Promise<{ etag: string }>;
-};
-
 export interface StorageRouteOptions {
   readonly maxUploadBytes: number;
   /** @default 4 */
@@ -54,7 +45,7 @@ export type StorageRoute = (request: IncomingMessage, response: ServerResponse) 
 
 /** The `/_storage/` handler of one gateway, with its uploads in flight. */
 export function createStorageRoute(
-  store: StreamingStore,
+  store: ObjectStore,
   secret: string | Uint8Array,
   options: StorageRouteOptions,
 ): StorageRoute {
@@ -97,13 +88,7 @@ export function createStorageRoute(
     uploading.add(key);
     try {
       const put = { ...(contentType === undefined ? {} : { contentType }), maxBytes: options.maxUploadBytes };
-      let etag: string;
-      if (store.putStream) etag = (await store.putStream(key, request, put)).etag;
-      else {
-        const body = await readBody(request, options.maxUploadBytes);
-        if (!body) throw new Error('over the limit');
-        etag = (await store.put(key, body, contentType === undefined ? {} : { contentType })).etag;
-      }
+      const { etag } = await store.putStream(key, request, put);
       response.writeHead(200, { etag });
       response.end();
     } catch (error) {

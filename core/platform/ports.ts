@@ -11,6 +11,12 @@ export interface PutOptions {
   readonly contentType?: string;
 }
 
+export interface PutStreamOptions {
+  readonly contentType?: string;
+  /** Past this many bytes the write stops with a `PayloadTooLargeError` (413) and keeps nothing. */
+  readonly maxBytes: number;
+}
+
 export interface GetOptions {
   /** Inclusive byte range, as HTTP's `Range: bytes=start-end`. */
   readonly range?: { readonly start: number; readonly end: number };
@@ -50,6 +56,15 @@ export interface PresignOptions {
 export interface ObjectStore {
   /** Stores the body; returns the new ETag. Throws `PreconditionFailedError` when a precondition fails. */
   put(key: string, body: Uint8Array | string, options?: PutOptions): Promise<{ etag: string }>;
+  /**
+   * Stores a body that arrives as a stream (an upload, a long output) without holding it whole:
+   * all of it or nothing (a body that throws, or grows past `maxBytes`, leaves no object).
+   */
+  putStream(
+    key: string,
+    body: AsyncIterable<Uint8Array>,
+    options: PutStreamOptions,
+  ): Promise<{ etag: string; size: number }>;
   /** The object, or `undefined` when there is none. */
   get(key: string, options?: GetOptions): Promise<StoredObject | undefined>;
   head(key: string): Promise<ObjectInfo | undefined>;

@@ -23,6 +23,9 @@ export const PRECONDITIONS_SKIP_REASON =
 const text = (bytes: Uint8Array | undefined): string | undefined =>
   bytes === undefined ? undefined : new TextDecoder().decode(bytes);
 
+/** An error of the body's own, which putStream must pass on as itself (a cancel, a lost lease). */
+class ProducerFailed extends Error {}
+
 const bytewise = (a: string, b: string): number => Buffer.compare(Buffer.from(a), Buffer.from(b));
 
 export function objectStoreContract(name: string, setup: () => Promise<ObjectStoreFixture>): void {
@@ -120,6 +123,55 @@ export function objectStoreContract(name: string, setup: () => Promise<ObjectSto
       assert.ok(chunks.length > 1, 'arrives in more than one chunk');
       assert.deepEqual(Buffer.concat(chunks), Buffer.from(body));
       assert.equal(await store().getStream(`${folder()}missing.bin`), undefined);
+    });
+
+    it('putStream stores a body that arrives in chunks (past one multipart part), with its size and ETag', async () => {
+      const key = `${folder()}streamed.csv`;
+      const chunk = (i: number) => new Uint8Array(256 * 1024).map((_, j) => (i * 7 + j) & 0xff);
+      const body = async function* () {
+        for (let i = 0; i < 26; i++) yield chunk(i); // 6.5 MiB: two parts of S3's 5 MiB
+      };
+      const stored = await store().putStream(key, body(), {
+        contentType: 'text/csv',
+        maxBytes: 7 * 1024 * 1024,
+      });
+      assert.equal(stored.size, 26 * 256 * 1024);
+      const found = await store().get(key);
+      assert.deepEqual(
+        Buffer.from(found?.body ?? []),
+        Buffer.concat(Array.from({ length: 26 }, (_, i) => chunk(i))),
+      );
+      assert.equal(found?.contentType, 'text/csv');
+      assert.equal(found?.etag, stored.etag);
+      const small = await store().putStream(
+        `${folder()}small.txt`,
+        (async function* () {
+          yield new TextEncoder().encode('a,b\n');
+        })(),
+        { maxBytes: 10 },
+      );
+      assert.equal(small.size, 4);
+    });
+
+    it('putStream keeps nothing when the body grows past maxBytes (413) or throws (its own error)', async () => {
+      const base = folder();
+      const over = async function* () {
+        for (let i = 0; i < 8; i++) yield new Uint8Array(1024 * 1024);
+      };
+      await assert.rejects(store().putStream(`${base}over.bin`, over(), { maxBytes: 6 * 1024 * 1024 }), {
+        status: 413,
+      });
+      const failing = async function* () {
+        yield new Uint8Array(6 * 1024 * 1024);
+        throw new ProducerFailed('the producer failed');
+      };
+      await assert.rejects(
+        store().putStream(`${base}failed.bin`, failing(), { maxBytes: 1 << 30 }),
+        ProducerFailed,
+      );
+      assert.equal(await store().head(`${base}over.bin`), undefined);
+      assert.equal(await store().head(`${base}failed.bin`), undefined);
+      assert.deepEqual((await store().list(base)).objects, []);
     });
 
     it('get and head of a missing key return undefined', async () => {

@@ -15,6 +15,7 @@ import type {
   ObjectStore,
   PresignOptions,
   PutOptions,
+  PutStreamOptions,
   ReceiveOptions,
 } from '../../core/platform/ports.ts';
 import type { InMemoryBatch } from './batch.ts';
@@ -65,6 +66,11 @@ class EnforcedStore implements ObjectStore {
     this.#object('s3:PutObject', key);
     this.policy.check('kms:GenerateDataKey', this.bucket.keyArn);
     return this.inner.put(key, body, options);
+  }
+  async putStream(key: string, body: AsyncIterable<Uint8Array>, options: PutStreamOptions) {
+    this.#object('s3:PutObject', key);
+    this.policy.check('kms:GenerateDataKey', this.bucket.keyArn);
+    return this.inner.putStream(key, body, options);
   }
   get(key: string, options?: GetOptions) {
     return this.#read(key, () => this.inner.get(key, options));

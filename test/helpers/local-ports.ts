@@ -74,6 +74,7 @@ export async function readJson(store: ObjectStore, key: string): Promise<any> {
 export function storeWith(store: ObjectStore, overrides: Partial<ObjectStore>): ObjectStore {
   return {
     put: (...a) => store.put(...a),
+    putStream: (...a) => store.putStream(...a),
     get: (...a) => store.get(...a),
     head: (...a) => store.head(...a),
     getStream: (...a) => store.getStream(...a),

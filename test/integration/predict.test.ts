@@ -10,11 +10,13 @@ import { readFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import { loadModel } from '../../client/model.ts';
 import { cellAt, parseTable } from '../../core/datasets/tabular.ts';
-import { getResult } from '../../core/jobs/job-service.ts';
+import { cancelJob, getResult } from '../../core/jobs/job-service.ts';
 import { jobKeys } from '../../core/platform/keys.ts';
 import { submitPredictions } from '../../core/predictions/batch-service.ts';
 import { predictOnline } from '../../core/predictions/predict-service.ts';
 import { TfjsModelRunner } from '../../inference/runner.ts';
+import { runJob } from '../../trainer/run-job.ts';
+import { storeWith } from '../helpers/local-ports.ts';
 import { TENANT, type TrainerFixture, trainerFixture } from '../helpers/trainer.ts';
 
 const examples = new URL('../../examples/churn/', import.meta.url);
@@ -177,5 +179,89 @@ describe('predictions from a raw table', { timeout: 240_000 }, () => {
     });
     const result = await getResult(f.services, TENANT, job.id);
     assert.ok(Object.keys(result.artifacts).includes('predictions.csv'));
+  });
+  /** heldOutCsv's rows repeated to `rows` rows (three chunks of the trainer's 1,000 for 2,500). */
+  const repeated = (rows: number) => {
+    const [header, ...body] = heldOutCsv.trim().split('\n');
+    return `${[header, ...Array.from({ length: rows }, (_, i) => body[i % body.length])].join('\n')}\n`;
+  };
+
+  /** Runs the job with the store's putStream watched: the size of each chunk the worker hands it. */
+  async function runWatched(jobId: string, onChunk: (index: number) => Promise<void> = async () => {}) {
+    const chunks: number[] = [];
+    const store = storeWith(f.ports.store, {
+      putStream: (key, body, options) =>
+        f.ports.store.putStream(
+          key,
+          (async function* () {
+            for await (const chunk of body) {
+              chunks.push(chunk.byteLength);
+              yield chunk;
+              await onChunk(chunks.length);
+            }
+          })(),
+          options,
+        ),
+    });
+    const outcome = await runJob(
+      { ...f.deps, store },
+      { tenant: TENANT, jobId },
+      new AbortController().signal,
+    );
+    return { outcome, chunks };
+  }
+
+  it('streams the output into the store a chunk of rows at a time, never holding it whole', async () => {
+    const datasetId = await f.dataset(repeated(2500));
+    const { record: job } = await submitPredictions(f.services, TENANT, jobId, {
+      datasetId,
+      format: 'jsonl',
+    });
+    const { outcome, chunks } = await runWatched(job.id);
+    assert.equal(outcome, 'done');
+    const done = await f.record(job.id);
+    assert.equal(done.status, 'SUCCEEDED', JSON.stringify(done.error));
+    assert.equal(chunks.length, 3);
+    const total = chunks.reduce((a, b) => a + b, 0);
+    assert.equal(done.predictions?.output?.bytes, total);
+    assert.ok(Math.max(...chunks) < total / 2, `chunks ${chunks}`);
+    const output = await f.ports.store.get(jobKeys(TENANT, job.id).predictions('jsonl'));
+    const lines = new TextDecoder().decode(output?.body).trim().split('\n');
+    assert.equal(lines.length, 2500);
+    assert.ok('predicted_churned' in JSON.parse(lines[2499] as string));
+  });
+
+  it('a cancel between chunks ends the job CANCELLED and keeps no partial output', async () => {
+    const datasetId = await f.dataset(repeated(2500));
+    const { record: job } = await submitPredictions(f.services, TENANT, jobId, { datasetId });
+    const { outcome, chunks } = await runWatched(job.id, async (index) => {
+      if (index === 1) await cancelJob(f.services, TENANT, job.id);
+    });
+    assert.equal(outcome, 'done');
+    const done = await f.record(job.id);
+    assert.equal(done.status, 'CANCELLED');
+    assert.match((await f.jobs.events(TENANT, job.id)).at(-1)?.message ?? '', /after 1000 of 2500 rows/);
+    assert.equal(chunks.length, 1);
+    assert.equal(await f.ports.store.head(jobKeys(TENANT, job.id).predictions('csv')), undefined);
+  });
+  it('an output past the store limit fails once as RESOURCE_LIMIT, saying what to do, and keeps nothing', async () => {
+    const datasetId = await f.dataset(repeated(1500));
+    const { record: job } = await submitPredictions(f.services, TENANT, jobId, { datasetId, explain: true });
+    // The real limit is 8 GiB; a store that takes 50 kB stands in for it.
+    const store = storeWith(f.ports.store, {
+      putStream: (key, body, options) => f.ports.store.putStream(key, body, { ...options, maxBytes: 50_000 }),
+    });
+    const outcome = await runJob(
+      { ...f.deps, store },
+      { tenant: TENANT, jobId: job.id },
+      new AbortController().signal,
+    );
+    assert.equal(outcome, 'done');
+    const done = await f.record(job.id);
+    assert.equal(done.status, 'FAILED');
+    assert.equal(done.error?.code, 'RESOURCE_LIMIT');
+    assert.match(done.error?.message ?? '', /split the dataset and predict each part, or leave out explain/);
+    assert.equal(done.attempt, 1);
+    assert.equal(await f.ports.store.head(jobKeys(TENANT, job.id).predictions('csv')), undefined);
   });
 });

@@ -23,6 +23,7 @@ function counting(inner: ObjectStore): { store: ObjectStore; read: () => number 
   let read = 0;
   const store: ObjectStore = {
     put: (key, body, options) => inner.put(key, body, options),
+    putStream: (key, body, options) => inner.putStream(key, body, options),
     head: (key) => inner.head(key),
     list: (prefix, options) => inner.list(prefix, options),
     delete: (key) => inner.delete(key),
