@@ -279,6 +279,11 @@ export interface ResourceEstimate {
     readonly model: number;
     readonly activations: number;
     readonly data: number;
+    /**
+     * The training rows again, in the compiled engine's graph (a worker on TensorFlow native holds
+     * them there as well as in its tensors); counted wherever the job may run.
+     */
+    readonly graphData: number;
     readonly table: number;
     readonly total: number;
   };
@@ -345,10 +350,18 @@ export function estimateResources(
   const activations = Math.max(trainActivations, evalActivations);
   const inputTensor = rows * product(request.input.shape) * FLOAT;
   const data = 2 * inputTensor + rows * (request.outputUnits + 2) * FLOAT;
+  const graphData = request.trainRows * (product(request.input.shape) + request.outputUnits + 2) * FLOAT;
   const table = request.tableBytes ?? 0;
   return {
     parameters,
-    bytes: { model, activations, data, table, total: model + activations + data + table },
+    bytes: {
+      model,
+      activations,
+      data,
+      graphData,
+      table,
+      total: model + activations + data + graphData + table,
+    },
     tensorBytes: model + activations + inputTensor,
     batchRows,
     evalSliceRows,
@@ -381,6 +394,7 @@ export function describeEstimate(e: ResourceEstimate): string {
       `activations ${formatBytes(e.bytes.activations)} (${e.activationsFor === 'training' ? `a batch of ${e.batchRows} rows` : `predicting ${e.evalSliceRows} rows at a time`})`,
     ],
     [e.bytes.data, `encoded data ${formatBytes(e.bytes.data)}`],
+    [e.bytes.graphData, `the training rows in the compiled engine's graph ${formatBytes(e.bytes.graphData)}`],
     [e.bytes.table, `parsed table ${formatBytes(e.bytes.table)}`],
   ];
   return parts

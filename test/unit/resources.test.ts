@@ -233,6 +233,22 @@ describe('resource model', () => {
     assert.match(describeEstimate(estimate), /^model 5\.\d+ GiB \(75,333,634 parameters × 4 bytes × 18/);
   });
 
+  it("counts the training rows again for the compiled engine's graph", () => {
+    const spec = specOf({ model: { layers: [{ type: 'dense', units: 16 }] }, training: { batchSize: 256 } });
+    const input = { shape: [200], exact: true };
+    const walk = walkModel(spec.model.layers, input, 3);
+    assert.ok(walk.ok);
+    const estimate = estimateResources(
+      { spec, input, outputUnits: 3, rows: 200_000, trainRows: 160_000 },
+      walk,
+    );
+    // x, the one-hot target and two per-row floats (label, weight) of every training row.
+    assert.equal(estimate.bytes.graphData, 160_000 * (200 + 3 + 2) * 4);
+    const { model, activations, data, graphData, table } = estimate.bytes;
+    assert.equal(estimate.bytes.total, model + activations + data + graphData + table);
+    assert.match(describeEstimate(estimate), /the training rows in the compiled engine's graph 125\.1 MiB/);
+  });
+
   it('sizes evaluation slices so that predicting stays within the training batch’s budget', () => {
     const spec = specOf({
       model: { layers: [{ type: 'conv2d', filters: 64, kernelSize: 3, padding: 'same' }] },
