@@ -8,11 +8,13 @@
  */
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
-import type { Tensor } from '@tensorflow/tfjs';
+import type { Tensor, Variable } from '@tensorflow/tfjs';
 import type { Table } from '../../core/datasets/tabular.ts';
 import type { JobSpec } from '../../core/jobs/job-spec.ts';
 import { prepareData } from '../../core/training/dataset-prep.ts';
 import type { TF } from '../../trainer/backend.ts';
+import { DT } from '../../trainer/compiled/native.ts';
+import { CompiledProgram } from '../../trainer/compiled/program.ts';
 import type { SelectRunner, TrainState } from '../../trainer/engine.ts';
 import { type FitOptions, type FitResult, fit } from '../../trainer/fit.ts';
 import { KeyedRandom } from '../../trainer/keyed-random.ts';
@@ -138,6 +140,122 @@ describe('private training on the compiled engine', { skip }, () => {
     assert.ok(empty > 0, 'no empty sample in the first epoch');
   });
 
+  it('one compiled step clips each row exactly as a brute-force row-by-row computation, and an empty sample is noise alone', () => {
+    const model = tf.sequential({
+      layers: [
+        tf.layers.dense({
+          inputShape: [3],
+          units: 5,
+          activation: 'tanh',
+          kernelInitializer: tf.initializers.glorotUniform({ seed: 3 }),
+          biasInitializer: tf.initializers.randomUniform({ minval: -0.1, maxval: 0.1, seed: 5 }),
+        }),
+        tf.layers.dense({
+          units: 3,
+          activation: 'softmax',
+          kernelInitializer: tf.initializers.glorotUniform({ seed: 4 }),
+        }),
+      ],
+    });
+    const n = 12;
+    const xs = Float32Array.from({ length: n * 3 }, (_, i) => Math.sin(i * 1.7) * 2);
+    const ys = Float32Array.from({ length: n * 3 }, (_, i) => (i % 3 === Math.floor(i / 3) % 3 ? 1 : 0));
+    const ws = Float32Array.from({ length: n }, (_, i) => 1 + (i % 2));
+    // Each row's own gradient of w_i·loss_i (tfjs), its norm, and the mean of the clipped gradients.
+    const perRow = tf.tidy(() =>
+      Array.from({ length: n }, (_, i) => {
+        const { grads } = tf.variableGrads(() => {
+          const pred = model.apply(tf.tensor2d(xs.slice(3 * i, 3 * i + 3), [1, 3])) as Tensor;
+          const y = tf.tensor2d(ys.slice(3 * i, 3 * i + 3), [1, 3]);
+          return tf.mul(
+            tf.neg(tf.sum(tf.mul(y, tf.log(tf.clipByValue(pred, 1e-7, 1 - 1e-7))))),
+            ws[i] as number,
+          );
+        });
+        return model.trainableWeights.map((w) =>
+          Array.from((grads[(w.read() as Variable).name] as Tensor).dataSync()),
+        );
+      }),
+    );
+    const norms = perRow.map((g) => Math.sqrt(g.flat().reduce((a, v) => a + v * v, 0)));
+    const clipNorm = [...norms].sort((a, b) => a - b)[n / 2] as number;
+    const expected = perRow[0]?.map((w, j) =>
+      w.map(
+        (_, k) =>
+          perRow.reduce(
+            (a, g, i) => a + (g[j]?.[k] as number) * Math.min(1, clipNorm / (norms[i] as number)),
+            0,
+          ) / n,
+      ),
+    ) as number[][];
+    assert.ok(
+      norms.some((v) => v > clipNorm) && norms.some((v) => v < clipNorm),
+      'some rows clipped, some not',
+    );
+
+    const setup = (compiled as TrainingEngine).compiled;
+    assert.ok(setup?.addon);
+    const sigma = 0.7;
+    const program = new CompiledProgram({
+      addon: setup.addon,
+      model,
+      loss: 'categoricalCrossentropy',
+      optimizer: specOf({ training: { optimizer: { type: 'sgd', learningRate: 1 } } }).training.optimizer,
+      data: {
+        x: { dtype: DT.float32, shape: [n, 3], data: xs },
+        y: { dtype: DT.float32, shape: [n, 3], data: ys },
+        rowWeights: { dtype: DT.float32, shape: [n], data: ws },
+      },
+      threads: setup.threads,
+      privacy: { clipNorm, noiseMultiplier: sigma, expectedBatchSize: n },
+    });
+    try {
+      const values = (v: { data: unknown }[]) => v.map((t) => Array.from(t.data as Float32Array));
+      program.setWeights(
+        model
+          .getWeights()
+          .map((w) => ({ dtype: DT.float32, shape: [...w.shape], data: w.dataSync() as Float32Array })),
+      );
+      const before = values(program.readWeights());
+      const zeros = program.noiseSizes.map((size) => new Float32Array(size));
+      program.privateStep(
+        Int32Array.from({ length: n }, (_, i) => i),
+        zeros,
+        new Int32Array(2),
+      );
+      const after = values(program.readWeights());
+      after.forEach((w, j) => {
+        w.forEach((v, k) => {
+          const moved = (before[j]?.[k] as number) - v;
+          assert.ok(
+            Math.abs(moved - (expected[j]?.[k] as number)) < 2e-5,
+            `weight ${j}[${k}] moved ${moved}, expected ${expected[j]?.[k]}`,
+          );
+        });
+      });
+      assert.equal(program.takeSums().loss > 0, true);
+      // No rows: the update is σ·C·noise / (q·n), and the sums stay zero.
+      const noise = program.noiseSizes.map((size) =>
+        Float32Array.from({ length: size }, (_, i) => Math.cos(i + size)),
+      );
+      program.privateStep(new Int32Array(0), noise, new Int32Array(2));
+      const last = values(program.readWeights());
+      last.forEach((w, j) => {
+        w.forEach((v, k) => {
+          const step = (sigma * clipNorm * (noise[j]?.[k] as number)) / n;
+          assert.ok(
+            Math.abs((after[j]?.[k] as number) - v - step) < 1e-6,
+            `weight ${j}[${k}]: noise-only step`,
+          );
+        });
+      });
+      assert.deepEqual(program.takeSums(), { loss: 0, metric: 0 });
+    } finally {
+      program.close();
+      model.dispose();
+    }
+  });
+
   it('resumes a compiled private checkpoint on compiled, bitwise equal to an uninterrupted run', async () => {
     const spec = privateSpec({ epochs: 8 });
     const straight = await fitOn(spec, select);
@@ -171,6 +289,19 @@ describe('private training on the compiled engine', { skip }, () => {
       straight.outcome.history.map((h) => h.loss),
     );
     for (const r of [straight, first, resumed]) dispose(r);
+  });
+
+  it('with dropout (masks from the job seed in the graph), is reproducible from its key and seed alone', async () => {
+    const spec = privateSpec({ epochs: 3 }, [
+      { type: 'dense', units: 8 },
+      { type: 'dropout', rate: 0.3 },
+    ]);
+    const [a, b] = [await fitOn(spec, select), await fitOn(spec, select)];
+    const c = await fitOn(spec, select, { privacyKey: new Uint8Array(32).fill(6) });
+    assert.equal(a.outcome.engine, 'compiled');
+    assert.deepEqual(flat(a), flat(b), 'same key, same run');
+    assert.notDeepEqual(flat(a), flat(c), 'another key, other samples and noise');
+    for (const r of [a, b, c]) dispose(r);
   });
 
   it('keeps a model whose per-example gradients need microbatches on the eager engine, saying why', async () => {
