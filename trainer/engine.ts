@@ -317,7 +317,13 @@ export async function train(
   const stopping = training.earlyStopping
     ? new EarlyStopping(training.earlyStopping, resumed?.earlyStopping)
     : undefined;
-  const plan = privacyPlanOf(options, n);
+  let plan: PrivacyPlan | undefined;
+  try {
+    plan = privacyPlanOf(options, n);
+  } catch (error) {
+    model.dispose(); // as for any error of the run (the budget cannot be met)
+    throw error;
+  }
   const { runner, reason } = await startRunner(tf, options, {
     spec,
     model,
