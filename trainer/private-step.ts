@@ -1,6 +1,6 @@
 /**
- * DP-SGD (Abadi et al. 2016) on the eager tfjs path: each step takes a Poisson sample of the training
- * rows (every row with probability q), computes every sampled row's own gradient, scales it down to
+ * DP-SGD (Abadi et al. 2016): the loop both engines share, and its steps on the eager tfjs path.
+ * Each step takes a Poisson sample of the training rows (every row with probability q), computes every sampled row's own gradient, scales it down to
  * L2 norm ≤ C, sums, adds N(0, σ²C²) noise to every coordinate, divides by the expected batch size
  * q·n and hands the result to the job's optimizer. Regularisation penalties depend on the weights
  * only, so their gradient is added after the noise. The sampling and the noise come from a keyed
