@@ -11,7 +11,8 @@
  *    private training (sampling, per-example gradients, clipping, noise, update), vectorised and
  *    microbatched, for a tabular MLP (8 → 64 → 3, batch 32), the MLP of bench:train (784 → 256 →
  *    128 → 10, batch 128) and a small CNN (conv 3×3×8 → maxpool → dense 10 on 28×28×1, batch 32,
- *    microbatches only), on each backend this machine has.
+ *    microbatches only), on each backend this machine has; on TensorFlow native also on the compiled
+ *    engine (ordinary and private vectorised steps, each one TensorFlow graph run).
  *
  * Options: --table --cost (default both)  --runs N (default 10)  --backends wasm,tensorflow
  */
@@ -21,7 +22,8 @@ import { parseTable } from '../core/datasets/tabular.ts';
 import { type JobSpec, resolvedJobSpec } from '../core/jobs/job-spec.ts';
 import { prepareData } from '../core/training/dataset-prep.ts';
 import { type SelectedBackend, selectBackend, type TF } from '../trainer/backend.ts';
-import { type DataSet, train } from '../trainer/engine.ts';
+import { compiledSetup, selectRunner } from '../trainer/compiled/select.ts';
+import { type DataSet, type SelectRunner, train } from '../trainer/engine.ts';
 import { fit } from '../trainer/fit.ts';
 import { buildModel, outputFor } from '../trainer/model-builder.ts';
 import type { PerExampleMethod } from '../trainer/private-step.ts';
@@ -167,7 +169,8 @@ async function secondsPerStep(
   shape: CostShape,
   privacy: boolean,
   perExample?: PerExampleMethod,
-): Promise<number> {
+  compiled?: SelectRunner,
+): Promise<{ seconds: number; engine: string }> {
   const spec = resolvedJobSpec.parse({
     name: 'cost',
     task: 'classification',
@@ -204,6 +207,7 @@ async function secondsPerStep(
       model,
       classCount: shape.classes,
       ...(perExample ? { perExample } : {}),
+      ...(compiled ? { selectRunner: compiled } : {}),
       hooks: {
         onEpoch: () => {
           const now = performance.now();
@@ -219,23 +223,47 @@ async function secondsPerStep(
   tf.dispose([set.x, set.y]);
   const steps = Math.ceil(shape.rows / shape.batch);
   const measured = (times.length > 1 ? times.slice(1) : times).sort((a, b) => a - b);
-  return (measured[Math.floor(measured.length / 2)] as number) / 1000 / steps;
+  return {
+    seconds: (measured[Math.floor(measured.length / 2)] as number) / 1000 / steps,
+    engine: outcome.engine,
+  };
 }
 
-async function stepCost(tf: TF, backend: string): Promise<void> {
-  console.log(`\ncost of a private step (${backend}): ms per step, ordinary vs private (overhead ×)\n`);
-  console.log('| model | batch | ordinary | private, vectorised | private, microbatches |');
-  console.log('| --- | --- | --- | --- | --- |');
+/** "ms (overhead×)" of a private step against the ordinary one; says so when another engine ran it. */
+function costCell(s: { seconds: number; engine: string }, plain: number, engine: string): string {
+  if (s.engine !== engine) return `n/a (ran ${s.engine})`;
+  return `${(s.seconds * 1000).toFixed(2)} (${(s.seconds / plain).toFixed(1)}×)`;
+}
+
+async function stepCost(tf: TF, backend: SelectedBackend): Promise<void> {
+  const setup = compiledSetup(backend);
+  const compiled = setup.addon ? selectRunner(setup) : undefined;
+  console.log(
+    `\ncost of a private step (${backend.name}): ms per step, ordinary vs private (overhead × against the same engine's ordinary step)\n`,
+  );
+  console.log(
+    '| model | batch | ordinary | private, vectorised | private, microbatches | ordinary, compiled | private, vectorised, compiled |',
+  );
+  console.log('| --- | --- | --- | --- | --- | --- | --- |');
   for (const shape of COST_SHAPES) {
-    const plain = await secondsPerStep(tf, shape, false);
+    const plain = (await secondsPerStep(tf, shape, false)).seconds;
     const cells: string[] = [];
     for (const method of ['vectorized', 'microbatch'] as const) {
       if (!shape.methods.includes(method)) {
         cells.push('n/a (not a dense chain)');
         continue;
       }
-      const s = await secondsPerStep(tf, shape, true, method);
-      cells.push(`${(s * 1000).toFixed(2)} (${(s / plain).toFixed(1)}×)`);
+      cells.push(costCell(await secondsPerStep(tf, shape, true, method), plain, 'eager'));
+    }
+    if (!compiled) cells.push(`n/a (${setup.unavailable})`, 'n/a');
+    else {
+      const fast = await secondsPerStep(tf, shape, false, undefined, compiled);
+      cells.push(costCell(fast, fast.seconds, 'compiled'));
+      cells.push(
+        shape.methods.includes('vectorized')
+          ? costCell(await secondsPerStep(tf, shape, true, undefined, compiled), fast.seconds, 'compiled')
+          : 'n/a (microbatches run eager)',
+      );
     }
     console.log(`| ${shape.name} | ${shape.batch} | ${(plain * 1000).toFixed(2)} | ${cells.join(' | ')} |`);
   }
@@ -253,5 +281,5 @@ for (const backend of backends) {
   const tf = backend.tf;
   await tf.setBackend(backend.name);
   if (both || opts.table) await privacyUtilityTable(tf, backend.name);
-  if (both || opts.cost) await stepCost(tf, backend.name);
+  if (both || opts.cost) await stepCost(tf, backend);
 }

@@ -19,7 +19,7 @@ import type { JobSpec, LossName } from '../core/jobs/job-spec.ts';
 import { UnrecoverableError } from '../core/platform/errors.ts';
 import { seededRng, shuffleInPlace } from '../core/platform/random.ts';
 import { divergence } from '../core/training/diagnostics.ts';
-import { planPrivacy } from '../core/training/privacy.ts';
+import { type PrivacyPlan, planPrivacy } from '../core/training/privacy.ts';
 import {
   EarlyStopping,
   type EarlyStoppingState,
@@ -34,9 +34,9 @@ import { classifyComputeError, computing } from './numeric-checks.ts';
 import type { OptimizerState } from './optimizer-state.ts';
 import {
   type PerExampleMethod,
-  PRIVATE_TRAINING_ENGINE,
   type PrivateOutcome,
   type PrivateState,
+  type PrivateSteps,
   PrivateTraining,
 } from './private-step.ts';
 
@@ -139,6 +139,8 @@ export interface EpochRunner {
   captureOptimizer(): Promise<OptimizerState>;
   restoreOptimizer(state: OptimizerState): Promise<void>;
   dispose(): void;
+  /** Private training on an engine other than eager: its DP-SGD steps (the eager engine's are built from its optimizer). */
+  readonly privateSteps?: PrivateSteps;
 }
 
 /** What an engine needs to run a model's steps. */
@@ -151,6 +153,10 @@ export interface RunnerRequest {
   classCount: number | undefined;
   /** The engine of the checkpoint this run resumes: it must be the same. */
   resumeEngine?: EngineName;
+  /** Private training: the run's plan (its noise multiplier the checkpoint's when it resumes). */
+  privacy?: PrivacyPlan;
+  /** Private training: a per-example gradient method forced (benchmarks, tests). */
+  perExample?: PerExampleMethod;
 }
 
 /** Chooses the engine of a run and says why. Throws when a resumed run's engine cannot run here. */
@@ -218,26 +224,33 @@ export async function evaluateSet(
 
 const scalarOf = (t: Tensor | undefined): number => (t ? (t.dataSync()[0] as number) : 0);
 
-/**
- * Starts the run's engine, with the optimizer state of the checkpoint it resumes. Private training
- * runs on the eager engine: its per-example gradients are computed with tfjs.
- */
+/** Starts the run's engine, with the optimizer state of the checkpoint it resumes. */
 async function startRunner(tf: TF, options: TrainOptions, request: RunnerRequest) {
   const resume = options.resume;
-  const chosen = options.spec.training.privacy
-    ? { runner: new EagerRunner(tf, request), reason: PRIVATE_TRAINING_ENGINE.engineReason }
-    : (options.selectRunner ?? eagerOnly)(tf, {
-        ...request,
-        ...(resume ? { resumeEngine: resume.engine ?? 'eager' } : {}),
-      });
+  const chosen = (options.selectRunner ?? eagerOnly)(tf, {
+    ...request,
+    ...(resume ? { resumeEngine: resume.engine ?? 'eager' } : {}),
+  });
   if (resume) {
     try {
       await chosen.runner.restoreOptimizer(resume.optimizer);
+    } catch (error) {
+      chosen.runner.dispose();
+      throw error;
     } finally {
       tf.dispose(resume.optimizer.tensors.map((w) => w.tensor));
     }
   }
   return chosen;
+}
+
+/** A private run's plan: from the spec, with the noise multiplier of the checkpoint it resumes. */
+function privacyPlanOf(options: TrainOptions, rows: number): PrivacyPlan | undefined {
+  const { privacy, batchSize, epochs } = options.spec.training;
+  if (!privacy) return undefined;
+  const plan = planPrivacy(privacy, rows, batchSize, epochs);
+  const resumed = options.resume?.state.privacy;
+  return resumed ? { ...plan, noiseMultiplier: resumed.noiseMultiplier } : plan;
 }
 
 /** Yields to timers and I/O (the heartbeat, a stop signal) at most every half second, then asks `interrupt`. */
@@ -304,6 +317,13 @@ export async function train(
   const stopping = training.earlyStopping
     ? new EarlyStopping(training.earlyStopping, resumed?.earlyStopping)
     : undefined;
+  let plan: PrivacyPlan | undefined;
+  try {
+    plan = privacyPlanOf(options, n);
+  } catch (error) {
+    model.dispose(); // as for any error of the run (the budget cannot be met)
+    throw error;
+  }
   const { runner, reason } = await startRunner(tf, options, {
     spec,
     model,
@@ -311,6 +331,8 @@ export async function train(
     trainSet,
     batchSize,
     classCount,
+    ...(plan ? { privacy: plan } : {}),
+    ...(options.perExample ? { perExample: options.perExample } : {}),
   });
   const history: EpochMetrics[] = [...(resumed?.history ?? [])];
   const order = Int32Array.from({ length: n }, (_, i) => i);
@@ -326,7 +348,7 @@ export async function train(
   let samples = 0;
   let privately: PrivateTraining | undefined;
   try {
-    privately = privateTraining(tf, options, runner, trainSet, classCount);
+    privately = plan && privateTraining(tf, options, runner, plan, { trainSet, classCount });
     for (let epoch = (resumed?.epoch ?? 0) + 1; epoch <= training.epochs; epoch++) {
       if (privately?.exhausted(epoch)) {
         stoppedBy = 'privacyBudget';
@@ -400,6 +422,7 @@ export async function train(
     throw error;
   } finally {
     tf.dispose(best.weights ?? []);
+    privately?.dispose();
     runner.dispose();
   }
   const trainingSeconds = (performance.now() - started) / 1000;
@@ -431,30 +454,33 @@ async function epochOn(
   }
 }
 
-/** The DP-SGD stepper of a job with `training.privacy` (trainer/private-step.ts), or `undefined`. */
+/** The DP-SGD loop of a job with `training.privacy` (trainer/private-step.ts), on the run's engine. */
 function privateTraining(
   tf: TF,
   options: TrainOptions,
   runner: EpochRunner,
-  trainSet: DataSet,
-  classCount: number | undefined,
-): PrivateTraining | undefined {
-  const { privacy, batchSize, epochs } = options.spec.training;
-  if (!privacy) return undefined;
-  if (!(runner instanceof EagerRunner)) throw new Error('private training runs on the eager engine');
+  plan: PrivacyPlan,
+  data: { trainSet: DataSet; classCount: number | undefined },
+): PrivateTraining {
   const { model } = options;
   const resumed = options.resume?.state.privacy;
-  return new PrivateTraining(tf, {
+  const run = {
     model,
-    optimizer: runner.optimizer,
-    loss: defaultLoss(options.spec),
-    trainSet,
-    plan: planPrivacy(privacy, trainSet.x.shape[0] as number, batchSize, epochs),
-    variables: () => model.trainableWeights.map((w) => w.read() as Variable),
-    sideMetric: (pred, y, labels) => sideMetric(tf, pred, y, labels, classCount),
-    withRandom,
+    trainSet: data.trainSet,
+    plan,
     ...(resumed ? { resume: resumed } : {}),
     ...(options.privacyKey ? { key: options.privacyKey } : {}),
+  };
+  if (runner.privateSteps) return new PrivateTraining(tf, { ...run, steps: runner.privateSteps });
+  if (!(runner instanceof EagerRunner))
+    throw new Error(`the ${runner.engine} engine was chosen for a private run but has no private steps`);
+  return new PrivateTraining(tf, {
+    ...run,
+    optimizer: runner.optimizer,
+    loss: defaultLoss(options.spec),
+    variables: () => model.trainableWeights.map((w) => w.read() as Variable),
+    sideMetric: (pred, y, labels) => sideMetric(tf, pred, y, labels, data.classCount),
+    withRandom,
     ...(options.perExample ? { perExample: options.perExample } : {}),
   });
 }

@@ -1,6 +1,6 @@
 /**
- * DP-SGD (Abadi et al. 2016) on the eager tfjs path: each step takes a Poisson sample of the training
- * rows (every row with probability q), computes every sampled row's own gradient, scales it down to
+ * DP-SGD (Abadi et al. 2016): the loop both engines share, and its steps on the eager tfjs path.
+ * Each step takes a Poisson sample of the training rows (every row with probability q), computes every sampled row's own gradient, scales it down to
  * L2 norm ≤ C, sums, adds N(0, σ²C²) noise to every coordinate, divides by the expected batch size
  * q·n and hands the result to the job's optimizer. Regularisation penalties depend on the weights
  * only, so their gradient is added after the noise. The sampling and the noise come from a keyed
@@ -13,6 +13,11 @@
  *   squared norm is ‖a‖²·‖δ‖² and the clipped sum is aᵀ·(c ⊙ δ): one matMul, no per-row loop.
  * - `microbatch`: any other model (convolutions, recurrent layers, embeddings, base models): one
  *   forward and backward pass per sampled row.
+ *
+ * The loop, the accounting and the random draws (`drawStep`: the sample, then each trainable
+ * variable's noise) are the same on both engines; a step runs on a `PrivateSteps`: `EagerPrivateSteps`
+ * here (tfjs, op by op), or the compiled engine's graph (trainer/compiled/private-runner.ts) for a
+ * vectorised model.
  */
 import type { LayersModel, Optimizer, Scalar, Tensor, Variable } from '@tensorflow/tfjs';
 import type { LossName } from '../core/jobs/job-spec.ts';
@@ -20,15 +25,9 @@ import { UnrecoverableError } from '../core/platform/errors.ts';
 import type { Rng } from '../core/platform/random.ts';
 import { batchCoupledLayer, type PrivacyPlan } from '../core/training/privacy.ts';
 import type { TF } from './backend.ts';
-import type { DataSet, Pause } from './engine.ts';
+import type { DataSet, EngineName, Pause } from './engine.ts';
 import { KeyedRandom, type KeyedRandomState } from './keyed-random.ts';
 import { meanLoss, rowLosses } from './losses.ts';
-
-/**
- * Where a private job trains, and why: per-example gradients need the eager tfjs loop (the one place
- * that says so; the job's resources carry it).
- */
-export const PRIVATE_TRAINING_ENGINE = { engine: 'eager', engineReason: 'private training' } as const;
 
 export type PerExampleMethod = 'vectorized' | 'microbatch';
 
@@ -68,12 +67,43 @@ interface DenseStage {
 }
 type Stage = { kind: 'apply'; layer: LayersModel['layers'][number] } | DenseStage;
 
+/** What a reason says of the layers whose per-example gradients need microbatches. */
+const MICROBATCH_LAYERS: Record<string, string> = {
+  Conv1D: 'convolutions',
+  Conv2D: 'convolutions',
+  LSTM: 'recurrent layers',
+  GRU: 'recurrent layers',
+  SimpleRNN: 'recurrent layers',
+  Embedding: 'an embedding',
+};
+
+/**
+ * How `model`'s per-example gradients are computed: `vectorized` for a Sequential chain of dense
+ * layers on rank-2 inputs and layers without trainable weights; else `microbatch`, with what in the
+ * model needs it (a noun phrase: "convolutions").
+ */
+export function perExampleMethodOf(
+  model: LayersModel,
+): { method: 'vectorized' } | { method: 'microbatch'; because: string } {
+  if (model.getClassName() !== 'Sequential')
+    return { method: 'microbatch', because: 'a base model (a functional model, not a Sequential chain)' };
+  for (const layer of model.layers) {
+    const className = layer.getClassName();
+    if (className === 'InputLayer' || layer.trainableWeights.length === 0) continue;
+    if (className !== 'Dense')
+      return { method: 'microbatch', because: MICROBATCH_LAYERS[className] ?? `a ${className} layer` };
+    const input = (layer as unknown as { input: { shape: unknown[] } }).input;
+    if (input.shape.length !== 2) return { method: 'microbatch', because: 'dense layers on sequences' };
+  }
+  return { method: 'vectorized' };
+}
+
 /**
  * The vectorised plan of a Sequential model whose trainable layers are all dense on rank-2 inputs,
  * or `undefined` when per-example gradients need microbatches.
  */
 function denseChain(model: LayersModel): Stage[] | undefined {
-  if (model.getClassName() !== 'Sequential') return undefined;
+  if (perExampleMethodOf(model).method !== 'vectorized') return undefined;
   const stages: Stage[] = [];
   for (const layer of model.layers) {
     if (layer.getClassName() === 'InputLayer') continue;
@@ -85,9 +115,7 @@ function denseChain(model: LayersModel): Stage[] | undefined {
       kernel: { read(): Variable };
       bias?: { read(): Variable } | null;
       activation: { apply(x: Tensor): Tensor };
-      input: { shape: unknown[] };
     };
-    if (layer.getClassName() !== 'Dense' || dense.input.shape.length !== 2) return undefined;
     stages.push({
       kind: 'dense',
       kernel: dense.kernel.read(),
@@ -98,7 +126,60 @@ function denseChain(model: LayersModel): Stage[] | undefined {
   return stages;
 }
 
-export interface PrivateTrainingOptions {
+/** The random part of one private step. */
+export interface StepDraws {
+  /** The sampled rows (Poisson sampling), ascending. */
+  sample: Int32Array;
+  /** Standard normal noise for each trainable variable, in `model.trainableWeights` order. */
+  noise: Float32Array[];
+}
+
+/**
+ * Draws one step's randomness from the run's keyed stream, in the one order both engines use: the
+ * Poisson sample of the `rows` rows at rate `sampleRate`, then `sizes[i]` normals for each trainable
+ * variable in turn. (The one place that draws: the engines' streams cannot drift apart.)
+ */
+export function drawStep(random: KeyedRandom, rows: number, sampleRate: number, sizes: number[]): StepDraws {
+  const sample = random.poissonSample(rows, sampleRate);
+  return { sample, noise: sizes.map((size) => random.normals(size)) };
+}
+
+/**
+ * Where the steps of a private run execute: applies one step's update (clipped per-example gradient
+ * sum + σ·C·noise, ÷ q·n, + penalties' gradients, then the optimizer) and keeps the epoch's sums.
+ */
+export interface PrivateSteps {
+  readonly engine: EngineName;
+  readonly method: PerExampleMethod;
+  /** Element counts of the trainable variables, in `model.trainableWeights` order (the noise's). */
+  readonly sizes: number[];
+  /** One step on `draws`; `rng` is the job's generator (dropout). */
+  step(draws: StepDraws, rng: Rng): void;
+  /** Σ of the sampled rows' (weighted) losses and of the side metric since the last call; resets them. */
+  takeSums(): Promise<{ loss: number; metric: number }>;
+  /**
+   * Seconds of one ordinary (non-private) gradient of the model on `rows` rows, on the same engine:
+   * the reference of the private step's cost. Nothing is applied.
+   */
+  referenceSeconds(rows: number): number;
+  dispose(): void;
+}
+
+/** The median of 9 timed calls of `once` after 2 warm-ups, in seconds. */
+export function medianSeconds(once: () => void): number {
+  once();
+  once();
+  const times: number[] = [];
+  for (let i = 0; i < 9; i++) {
+    const started = performance.now();
+    once();
+    times.push((performance.now() - started) / 1000);
+  }
+  return times.sort((a, b) => a - b)[4] as number;
+}
+
+/** What the eager engine's steps need: the tfjs model, its optimizer and variables. */
+export interface EagerStepOptions {
   model: LayersModel;
   optimizer: Optimizer;
   loss: LossName;
@@ -108,47 +189,59 @@ export interface PrivateTrainingOptions {
   sideMetric: SideMetric;
   /** Runs a step with `Math.random` drawn from the job's generator (dropout masks). */
   withRandom: <T>(rng: Rng, fn: () => T) => T;
+  /** Force a per-example method (tests and benchmarks); default: vectorised where the model allows. */
+  perExample?: PerExampleMethod;
+}
+
+interface RunOptions {
   /** Continue a checkpointed run. */
   resume?: PrivateState;
   /** The keyed stream's key (default: 32 fresh bytes from the operating system). */
   key?: Uint8Array;
-  /** Force a per-example method (tests and benchmarks); default: vectorised where the model allows. */
-  perExample?: PerExampleMethod;
+}
+
+/**
+ * A private run: the eager engine's options, or (`steps`) the engine that runs its steps with the
+ * model, rows and plan they were built for.
+ */
+export type PrivateTrainingOptions = RunOptions &
+  (EagerStepOptions | { model: LayersModel; trainSet: DataSet; plan: PrivacyPlan; steps: PrivateSteps });
+
+/** Refuses a model whose rows' gradients depend on each other (batch normalization). */
+function assertPerExample(model: LayersModel): void {
+  const coupled = batchCoupledLayer(model.layers.map((l) => l.getClassName()));
+  if (coupled) {
+    throw new UnrecoverableError(
+      'INVALID_SPEC',
+      `The model has a ${coupled} layer, which cannot be trained with training.privacy: it normalises each row with statistics of the whole batch, so one row's gradient depends on the other rows.`,
+    );
+  }
 }
 
 export class PrivateTraining {
   readonly plan: PrivacyPlan;
   readonly method: PerExampleMethod;
-  readonly #tf: TF;
-  readonly #o: PrivateTrainingOptions;
+  readonly engine: EngineName;
+  readonly #steps: PrivateSteps;
   readonly #random: KeyedRandom;
-  readonly #stages: Stage[] | undefined;
   readonly #rows: number;
-  #steps: number;
+  #taken: number;
   #seconds = 0;
   #timedSteps = 0;
   #reference: number | undefined;
 
   constructor(tf: TF, options: PrivateTrainingOptions) {
-    const coupled = batchCoupledLayer(options.model.layers.map((l) => l.getClassName()));
-    if (coupled) {
-      throw new UnrecoverableError(
-        'INVALID_SPEC',
-        `The model has a ${coupled} layer, which cannot be trained with training.privacy: it normalises each row with statistics of the whole batch, so one row's gradient depends on the other rows.`,
-      );
-    }
-    this.#tf = tf;
-    this.#o = options;
+    assertPerExample(options.model);
     this.#rows = options.trainSet.x.shape[0] as number;
     this.plan = options.resume
       ? { ...options.plan, noiseMultiplier: options.resume.noiseMultiplier }
       : options.plan;
-    this.#steps = options.resume?.steps ?? 0;
+    this.#taken = options.resume?.steps ?? 0;
     this.#random = options.resume ? new KeyedRandom(options.resume.random) : KeyedRandom.create(options.key);
-    this.#stages = options.perExample === 'microbatch' ? undefined : denseChain(options.model);
-    if (options.perExample === 'vectorized' && !this.#stages)
-      throw new Error('vectorised per-example gradients need a Sequential chain of dense layers');
-    this.method = this.#stages ? 'vectorized' : 'microbatch';
+    this.#steps =
+      'steps' in options ? options.steps : new EagerPrivateSteps(tf, { ...options, plan: this.plan });
+    this.method = this.#steps.method;
+    this.engine = this.#steps.engine;
   }
 
   /** Whether the budget ends training before `epoch` (1-based). */
@@ -157,7 +250,7 @@ export class PrivateTraining {
   }
 
   state(): PrivateState {
-    return { steps: this.#steps, noiseMultiplier: this.plan.noiseMultiplier, random: this.#random.state() };
+    return { steps: this.#taken, noiseMultiplier: this.plan.noiseMultiplier, random: this.#random.state() };
   }
 
   outcome(): PrivateOutcome {
@@ -165,7 +258,7 @@ export class PrivateTraining {
     const nonPrivateSecondsPerStep = this.#reference ?? 0;
     return {
       plan: this.plan,
-      steps: this.#steps,
+      steps: this.#taken,
       cost: {
         perExampleGradients: this.method,
         secondsPerStep,
@@ -180,9 +273,9 @@ export class PrivateTraining {
     rng: Rng,
     pause: Pause,
   ): Promise<{ loss: number; metric: number; rows: number; interrupted?: boolean }> {
-    const tf = this.#tf;
-    this.#reference ??= this.#measureReference();
-    let sums: Sums = { loss: tf.scalar(0), metric: tf.scalar(0) };
+    this.#reference ??= this.#steps.referenceSeconds(
+      Math.min(this.#rows, Math.max(1, Math.round(this.plan.expectedBatchSize))),
+    );
     let rows = 0;
     const started = performance.now();
     let paused = 0;
@@ -192,30 +285,72 @@ export class PrivateTraining {
       paused += performance.now() - before;
       if (stop) {
         // Stopped inside the epoch (cancel, maximum runtime): its steps are counted, its sums dropped.
-        tf.dispose([sums.loss, sums.metric]);
+        await this.#steps.takeSums();
         return { loss: Number.NaN, metric: Number.NaN, rows, interrupted: true };
       }
-      const sample = this.#random.poissonSample(this.#rows, this.plan.sampleRate);
-      rows += sample.length;
-      const step = this.#o.withRandom(rng, () => this.#step(sample));
-      const next = { loss: tf.add(sums.loss, step.loss), metric: tf.add(sums.metric, step.metric) };
-      tf.dispose([sums.loss, sums.metric, step.loss, step.metric]);
-      sums = next;
-      this.#steps++;
+      const draws = drawStep(this.#random, this.#rows, this.plan.sampleRate, this.#steps.sizes);
+      rows += draws.sample.length;
+      this.#steps.step(draws, rng);
+      this.#taken++;
     }
-    const out = {
-      loss: (await sums.loss.data())[0] as number,
-      metric: (await sums.metric.data())[0] as number,
-      rows,
-    };
-    tf.dispose([sums.loss, sums.metric]);
+    const out = { ...(await this.#steps.takeSums()), rows };
     this.#seconds += (performance.now() - started - paused) / 1000;
     this.#timedSteps += this.plan.stepsPerEpoch;
     return out;
   }
 
+  dispose(): void {
+    this.#steps.dispose();
+  }
+}
+
+/** Private steps on the eager engine, op by op through tfjs (the reference). */
+export class EagerPrivateSteps implements PrivateSteps {
+  readonly engine = 'eager' as const;
+  readonly method: PerExampleMethod;
+  readonly sizes: number[];
+  readonly #tf: TF;
+  readonly #o: EagerStepOptions;
+  readonly #stages: Stage[] | undefined;
+  #sums: Sums | undefined;
+
+  constructor(tf: TF, options: EagerStepOptions) {
+    this.#tf = tf;
+    this.#o = options;
+    this.#stages = options.perExample === 'microbatch' ? undefined : denseChain(options.model);
+    if (options.perExample === 'vectorized' && !this.#stages)
+      throw new Error('vectorised per-example gradients need a Sequential chain of dense layers');
+    this.method = this.#stages ? 'vectorized' : 'microbatch';
+    this.sizes = options.variables().map((v) => v.size);
+  }
+
+  step(draws: StepDraws, rng: Rng): void {
+    const tf = this.#tf;
+    const step = this.#o.withRandom(rng, () => this.#step(draws));
+    const sums = this.#sums ?? { loss: tf.scalar(0), metric: tf.scalar(0) };
+    this.#sums = { loss: tf.add(sums.loss, step.loss), metric: tf.add(sums.metric, step.metric) };
+    tf.dispose([sums.loss, sums.metric, step.loss, step.metric]);
+  }
+
+  async takeSums(): Promise<{ loss: number; metric: number }> {
+    const sums = this.#sums;
+    this.#sums = undefined;
+    if (!sums) return { loss: 0, metric: 0 };
+    const out = {
+      loss: (await sums.loss.data())[0] as number,
+      metric: (await sums.metric.data())[0] as number,
+    };
+    this.#tf.dispose([sums.loss, sums.metric]);
+    return out;
+  }
+
+  dispose(): void {
+    if (this.#sums) this.#tf.dispose([this.#sums.loss, this.#sums.metric]);
+    this.#sums = undefined;
+  }
+
   /** One private step on the sampled rows: the update is applied; returns the sums of loss and metric. */
-  #step(sample: Int32Array): Sums {
+  #step({ sample, noise }: StepDraws): Sums {
     const tf = this.#tf;
     const { plan, trainSet } = this.#o;
     return tf.tidy(() => {
@@ -241,11 +376,11 @@ export class PrivateTraining {
       }
       const scale = plan.noiseMultiplier * plan.clipNorm;
       const grads: Record<string, Tensor> = {};
-      for (const v of vars) {
-        const noise = tf.tensor(this.#random.normals(v.size), v.shape, 'float32');
+      vars.forEach((v, j) => {
+        const z = tf.tensor(noise[j] as Float32Array, v.shape, 'float32');
         const sum = clipped.get(v.name) ?? tf.zerosLike(v);
-        grads[v.name] = tf.div(tf.add(sum, tf.mul(noise, scale)), plan.expectedBatchSize);
-      }
+        grads[v.name] = tf.div(tf.add(sum, tf.mul(z, scale)), plan.expectedBatchSize);
+      });
       this.#addPenalties(grads, vars);
       this.#o.optimizer.applyGradients(grads);
       return sums;
@@ -356,33 +491,20 @@ export class PrivateTraining {
     return { clipped: new Map(vars.map((v, j) => [v.name, acc[j] as Tensor])), sums: { loss, metric } };
   }
 
-  /**
-   * Seconds of one ordinary (non-private) gradient of the model on a batch of the expected size,
-   * measured here on the same backend: the reference of the private step's cost. Nothing is applied.
-   */
-  #measureReference(): number {
+  referenceSeconds(rows: number): number {
     const tf = this.#tf;
     const { model, trainSet, loss } = this.#o;
-    const size = Math.max(1, Math.round(this.plan.expectedBatchSize));
-    const once = () =>
+    return medianSeconds(() =>
       tf.tidy(() => {
-        const x = trainSet.x.slice(0, Math.min(size, this.#rows));
-        const y = trainSet.y.slice(0, Math.min(size, this.#rows));
+        const x = trainSet.x.slice(0, rows);
+        const y = trainSet.y.slice(0, rows);
         const { value, grads } = tf.variableGrads(
           () => meanLoss(tf, loss, y, model.apply(x, { training: true }) as Tensor),
           this.#o.variables(),
         );
         Object.values(grads)[0]?.dataSync();
-        return value.dataSync()[0];
-      });
-    once();
-    once();
-    const times: number[] = [];
-    for (let i = 0; i < 9; i++) {
-      const started = performance.now();
-      once();
-      times.push((performance.now() - started) / 1000);
-    }
-    return times.sort((a, b) => a - b)[4] as number;
+        value.dataSync();
+      }),
+    );
   }
 }

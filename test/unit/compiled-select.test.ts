@@ -6,9 +6,15 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import { loadRuntimeConfig } from '../../core/platform/runtime-config.ts';
+import { planPrivacy } from '../../core/training/privacy.ts';
 import { selectBackend, type TF } from '../../trainer/backend.ts';
 import { unsupportedModel } from '../../trainer/compiled/layers.ts';
-import { type CompiledSetup, compiledSetup, selectRunner } from '../../trainer/compiled/select.ts';
+import {
+  type CompiledSetup,
+  compiledSetup,
+  privateOnEager,
+  selectRunner,
+} from '../../trainer/compiled/select.ts';
 import type { RunnerRequest } from '../../trainer/engine.ts';
 import { buildModel, outputFor } from '../../trainer/model-builder.ts';
 import { specOf } from '../helpers/specs.ts';
@@ -79,6 +85,53 @@ describe('choosing the engine', () => {
       () => loadRuntimeConfig({ DESCENT_ENGINE: 'fast' }),
       /DESCENT_ENGINE must be one of auto, eager/,
     );
+  });
+
+  it('a private run compiles only when its per-example gradients are vectorised, and says why not', () => {
+    const privacy = planPrivacy({ noiseMultiplier: 1, clipNorm: 1 }, 4, 2, 1);
+    const model = (layers: unknown[], shape: number[]) =>
+      buildModel(tf, specOf({ model: { layers } }), shape, outputFor(specOf({}), 2));
+    const dense = model(
+      [
+        { type: 'dense', units: 3 },
+        { type: 'dropout', rate: 0.1 },
+      ],
+      [2],
+    );
+    assert.equal(privateOnEager({ ...request, model: dense, privacy }), undefined);
+    assert.equal(privateOnEager({ ...request, model: dense }), undefined, 'not private');
+    assert.match(
+      privateOnEager({ ...request, model: dense, privacy, perExample: 'microbatch' }) ?? '',
+      /microbatched per-example gradients \(as asked\) runs on the eager engine/,
+    );
+    const cases: [unknown[], number[], string][] = [
+      [[{ type: 'conv1d', filters: 2, kernelSize: 1 }, { type: 'flatten' }], [3, 1], 'convolutions'],
+      [[{ type: 'lstm', units: 2 }], [3, 1], 'recurrent layers'],
+      [[{ type: 'embedding', inputDim: 5, outputDim: 2 }, { type: 'flatten' }], [3], 'an embedding'],
+      [[{ type: 'dense', units: 2 }, { type: 'flatten' }], [3, 2], 'dense layers on sequences'],
+    ];
+    for (const [layers, shape, what] of cases) {
+      const m = model(layers, shape);
+      const why = `private training of a model with ${what} runs per example on the eager engine`;
+      assert.equal(privateOnEager({ ...request, model: m, privacy }), why);
+      // Whatever the worker offers: the reason is the model's, not the backend's.
+      const { runner, reason } = selectRunner(compiledSetup({ name: 'wasm' }))(tf, {
+        ...request,
+        model: m,
+        privacy,
+      });
+      assert.equal(runner.engine, 'eager');
+      assert.equal(reason, why);
+      runner.dispose();
+      m.dispose();
+    }
+    const input = tf.input({ shape: [2] });
+    const functional = tf.model({
+      inputs: input,
+      outputs: tf.layers.dense({ units: 2 }).apply(input) as typeof input,
+    });
+    assert.match(privateOnEager({ ...request, model: functional, privacy }) ?? '', /a base model/);
+    for (const m of [dense, functional]) m.dispose();
   });
 
   it('every layer type of the job spec compiles; other models say what does not', () => {

@@ -44,6 +44,19 @@ export interface ForwardContext {
   custom: CustomBackward[];
   /** Which kernel runs a fused LSTM (see recurrent.ts). */
   lstmKernel: LstmKernel;
+  /**
+   * Private training (private-step-graph.ts): where dense layers on rank-2 inputs record their input
+   * and pre-activation output, for per-example gradients.
+   */
+  dense?: DenseSite[];
+}
+
+/** A dense layer's input `a` [m, in] and pre-activation output `z = a·kernel (+ bias)` [m, out]. */
+export interface DenseSite {
+  input: Output;
+  z: Output;
+  kernel: WeightRef;
+  bias?: WeightRef;
 }
 
 /**

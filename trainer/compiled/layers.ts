@@ -26,6 +26,10 @@ const dense: Build = (ctx, info, x, inShape) => {
   // Rank > 2 (a dense layer on a sequence): tfjs's K.dot contracts the last axis.
   const flat = inShape.length > 1 ? g.reshape(x, [-1, inShape.at(-1) as number]) : x;
   let y = withBias(ctx, info, g.matMul(flat, kernel));
+  if (ctx.dense && inShape.length === 1) {
+    const bias = info.config.useBias === false ? undefined : need(ctx, info, 'bias');
+    ctx.dense.push({ input: flat, z: y, kernel: need(ctx, info, 'kernel'), ...(bias ? { bias } : {}) });
+  }
   if (inShape.length > 1) y = g.reshape(y, [-1, ...inShape.slice(0, -1), units]);
   return activate(g, String(info.config.activation), y);
 };

@@ -9,8 +9,9 @@ import type { JobSpec, LossName, OptimizerSpec } from '../../core/jobs/job-spec.
 import type { LstmKernel, WeightRef } from './forward-context.ts';
 import { GraphBuilder, type VariableRef } from './graph.ts';
 import { DT, type GraphAddon, type NativeSession, type Output, type TensorValue } from './native.ts';
-import { buildOptimizer, type OptimizerVariable } from './optimizers.ts';
-import { buildStep, weightVariables } from './step-graph.ts';
+import { buildOptimizer, type CompiledOptimizer, type OptimizerVariable } from './optimizers.ts';
+import { buildPrivateStep, type PrivacyConstants } from './private-step-graph.ts';
+import { buildStep, type StepInputs, weightVariables } from './step-graph.ts';
 
 /** Training rows, row-major, as the eager path's tensors hold them. */
 export interface ProgramData {
@@ -38,6 +39,11 @@ export interface ProgramOptions {
   xla?: boolean;
   /** The fused LSTM's kernel (forward-context.ts). @default 'descent' */
   lstmKernel?: LstmKernel;
+  /**
+   * Private training (DP-SGD, private-step-graph.ts): each step is fed its sampled rows and its
+   * noise (`privateStep`); one tower, no gradient clipping (the mechanism clips per example).
+   */
+  privacy?: PrivacyConstants;
 }
 
 /** A variable and the placeholder + assign op that loads a value into it. */
@@ -62,6 +68,9 @@ export class CompiledProgram {
   readonly #indices: Output[];
   readonly #seed: Output;
   readonly #train: number;
+  /** Private training: the noise placeholders (one per trainable weight) and the reference gradient's target. */
+  readonly #noise: { placeholder: Output; shape: number[] }[];
+  readonly #reference: number | undefined;
   readonly #sums: [VariableRef, VariableRef];
   readonly #sumReads: Output[];
   readonly #resetSums: number;
@@ -95,41 +104,17 @@ export class CompiledProgram {
       };
     });
     this.weights = weightVariables(g, options.model);
-    const step = g.scoped('step', () =>
-      buildStep(
-        g,
-        options.model,
-        this.weights,
-        options.loss,
-        towers === 1 ? (inputs[0] as (typeof inputs)[0]) : inputs,
-        [],
-        options.lstmKernel,
-      ),
-    );
     this.#lr = g.variable(DT.float32, []);
-    const grads = clip(
-      g,
-      step.grads.map((s) => s.grad),
-      options.clipping,
-    );
-    const optimizer = g.scoped('optimizer', () =>
-      buildOptimizer(
-        g,
-        options.optimizer,
-        step.grads.map((s) => s.weight.variable),
-        grads,
-        g.read(this.#lr),
-      ),
-    );
-    this.optimizerVariables = optimizer.variables;
-    this.hasDropout = step.masks.size > 0;
+    const ops = options.privacy
+      ? privateOps(g, options, this.weights, inputs[0] as StepInputs, options.privacy, this.#lr)
+      : trainingOps(g, options, this.weights, inputs, this.#lr);
+    this.optimizerVariables = ops.optimizer.variables;
+    this.hasDropout = ops.hasDropout;
+    this.#noise = ops.noise;
+    this.#reference = ops.reference;
     this.#sums = [g.variable(DT.float32, []), g.variable(DT.float32, [])];
-    const size = g.addN(this.#indices.map((i) => g.sizeOf(i, 0)));
-    const accumulate = [
-      g.assignAdd(this.#sums[0], g.mul(step.loss, size)),
-      g.assignAdd(this.#sums[1], step.metric),
-    ];
-    this.#train = g.group([...optimizer.updates, ...step.updates, ...accumulate]);
+    const accumulate = [g.assignAdd(this.#sums[0], ops.lossSum), g.assignAdd(this.#sums[1], ops.metricSum)];
+    this.#train = g.group([...ops.optimizer.updates, ...ops.updates, ...accumulate]);
     this.#sumReads = this.#sums.map((s) => g.read(s));
     this.#resetSums = g.group(this.#sums.map((s) => g.assign(s, g.scalar(0))));
 
@@ -213,6 +198,29 @@ export class CompiledProgram {
     return this.#session.trace(this.#stepFeeds(indices, seed), [], [this.#train])[0] as Uint8Array;
   }
 
+  /** Private training: the element count of each noise feed (`privateStep`); empty otherwise. */
+  get noiseSizes(): number[] {
+    return this.#noise.map(({ shape }) => shape.reduce((a, b) => a * b, 1));
+  }
+
+  /**
+   * One private step on the sampled rows `indices` with `noise` (standard normals, one array per
+   * trainable weight in `model.trainableWeights` order), dropout drawn from `seed`.
+   */
+  privateStep(indices: Int32Array, noise: Float32Array[], seed: Int32Array): void {
+    const feeds = this.#stepFeeds(indices, seed);
+    this.#noise.forEach(({ placeholder, shape }, i) => {
+      feeds.push([placeholder, { dtype: DT.float32, shape, data: noise[i] as Float32Array }]);
+    });
+    this.#session.run(feeds, [], [this.#train]);
+  }
+
+  /** A private program's ordinary gradient (mean loss, no clipping or noise) on `indices`; nothing is applied. */
+  referenceStep(indices: Int32Array, seed: Int32Array): void {
+    if (this.#reference === undefined) throw new Error('not a private program');
+    this.#session.run(this.#stepFeeds(indices, seed), [], [this.#reference]);
+  }
+
   #stepFeeds(indices: Int32Array, seed: Int32Array): [Output, TensorValue][] {
     const towers = this.#indices.length;
     const part = Math.ceil(indices.length / towers);
@@ -239,6 +247,104 @@ export class CompiledProgram {
     this.#closed = true;
     this.#session.close();
   }
+}
+
+/** What a program's training step adds to its graph. */
+interface TrainingOps {
+  optimizer: CompiledOptimizer;
+  /** State updates besides the optimizer's (batch-norm moving statistics). */
+  updates: number[];
+  /** What the epoch's sums add per step: Σ row losses (×weights) and Σ of the side metric. */
+  lossSum: Output;
+  metricSum: Output;
+  hasDropout: boolean;
+  noise: { placeholder: Output; shape: number[] }[];
+  reference?: number;
+}
+
+/** The ordinary step: mean loss + penalties over the towers' rows, clipping, the optimizer. */
+function trainingOps(
+  g: GraphBuilder,
+  options: ProgramOptions,
+  weights: WeightRef[],
+  inputs: StepInputs[],
+  lr: VariableRef,
+): TrainingOps {
+  const step = g.scoped('step', () =>
+    buildStep(
+      g,
+      options.model,
+      weights,
+      options.loss,
+      inputs.length === 1 ? (inputs[0] as StepInputs) : inputs,
+      [],
+      options.lstmKernel,
+    ),
+  );
+  const grads = clip(
+    g,
+    step.grads.map((s) => s.grad),
+    options.clipping,
+  );
+  const optimizer = g.scoped('optimizer', () =>
+    buildOptimizer(
+      g,
+      options.optimizer,
+      step.grads.map((s) => s.weight.variable),
+      grads,
+      g.read(lr),
+    ),
+  );
+  const size = g.addN(inputs.map((i) => g.sizeOf(i.y, 0)));
+  return {
+    optimizer,
+    updates: step.updates,
+    lossSum: g.mul(step.loss, size),
+    metricSum: step.metric,
+    hasDropout: step.masks.size > 0,
+    noise: [],
+  };
+}
+
+/**
+ * The private step (private-step-graph.ts) and the optimizer, plus the same model's ordinary gradient
+ * as a separate target: the reference of the private step's cost on this engine.
+ */
+function privateOps(
+  g: GraphBuilder,
+  options: ProgramOptions,
+  weights: WeightRef[],
+  inputs: StepInputs,
+  privacy: PrivacyConstants,
+  lr: VariableRef,
+): TrainingOps {
+  const step = g.scoped('private', () =>
+    buildPrivateStep(g, options.model, weights, options.loss, inputs, privacy, options.lstmKernel),
+  );
+  const optimizer = g.scoped('optimizer', () =>
+    buildOptimizer(
+      g,
+      options.optimizer,
+      step.grads.map((s) => s.weight.variable),
+      step.grads.map((s) => s.grad),
+      g.read(lr),
+    ),
+  );
+  const ordinary = g.scoped('reference', () =>
+    buildStep(g, options.model, weights, options.loss, inputs, [], options.lstmKernel),
+  );
+  return {
+    optimizer,
+    updates: [],
+    lossSum: step.lossSum,
+    metricSum: step.metricSum,
+    hasDropout: step.masks.size > 0,
+    noise: step.noise.map((placeholder, i) => ({
+      placeholder,
+      shape: (step.grads[i] as { weight: WeightRef }).weight.variable.shape,
+    })),
+    reference: g.group(ordinary.grads.map((s) => g.identity(s.grad)[0])),
+  };
 }
 
 /** The eager path's clipping (trainer/engine.ts `clip`): by value, or by the global norm. */

@@ -10,7 +10,9 @@ import type { seededRng } from '../../core/platform/random.ts';
 import type { TF } from '../backend.ts';
 import type { EpochRunner, EpochSums, Pause } from '../engine.ts';
 import type { OptimizerState } from '../optimizer-state.ts';
+import type { PrivateSteps } from '../private-step.ts';
 import { DT, type TensorValue } from './native.ts';
+import { CompiledPrivateSteps } from './private-runner.ts';
 import type { CompiledProgram } from './program.ts';
 
 /** A tfjs tensor's values for the graph (float32 rows). */
@@ -26,8 +28,11 @@ export class CompiledRunner implements EpochRunner {
   readonly #batchSize: number;
   readonly #dropout: boolean;
   readonly #seed = new Int32Array(2);
+  /** A private program's steps (the engine's DP-SGD loop runs them instead of `runEpoch`). */
+  readonly privateSteps?: PrivateSteps;
 
   constructor(tf: TF, program: CompiledProgram, model: LayersModel, batchSize: number, dropout: boolean) {
+    if (program.noiseSizes.length > 0) this.privateSteps = new CompiledPrivateSteps(program);
     this.#tf = tf;
     this.#program = program;
     this.#model = model;

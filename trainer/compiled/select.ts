@@ -1,7 +1,9 @@
 /**
  * Which engine trains a run, decided per run and recorded with the reason: the compiled engine
  * whenever the backend is TensorFlow native, the graph addon is built and the model compiles; the
- * eager engine otherwise (and always when the worker is told `DESCENT_ENGINE=eager`). A run resuming
+ * eager engine otherwise (and always when the worker is told `DESCENT_ENGINE=eager`). A private run
+ * compiles when its per-example gradients are vectorised (a chain of dense layers); one that needs
+ * microbatches (convolutions, recurrent layers, embeddings, base models) trains eager. A run resuming
  * a checkpoint stays on the checkpoint's engine, whose optimizer state it holds.
  */
 import type { LayersModel } from '@tensorflow/tfjs';
@@ -9,6 +11,7 @@ import type { EnginePreference } from '../../core/platform/runtime-config.ts';
 import type { TF } from '../backend.ts';
 import { EagerRunner } from '../eager-runner.ts';
 import type { EngineName, RunnerRequest, SelectRunner } from '../engine.ts';
+import { perExampleMethodOf } from '../private-step.ts';
 import type { LstmKernel } from './forward-context.ts';
 import { unsupportedModel } from './layers.ts';
 import { type GraphAddon, loadGraphAddon } from './native.ts';
@@ -62,15 +65,35 @@ export function compiledSetup(
 const COMPILED_REASON =
   'the whole step (forward, loss, gradients, optimizer update) runs as one TensorFlow graph';
 
+const PRIVATE_COMPILED_REASON =
+  'private training with vectorised per-example gradients: the whole step (forward, per-example clipping, noise, optimizer update) runs as one TensorFlow graph';
+
+/**
+ * Why a private run must train on the eager engine whatever the worker offers (its per-example
+ * gradients need microbatches), or `undefined`.
+ */
+export function privateOnEager(request: RunnerRequest): string | undefined {
+  if (!request.privacy) return undefined;
+  if (request.perExample === 'microbatch')
+    return 'private training with microbatched per-example gradients (as asked) runs on the eager engine';
+  const method = perExampleMethodOf(request.model);
+  return method.method === 'microbatch'
+    ? `private training of a model with ${method.because} runs per example on the eager engine`
+    : undefined;
+}
+
 /** Chooses compiled when it can; see the module comment. */
 export function selectRunner(setup: CompiledSetup): SelectRunner {
   return (tf, request) => {
     if (request.resumeEngine === 'eager')
       return { runner: new EagerRunner(tf, request), reason: 'it resumes a checkpoint of the eager engine' };
+    const perExample = privateOnEager(request);
+    if (perExample) return fallback(tf, request, perExample);
     const why = setup.unavailable ?? unsupportedModel(request.model);
     if (why === undefined && setup.addon) {
       try {
-        return { runner: compiledRunner(tf, setup.addon, setup, request), reason: COMPILED_REASON };
+        const reason = request.privacy ? PRIVATE_COMPILED_REASON : COMPILED_REASON;
+        return { runner: compiledRunner(tf, setup.addon, setup, request), reason };
       } catch (error) {
         return fallback(tf, request, `the step graph could not be built: ${(error as Error).message}`);
       }
@@ -122,8 +145,17 @@ function compiledRunner(
       ...(trainSet.weights ? { rowWeights: tensorValue(trainSet.weights) } : {}),
     },
     threads: setup.threads,
-    towers: towersFor(model, setup.threads.intraOp, request.batchSize),
+    towers: request.privacy ? 1 : towersFor(model, setup.threads.intraOp, request.batchSize),
     lstmKernel: setup.lstmKernel,
+    ...(request.privacy
+      ? {
+          privacy: {
+            clipNorm: request.privacy.clipNorm,
+            noiseMultiplier: request.privacy.noiseMultiplier,
+            expectedBatchSize: request.privacy.expectedBatchSize,
+          },
+        }
+      : {}),
   });
   try {
     program.setWeights(model.getWeights().map(tensorValue));

@@ -10,14 +10,21 @@
  */
 import type { LayersModel } from '@tensorflow/tfjs';
 import type { LossName } from '../../core/jobs/job-spec.ts';
-import type { CustomBackward, ForwardContext, LayerInfo, LstmKernel, WeightRef } from './forward-context.ts';
+import type {
+  CustomBackward,
+  DenseSite,
+  ForwardContext,
+  LayerInfo,
+  LstmKernel,
+  WeightRef,
+} from './forward-context.ts';
 import type { GraphBuilder } from './graph.ts';
 import { builderFor, chainLayers } from './layers.ts';
 import { DT, type Output } from './native.ts';
 import { meanLoss, penalty, sideMetric, sumLoss } from './objective.ts';
 
 /** A read of a weight and the segment of the backward pass it belongs to. */
-interface TrackedRead {
+export interface TrackedRead {
   weight: WeightRef;
   read: Output;
   /** The tower whose forward pass read it; −1: a penalty (differentiated with the top segments). */
@@ -63,7 +70,7 @@ export function weightVariables(g: GraphBuilder, model: LayersModel): WeightRef[
   }));
 }
 
-interface LayerObject {
+export interface LayerObject {
   name: string;
   weights: { originalName: string }[];
   outputShape: (number | null)[] | (number | null)[][];
@@ -93,7 +100,7 @@ function regularizerOf(layer: LayerObject, suffix: string): { l1: number; l2: nu
 const suffixOf = (name: string) => name.slice(name.lastIndexOf('/') + 1);
 
 /** The weights of each layer by layer name and weight-name suffix. */
-function weightsByLayer(layers: LayerObject[], weights: WeightRef[]): Map<string, WeightRef> {
+export function weightsByLayer(layers: LayerObject[], weights: WeightRef[]): Map<string, WeightRef> {
   const byLayer = new Map<string, WeightRef>();
   for (const layer of layers) {
     for (const w of layer.weights) {
@@ -104,13 +111,19 @@ function weightsByLayer(layers: LayerObject[], weights: WeightRef[]): Map<string
   return byLayer;
 }
 
-/** One tower's forward pass; its reads are tracked in `reads`, its explicit-backward layers in `chain`. */
-function forward(
+/** One tower's forward pass (exported for private-step-graph.ts); its reads are tracked in `reads`, its explicit-backward layers in `chain`. */
+export function forward(
   g: GraphBuilder,
   model: LayersModel,
   layers: LayerObject[],
   byLayer: Map<string, WeightRef>,
-  tower: { index: number; inputs: StepInputs; reads: TrackedRead[]; chain: CustomBackward[] },
+  tower: {
+    index: number;
+    inputs: StepInputs;
+    reads: TrackedRead[];
+    chain: CustomBackward[];
+    dense?: DenseSite[];
+  },
   lstmKernel: LstmKernel,
 ): { pred: Output; ctx: ForwardContext } {
   const { reads, chain } = tower;
@@ -127,6 +140,7 @@ function forward(
     masks: new Map(),
     custom: chain,
     lstmKernel,
+    ...(tower.dense ? { dense: tower.dense } : {}),
   };
   let x = tower.inputs.x;
   let inShape = (model.inputs[0]?.shape ?? []).slice(1) as number[];
@@ -143,7 +157,7 @@ function forward(
 }
 
 /** The penalties of every regularised weight (read once, whatever the number of towers). */
-function penalties(
+export function penalties(
   g: GraphBuilder,
   layers: LayerObject[],
   byLayer: Map<string, WeightRef>,
