@@ -3,8 +3,11 @@
  * (weights as graph variables, the step's dropout seed, state updates, layers with an explicit
  * backward pass), and tfjs-layers' activation functions and dropout as graph ops.
  */
+import type { ACTIVATIONS as SPEC_ACTIVATIONS } from '../../core/jobs/job-spec.ts';
 import type { GraphBuilder, VariableRef } from './graph.ts';
 import type { Output } from './native.ts';
+
+type SpecActivation = (typeof SPEC_ACTIVATIONS)[number];
 
 /** A model weight as a graph variable. */
 export interface WeightRef {
@@ -76,54 +79,34 @@ export interface LayerInfo {
 
 export type Build = (ctx: ForwardContext, info: LayerInfo, x: Output, inShape: number[]) => Output;
 
-export const ACTIVATIONS = new Set([
-  'linear',
-  'relu',
-  'relu6',
-  'elu',
-  'selu',
-  'sigmoid',
-  'hardSigmoid',
-  'tanh',
-  'softmax',
-  'softplus',
-  'softsign',
-  'swish',
-  'mish',
-]);
+/**
+ * tfjs-layers' activation functions (tfjs-layers/src/activations.ts) as graph ops: one for each
+ * activation of the job spec (the type makes a new one in the spec a compile error here).
+ */
+const ACTIVATION_OPS: Record<SpecActivation, (g: GraphBuilder, x: Output) => Output> = {
+  linear: (_, x) => x,
+  relu: (g, x) => g.relu(x),
+  relu6: (g, x) => g.minimum(g.scalar(6), g.relu(x)),
+  elu: (g, x) => g.elu(x),
+  selu: (g, x) => g.selu(x),
+  sigmoid: (g, x) => g.sigmoid(x),
+  hardSigmoid: (g, x) => g.clip(g.add2(g.scalar(0.5), g.mul(g.scalar(0.2), x)), g.scalar(0), g.scalar(1)),
+  tanh: (g, x) => g.tanh(x),
+  softmax: (g, x) => g.softmax(x),
+  softplus: (g, x) => g.softplus(x),
+  softsign: (g, x) => g.softsign(x),
+  swish: (g, x) => g.mul(g.sigmoid(x), x),
+  mish: (g, x) => g.mul(x, g.tanh(g.softplus(x))),
+};
 
-/** tfjs-layers' activation functions (tfjs-layers/src/activations.ts). */
+/** The activations the compiled path builds (a base model's layer may name another). */
+export const ACTIVATIONS: ReadonlySet<string> = new Set(Object.keys(ACTIVATION_OPS));
+
 export function activate(g: GraphBuilder, name: string, x: Output): Output {
-  switch (name) {
-    case 'linear':
-      return x;
-    case 'relu':
-      return g.relu(x);
-    case 'relu6':
-      return g.minimum(g.scalar(6), g.relu(x));
-    case 'elu':
-      return g.elu(x);
-    case 'selu':
-      return g.selu(x);
-    case 'sigmoid':
-      return g.sigmoid(x);
-    case 'hardSigmoid':
-      return g.clip(g.add2(g.scalar(0.5), g.mul(g.scalar(0.2), x)), g.scalar(0), g.scalar(1));
-    case 'tanh':
-      return g.tanh(x);
-    case 'softmax':
-      return g.softmax(x);
-    case 'softplus':
-      return g.softplus(x);
-    case 'softsign':
-      return g.softsign(x);
-    case 'swish':
-      return g.mul(g.sigmoid(x), x);
-    case 'mish':
-      return g.mul(x, g.tanh(g.softplus(x)));
-    default:
-      throw new Error(`activation ${name} is not supported by the compiled path`);
-  }
+  const op = ACTIVATION_OPS[name as SpecActivation];
+  if (!ACTIVATIONS.has(name) || !op)
+    throw new Error(`activation ${name} is not supported by the compiled path`);
+  return op(g, x);
 }
 
 /** Weight `suffix` of the layer, which must exist. */
