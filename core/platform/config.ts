@@ -94,6 +94,26 @@ export function requireEnv(name: EnvName, env: NodeJS.ProcessEnv = process.env):
   return value;
 }
 
+/** An optional numeric variable within bounds (integers only, or any finite number); malformed throws naming it. */
+function boundedEnv(
+  kind: 'an integer' | 'a number',
+  name: EnvName,
+  fallback: number,
+  bounds: { min: number; max: number },
+  env: NodeJS.ProcessEnv,
+): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  const wellFormed = kind === 'an integer' ? Number.isInteger(value) : Number.isFinite(value);
+  if (!wellFormed || value < bounds.min || value > bounds.max) {
+    throw new Error(
+      `Environment variable ${name} must be ${kind} from ${bounds.min} to ${bounds.max}, got "${raw}".`,
+    );
+  }
+  return value;
+}
+
 /** Reads an optional integer variable within bounds; throws a message that names it when malformed. */
 export function intEnv(
   name: EnvName,
@@ -101,15 +121,7 @@ export function intEnv(
   bounds: { min: number; max: number },
   env: NodeJS.ProcessEnv = process.env,
 ): number {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < bounds.min || value > bounds.max) {
-    throw new Error(
-      `Environment variable ${name} must be an integer from ${bounds.min} to ${bounds.max}, got "${raw}".`,
-    );
-  }
-  return value;
+  return boundedEnv('an integer', name, fallback, bounds, env);
 }
 
 /** Reads an optional non-negative number; throws a message that names the variable when malformed. */
@@ -119,15 +131,7 @@ export function numberEnv(
   bounds: { min: number; max: number },
   env: NodeJS.ProcessEnv = process.env,
 ): number {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isFinite(value) || value < bounds.min || value > bounds.max) {
-    throw new Error(
-      `Environment variable ${name} must be a number from ${bounds.min} to ${bounds.max}, got "${raw}".`,
-    );
-  }
-  return value;
+  return boundedEnv('a number', name, fallback, bounds, env);
 }
 
 /** Reads an optional variable that must be one of `allowed`; throws a message that names it otherwise. */
