@@ -45,3 +45,14 @@ export function regressionCsv(rows = 200, seed = 7): string {
   }
   return `${lines.join('\n')}\n`;
 }
+
+/** 24 noiseless sequences of 6 steps (column `s`), alternately rising (`up`) and falling (`down`). */
+export function upDownSequences(): Promise<Table> {
+  return tableOf(
+    ['s', 'label'],
+    Array.from({ length: 24 }, (_, i) => [
+      Array.from({ length: 6 }, (_, t) => (i % 2 ? t : 5 - t) / 5),
+      i % 2 ? 'up' : 'down',
+    ]),
+  );
+}

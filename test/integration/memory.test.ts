@@ -97,6 +97,26 @@ const engines = await trainingEngines();
 const wasm = engines.find((e) => e.label === 'wasm') as TrainingEngine;
 const compiled = engines.find((e) => e.engine === 'compiled');
 
+/** The MLP both engines train for 400 tiny epochs (dropout, Adam, clipping, class weights), with `training` extras. */
+const longMlp = (training: Record<string, unknown> = {}) => ({
+  model: {
+    layers: [
+      { type: 'dense', units: 16 },
+      { type: 'dropout', rate: 0.2 },
+      { type: 'dense', units: 8 },
+    ],
+  },
+  training: {
+    epochs: 400,
+    batchSize: 16,
+    optimizer: { type: 'adam', learningRate: 0.01 },
+    gradientClipping: { clipNorm: 1 },
+    classWeights: 'balanced',
+    validation: { type: 'holdout', fraction: 0.25 },
+    ...training,
+  },
+});
+
 describe('memory over a long training', () => {
   let tf: TF;
   before(async () => {
@@ -104,23 +124,7 @@ describe('memory over a long training', () => {
   });
 
   it('an MLP over 400 tiny epochs: tensors, bytes and wasm heap flat, JS heap and RSS bounded', async () => {
-    const spec = specOf({
-      model: {
-        layers: [
-          { type: 'dense', units: 16 },
-          { type: 'dropout', rate: 0.2 },
-          { type: 'dense', units: 8 },
-        ],
-      },
-      training: {
-        epochs: 400,
-        batchSize: 16,
-        optimizer: { type: 'adam', learningRate: 0.01 },
-        gradientClipping: { clipNorm: 1 },
-        classWeights: 'balanced',
-        validation: { type: 'holdout', fraction: 0.25 },
-      },
-    });
+    const spec = specOf(longMlp());
     const table = await blobs(64);
     assertFlat(await sampled(tf, table, spec), 'mlp');
   });
@@ -159,24 +163,7 @@ describe('memory over a long training on the compiled engine', {
   });
 
   it("an MLP with dropout over 400 epochs: tfjs tensors flat, JS heap and RSS (TensorFlow's memory) bounded", async () => {
-    const spec = specOf({
-      model: {
-        layers: [
-          { type: 'dense', units: 16 },
-          { type: 'dropout', rate: 0.2 },
-          { type: 'dense', units: 8 },
-        ],
-      },
-      training: {
-        epochs: 400,
-        batchSize: 16,
-        optimizer: { type: 'adam', learningRate: 0.01 },
-        gradientClipping: { clipNorm: 1 },
-        classWeights: 'balanced',
-        validation: { type: 'holdout', fraction: 0.25 },
-        earlyStopping: { patience: 1000 },
-      },
-    });
+    const spec = specOf(longMlp({ earlyStopping: { patience: 1000 } }));
     assertFlat(await sampled(tf, await blobs(64), spec, compiled?.select), 'compiled mlp');
   });
 

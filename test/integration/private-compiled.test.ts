@@ -22,7 +22,7 @@ import type { OptimizerState } from '../../trainer/optimizer-state.ts';
 import { drawStep } from '../../trainer/private-step.ts';
 import { type TrainingEngine, trainingEngines, use } from '../helpers/backends.ts';
 import { specOf } from '../helpers/specs.ts';
-import { blobs, tableOf } from '../helpers/tables.ts';
+import { blobs, upDownSequences } from '../helpers/tables.ts';
 
 const engines = await trainingEngines();
 const compiled = engines.find((e) => e.engine === 'compiled');
@@ -305,13 +305,7 @@ describe('private training on the compiled engine', { skip }, () => {
   });
 
   it('keeps a model whose per-example gradients need microbatches on the eager engine, saying why', async () => {
-    const seq = await tableOf(
-      ['s', 'label'],
-      Array.from({ length: 24 }, (_, i) => [
-        Array.from({ length: 6 }, (_, t) => (i % 2 ? t : 5 - t) / 5),
-        i % 2 ? 'up' : 'down',
-      ]),
-    );
+    const seq = await upDownSequences();
     const spec = specOf({
       dataset: { id: '01M8JH2TQYPMBNJ50HMGRP3N6M', label: 'label', features: [{ name: 's', shape: [6, 1] }] },
       model: { layers: [{ type: 'conv1d', filters: 2, kernelSize: 3 }, { type: 'flatten' }] },

@@ -21,7 +21,7 @@ import type { OptimizerState } from '../../trainer/optimizer-state.ts';
 import { PrivateTraining } from '../../trainer/private-step.ts';
 import { trainingBackends, use } from '../helpers/backends.ts';
 import { specOf } from '../helpers/specs.ts';
-import { blobs, lcg, tableOf } from '../helpers/tables.ts';
+import { blobs, lcg, tableOf, upDownSequences } from '../helpers/tables.ts';
 
 const KEY = new Uint8Array(32).fill(7);
 const weightsOf = (model: LayersModel) => model.getWeights().map((w) => Array.from(w.dataSync()));
@@ -226,13 +226,7 @@ function privateTests(backend: SelectedBackend): void {
   });
 
   it('trains models whose per-example gradients need microbatches (a 1-D convolution)', async () => {
-    const seq = await tableOf(
-      ['s', 'label'],
-      Array.from({ length: 24 }, (_, i) => [
-        Array.from({ length: 6 }, (_, t) => (i % 2 ? t : 5 - t) / 5),
-        i % 2 ? 'up' : 'down',
-      ]),
-    );
+    const seq = await upDownSequences();
     const spec = specOf({
       dataset: { id: '01M8JH2TQYPMBNJ50HMGRP3N6M', label: 'label', features: [{ name: 's', shape: [6, 1] }] },
       model: { layers: [{ type: 'conv1d', filters: 2, kernelSize: 3 }, { type: 'flatten' }] },
